@@ -1,0 +1,116 @@
+"""Segment-compatible ingestion: /v1/identify, track, page, screen, group, alias and batch."""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from pydantic import TypeAdapter, ValidationError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from onboarding import services
+from onboarding.authentication import ApiKeyAuthentication, HasScope
+from onboarding.models import ApiKey
+from onboarding.parsers import SegmentJSONParser
+
+_optional_time = TypeAdapter(datetime | None)
+
+
+def _batch_sent_at(body: dict):
+    try:
+        return _optional_time.validate_python(body.get("sentAt"))
+    except ValidationError:
+        return None
+
+
+def _result_response(result, *, single: bool) -> Response:
+    if not result.rejected:
+        return Response({"success": True})
+    if single:
+        rejection = result.rejected[0]
+        code = (
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if rejection.too_large else status.HTTP_400_BAD_REQUEST
+        )
+        return Response(
+            {
+                "success": False,
+                "detail": f"Invalid call: {rejection.errors[0].field}: {rejection.errors[0].reason}",
+                "errors": [error.as_dict() for error in rejection.errors],
+            },
+            status=code,
+        )
+    return Response(
+        {
+            "success": False,
+            "detail": (
+                f"{len(result.rejected)} of {result.accepted + len(result.rejected)} events were "
+                f"rejected; the other {result.accepted} were accepted."
+            ),
+            "accepted": result.accepted,
+            "rejected": [rejection.as_dict() for rejection in result.rejected],
+        },
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+class _IngestApi(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasScope]
+    parser_classes = [SegmentJSONParser]
+    required_scope = ApiKey.Scope.EVENTS_WRITE
+
+
+class SegmentCallApi(_IngestApi):
+    """One call. The path names its type; the body is the call as in Segment's spec."""
+
+    call_type: str = ""
+    max_body_bytes = settings.INGEST_MAX_EVENT_BYTES
+
+    @extend_schema(
+        request=dict,
+        responses={200: OpenApiResponse(description='{"success": true} once stored')},
+    )
+    def post(self, request):
+        result = services.events_ingest(
+            workspace=request.user.workspace,
+            raw_events=[request.data],
+            received_at=timezone.now(),
+            call_type=self.call_type,
+        )
+        return _result_response(result, single=True)
+
+
+class SegmentBatchApi(_IngestApi):
+    """Many calls of any type, with optional batch-wide context and sentAt."""
+
+    max_body_bytes = settings.INGEST_MAX_BATCH_BYTES
+
+    @extend_schema(
+        request=dict,
+        responses={
+            200: OpenApiResponse(description='{"success": true} once every event is stored'),
+            400: OpenApiResponse(description="Some events rejected: index, field and reason each"),
+        },
+    )
+    def post(self, request):
+        batch = request.data.get("batch")
+        if not isinstance(batch, list):
+            return Response(
+                {
+                    "success": False,
+                    "detail": "Invalid batch: batch must be a list of calls.",
+                    "errors": [{"field": "batch", "reason": "required, a list of calls"}],
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        context = request.data.get("context")
+        result = services.events_ingest(
+            workspace=request.user.workspace,
+            raw_events=batch,
+            received_at=timezone.now(),
+            batch_context=context if isinstance(context, dict) else None,
+            batch_sent_at=_batch_sent_at(request.data),
+        )
+        return _result_response(result, single=False)

@@ -1,0 +1,152 @@
+"""Identity resolution: Segment's userId / anonymousId pairs to end users, in bulk.
+
+A batch resolves with a handful of statements whatever its size. New rows are inserted in
+sorted order with ON CONFLICT DO NOTHING, so concurrent batches neither deadlock nor duplicate.
+"""
+
+import logging
+from collections.abc import Iterable
+
+from django.db import IntegrityError, transaction
+
+from onboarding.models import AnonymousIdentity, Contact, EndUser, Event, Workspace
+
+logger = logging.getLogger(__name__)
+
+IdentityPair = tuple[str | None, str | None]  # (userId, anonymousId)
+
+
+def _end_users_by_external_id(workspace: Workspace, external_ids: Iterable[str]) -> dict[str, int]:
+    return dict(
+        EndUser.objects.filter(workspace=workspace, external_id__in=list(external_ids)).values_list(
+            "external_id", "id"
+        )
+    )
+
+
+def _identities(workspace: Workspace, anonymous_ids: Iterable[str]) -> dict[str, tuple[int, bool]]:
+    """anonymous id -> (end user id, whether that end user is still anonymous)."""
+    rows = AnonymousIdentity.objects.filter(
+        workspace=workspace, anonymous_id__in=list(anonymous_ids)
+    ).values_list("anonymous_id", "end_user_id", "end_user__external_id")
+    return {anonymous_id: (end_user_id, external is None) for anonymous_id, end_user_id, external in rows}
+
+
+def resolve_end_users(
+    *, workspace: Workspace, pairs: Iterable[IdentityPair]
+) -> tuple[dict[IdentityPair, int], set[tuple[int, int]]]:
+    """Map every (userId, anonymousId) pair to an end user id, creating and linking as needed.
+
+    Also returns the (source, target) merges to apply once the batch's events are stored: an
+    anonymous profile seen with a userId that already has a profile of its own.
+
+    - a known userId wins; its anonymousId, if new, is linked to it;
+    - an unknown userId seen with an anonymous-only profile claims that profile;
+    - an anonymousId alone resolves to its profile, or to a new anonymous one.
+    Must run inside a transaction.
+    """
+    pairs = set(pairs)
+    external_ids = {user_id for user_id, _ in pairs if user_id}
+    anonymous_ids = {anonymous_id for _, anonymous_id in pairs if anonymous_id}
+    by_external = _end_users_by_external_id(workspace, external_ids)
+    identities = _identities(workspace, anonymous_ids)
+
+    # Anonymous profiles claimed by a userId seen with them for the first time.
+    for user_id, anonymous_id in sorted(pairs, key=lambda pair: (pair[0] or "", pair[1] or "")):
+        if not user_id or user_id in by_external or anonymous_id not in identities:
+            continue
+        end_user_id, is_anonymous = identities[anonymous_id]
+        if is_anonymous and _claim(end_user_id=end_user_id, external_id=user_id):
+            by_external[user_id] = end_user_id
+            identities[anonymous_id] = (end_user_id, False)
+
+    missing_external = sorted(external_ids - by_external.keys())
+    if missing_external:
+        EndUser.objects.bulk_create(
+            [EndUser(workspace=workspace, external_id=user_id) for user_id in missing_external],
+            ignore_conflicts=True,
+        )
+        by_external.update(_end_users_by_external_id(workspace, missing_external))
+
+    # Anonymous ids never seen: link to the pair's user, or to a new anonymous profile.
+    new_links: dict[str, int] = {}
+    anonymous_only = sorted(
+        anonymous_id
+        for user_id, anonymous_id in pairs
+        if anonymous_id and not user_id
+        if anonymous_id not in identities
+    )
+    for user_id, anonymous_id in pairs:
+        if anonymous_id and user_id and anonymous_id not in identities:
+            new_links.setdefault(anonymous_id, by_external[user_id])
+    anonymous_only = [anonymous_id for anonymous_id in anonymous_only if anonymous_id not in new_links]
+    if anonymous_only:
+        created = EndUser.objects.bulk_create([EndUser(workspace=workspace) for _ in anonymous_only])
+        new_links.update(zip(anonymous_only, (end_user.pk for end_user in created), strict=True))
+    if new_links:
+        AnonymousIdentity.objects.bulk_create(
+            [
+                AnonymousIdentity(workspace=workspace, anonymous_id=anonymous_id, end_user_id=end_user_id)
+                for anonymous_id, end_user_id in sorted(new_links.items())
+            ],
+            ignore_conflicts=True,
+        )
+        identities.update(_identities(workspace, new_links))
+        # A concurrent batch linked some of these first: drop the profiles we made in vain.
+        lost = [
+            new_links[anonymous_id]
+            for anonymous_id in anonymous_only
+            if identities[anonymous_id][0] != new_links[anonymous_id]
+        ]
+        if lost:
+            EndUser.objects.filter(pk__in=lost, external_id__isnull=True).delete()
+
+    resolved, merges = {}, set()
+    for user_id, anonymous_id in pairs:
+        resolved[(user_id, anonymous_id)] = by_external[user_id] if user_id else identities[anonymous_id][0]
+        if user_id and anonymous_id:
+            linked_id, is_anonymous = identities[anonymous_id]
+            if is_anonymous and linked_id != by_external[user_id]:
+                merges.add((linked_id, by_external[user_id]))
+    return resolved, merges
+
+
+def _claim(*, end_user_id: int, external_id: str) -> bool:
+    """Give an anonymous profile its userId; False when another profile got that id first."""
+    try:
+        with transaction.atomic():
+            return bool(
+                EndUser.objects.filter(pk=end_user_id, external_id__isnull=True).update(
+                    external_id=external_id
+                )
+            )
+    except IntegrityError:
+        return False
+
+
+def merge_end_users(*, source: EndUser, target: EndUser) -> EndUser:
+    """Fold `source` into `target`: events, anonymous ids, missing traits and contact move over.
+
+    Used by alias calls and when a known user signs in on a device that had its own anonymous
+    profile. The target's own values win.
+    """
+    if source.pk == target.pk:
+        return target
+    Event.objects.filter(end_user=source).update(end_user=target)
+    AnonymousIdentity.objects.filter(end_user=source).update(end_user=target)
+    target.traits = {**source.traits, **target.traits}
+    for field in ("persona", "signup_source", "company_size", "use_case", "locale", "timezone", "group_id"):
+        if not getattr(target, field):
+            setattr(target, field, getattr(source, field))
+    target.save()
+    source_contact = Contact.objects.filter(end_user=source).first()
+    if source_contact is not None:
+        target_contact, _ = Contact.objects.get_or_create(end_user=target)
+        for field in ("email", "phone", "first_name", "last_name", "name"):
+            if not getattr(target_contact, field):
+                setattr(target_contact, field, getattr(source_contact, field))
+        target_contact.address = target_contact.address or source_contact.address
+        target_contact.save()
+    logger.info("end_user.merged", extra={"source_id": source.pk, "target_id": target.pk})
+    source.delete()
+    return target

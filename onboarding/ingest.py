@@ -1,0 +1,216 @@
+"""The ingestion pipeline: validate a batch, resolve identities, store it, update profiles.
+
+One transaction per batch, a handful of statements whatever its size. Invalid events are
+reported by index and never block the valid ones.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import transaction
+
+from onboarding import event_store, live, profiles
+from onboarding.identity import resolve_end_users
+from onboarding.models import CONTACT_TRAITS, Workspace
+from onboarding.segment import Call, FieldError, InvalidCall, event_time, message_id, validate_call
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    errors: list[FieldError]
+    too_large: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        first = self.errors[0]
+        return {
+            "index": self.index,
+            "field": first.field,
+            "reason": first.reason,
+            "errors": [error.as_dict() for error in self.errors],
+        }
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int = 0
+    stored: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        return self.accepted - self.stored
+
+
+def _strip_context(context: dict[str, Any]) -> dict[str, Any]:
+    """Events keep no contact data: context.traits loses it, context.ip is dropped."""
+    cleaned = {key: value for key, value in context.items() if key != "ip"}
+    traits = cleaned.get("traits")
+    if isinstance(traits, dict) and CONTACT_TRAITS.intersection(traits):
+        cleaned["traits"] = {key: value for key, value in traits.items() if key not in CONTACT_TRAITS}
+    return cleaned
+
+
+def _normalise(
+    call: Call, raw: dict, *, received_at: datetime, batch_context: dict, batch_sent_at: datetime | None
+) -> dict[str, Any]:
+    timestamp, original_timestamp, sent_at = event_time(
+        call, received_at=received_at, batch_sent_at=batch_sent_at
+    )
+    context = _strip_context({**batch_context, **call.context} if batch_context else call.context)
+    event = {
+        "type": call.type,
+        "name": "",
+        "message_id": message_id(call, raw),
+        "user_id": call.userId or "",
+        "anonymous_id": call.anonymousId or "",
+        "group_id": "",
+        "previous_id": "",
+        "properties": {},
+        "context": context,
+        "timestamp": timestamp,
+        "original_timestamp": original_timestamp,
+        "sent_at": sent_at,
+        "traits": {},
+        "contact": {},
+    }
+    match call.type:
+        case "track":
+            event["name"] = call.event
+            event["properties"] = call.properties
+        case "page" | "screen":
+            event["name"] = call.name or ""
+            event["properties"] = (
+                {"category": call.category, **call.properties} if call.category else call.properties
+            )
+        case "identify":
+            event["traits"], event["contact"] = profiles.split_contact_traits(call.traits)
+            event["properties"] = event["traits"]
+        case "group":
+            event["group_id"] = call.groupId
+            event["traits"] = event["properties"] = call.traits
+        case "alias":
+            event["previous_id"] = call.previousId
+    return event
+
+
+def validate_batch(
+    raw_events: list[Any],
+    *,
+    received_at: datetime,
+    call_type: str | None = None,
+    batch_context: dict | None = None,
+    batch_sent_at: datetime | None = None,
+) -> tuple[list[dict], list[Rejection]]:
+    """Validate and normalise every event; returns (valid events, rejections by index)."""
+    valid, rejected = [], []
+    for index, raw in enumerate(raw_events):
+        encoded = orjson.dumps(raw)
+        if len(encoded) > settings.INGEST_MAX_EVENT_BYTES:
+            reason = (
+                f"event is {len(encoded)} bytes; the limit is {settings.INGEST_MAX_EVENT_BYTES} bytes (32 KB)"
+            )
+            rejected.append(Rejection(index, [FieldError("(event)", reason)], too_large=True))
+            continue
+        if b"\\u0000" in encoded:
+            reason = "contains a NUL character (\\u0000), which cannot be stored"
+            rejected.append(Rejection(index, [FieldError("(event)", reason)]))
+            continue
+        try:
+            call = validate_call(raw, call_type=call_type)
+            valid.append(
+                _normalise(
+                    call,
+                    raw,
+                    received_at=received_at,
+                    batch_context=batch_context or {},
+                    batch_sent_at=batch_sent_at,
+                )
+            )
+        except InvalidCall as invalid:
+            rejected.append(Rejection(index, invalid.errors))
+        except OverflowError:
+            reason = "timestamp and sentAt are too far apart to correct for clock skew"
+            rejected.append(Rejection(index, [FieldError("timestamp", reason)]))
+    return valid, rejected
+
+
+def store_batch(*, workspace: Workspace, events: list[dict], received_at: datetime) -> set[str]:
+    """Store valid events in one transaction; return the message ids stored for the first time."""
+    if not events:
+        return set()
+    # The same messageId twice in one request: the first one counts.
+    unique_events = list({event["message_id"]: event for event in reversed(events)}.values())[::-1]
+    with transaction.atomic():
+        end_user_ids, merges = resolve_end_users(
+            workspace=workspace,
+            pairs=((event["user_id"] or None, event["anonymous_id"] or None) for event in unique_events),
+        )
+        rows = []
+        for event in unique_events:
+            event["end_user_id"] = end_user_ids[(event["user_id"] or None, event["anonymous_id"] or None)]
+            rows.append(
+                (
+                    workspace.pk,
+                    event["end_user_id"],
+                    event["type"],
+                    event["name"],
+                    event["message_id"],
+                    event["user_id"],
+                    event["anonymous_id"],
+                    event["group_id"],
+                    event["previous_id"],
+                    event["properties"],
+                    event["context"],
+                    event["timestamp"],
+                    event["original_timestamp"],
+                    event["sent_at"],
+                    received_at,
+                )
+            )
+        new_ids = event_store.insert_events(rows)
+        new_events = [event for event in unique_events if event["message_id"] in new_ids]
+        identifies = [event for event in new_events if event["type"] == "identify"]
+        if identifies:
+            profiles.apply_identifies(identifies)
+        groups = [event for event in new_events if event["type"] == "group"]
+        if groups:
+            profiles.apply_groups(groups)
+        if merges:
+            profiles.apply_merges(workspace, merges)
+        aliases = [event for event in new_events if event["type"] == "alias"]
+        if aliases:
+            profiles.apply_aliases(workspace, aliases)
+        transaction.on_commit(lambda: live.publish_events(workspace_id=workspace.pk, events=new_events))
+    return new_ids
+
+
+def ingest(
+    *,
+    workspace: Workspace,
+    raw_events: list[Any],
+    received_at: datetime,
+    call_type: str | None = None,
+    batch_context: dict | None = None,
+    batch_sent_at: datetime | None = None,
+) -> IngestResult:
+    valid, rejected = validate_batch(
+        raw_events,
+        received_at=received_at,
+        call_type=call_type,
+        batch_context=batch_context,
+        batch_sent_at=batch_sent_at,
+    )
+    new_ids = store_batch(workspace=workspace, events=valid, received_at=received_at)
+    if rejected:
+        logger.info(
+            "events.rejected",
+            extra={"workspace_id": workspace.pk, "rejected": len(rejected), "accepted": len(valid)},
+        )
+    return IngestResult(accepted=len(valid), stored=len(new_ids), rejected=rejected)

@@ -1,0 +1,194 @@
+"""Tenancy (Workspace, ApiKey), the people being onboarded (EndUser, Contact) and their events.
+
+Every row belongs to a workspace, directly or through its parent; selectors scope every read.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Workspace(models.Model):
+    """The tenant: one SaaS product whose end users are onboarded."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKey(models.Model):
+    """A key a client authenticates with. Only a SHA-256 digest is stored; the key is shown once."""
+
+    class Kind(models.TextChoices):
+        WRITE = "write", "Write key (event ingestion, safe in client apps)"
+        SECRET = "secret", "Secret key (server API)"
+
+    class Scope(models.TextChoices):
+        EVENTS_WRITE = "events:write", "Send events"
+        SERVER = "server", "Server API"
+
+    DEFAULT_SCOPES = {
+        Kind.WRITE: [Scope.EVENTS_WRITE],
+        Kind.SECRET: [Scope.EVENTS_WRITE, Scope.SERVER],
+    }
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    scopes = models.JSONField(default=list)
+    prefix = models.CharField(max_length=16, help_text="The first characters, to recognise a key.")
+    key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+# Traits promoted to columns: the features that paths target and models learn from.
+FEATURE_TRAITS = ("persona", "signup_source", "company_size", "use_case", "locale", "timezone")
+
+
+class EndUser(models.Model):
+    """A person being onboarded. Contact data lives apart, in Contact."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="end_users")
+    external_id = models.CharField(
+        max_length=255, null=True, blank=True, help_text="Segment userId: the product's own id."
+    )
+    traits = models.JSONField(default=dict, blank=True, help_text="Non-contact traits (features).")
+    persona = models.CharField(max_length=100, blank=True)
+    signup_source = models.CharField(max_length=100, blank=True)
+    company_size = models.CharField(max_length=100, blank=True)
+    use_case = models.CharField(max_length=100, blank=True)
+    locale = models.CharField(max_length=35, blank=True)
+    timezone = models.CharField(max_length=64, blank=True)
+    group_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="enduser_unique_external_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id or f"anonymous #{self.pk}"
+
+
+class AnonymousIdentity(models.Model):
+    """A device or browser id (Segment anonymousId) that resolves to one end user."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    anonymous_id = models.CharField(max_length=255)
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="anonymous_identities")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "anonymous identities"
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "anonymous_id"], name="anonymousidentity_unique_id")
+        ]
+
+    def __str__(self) -> str:
+        return self.anonymous_id
+
+
+# Identify traits that are contact data: they go to Contact, never to features or events.
+CONTACT_TRAITS = frozenset(
+    {
+        "email",
+        "phone",
+        "name",
+        "firstName",
+        "first_name",
+        "lastName",
+        "last_name",
+        "address",
+    }
+)
+
+
+class Contact(models.Model):
+    """How to reach an end user. Read only by channel gateways."""
+
+    end_user = models.OneToOneField(EndUser, on_delete=models.CASCADE, related_name="contact")
+    email = models.EmailField(max_length=254, blank=True)
+    phone = models.CharField(max_length=32, blank=True, help_text="E.164 when it could be parsed.")
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    name = models.CharField(max_length=300, blank=True)
+    address = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"contact of {self.end_user}"
+
+
+class Event(models.Model):
+    """One Segment call, append-only. `timestamp` is corrected for client clock skew."""
+
+    class Type(models.TextChoices):
+        TRACK = "track"
+        IDENTIFY = "identify"
+        PAGE = "page"
+        SCREEN = "screen"
+        GROUP = "group"
+        ALIAS = "alias"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=10, choices=Type.choices)
+    name = models.CharField(
+        max_length=255, blank=True, help_text="Event name for track, page or screen name."
+    )
+    message_id = models.CharField(max_length=255)
+    user_id = models.CharField(max_length=255, blank=True, help_text="userId as sent.")
+    anonymous_id = models.CharField(max_length=255, blank=True, help_text="anonymousId as sent.")
+    group_id = models.CharField(max_length=255, blank=True)
+    previous_id = models.CharField(max_length=255, blank=True)
+    properties = models.JSONField(
+        default=dict, blank=True, help_text="Properties, or traits for identify and group."
+    )
+    context = models.JSONField(default=dict, blank=True)
+    timestamp = models.DateTimeField()
+    original_timestamp = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "message_id"], name="event_unique_message")
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "name", "timestamp"], name="event_funnel_idx"),
+            models.Index(fields=["end_user", "timestamp"], name="event_user_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.name}".strip()

@@ -1,0 +1,30 @@
+"""Reads. Every one takes the workspace (or the admin user whose workspaces it may see)."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from guardian.shortcuts import get_objects_for_user
+
+from onboarding.keys import key_digest
+from onboarding.models import ApiKey, EndUser, Event, Workspace
+
+
+def api_key_get_by_key(*, key: str) -> ApiKey | None:
+    """The key (active or revoked) with this plain value, or None."""
+    return ApiKey.objects.select_related("workspace").filter(key_digest=key_digest(key)).first()
+
+
+def workspaces_for_admin(*, user: AbstractBaseUser, permission: str = "view") -> QuerySet[Workspace]:
+    """The workspaces an admin user was granted (django-guardian); all of them for a superuser."""
+    if user.is_superuser:
+        return Workspace.objects.all()
+    return get_objects_for_user(
+        user, f"onboarding.{permission}_workspace", klass=Workspace, accept_global_perms=False
+    )
+
+
+def end_user_get(*, workspace: Workspace, external_id: str) -> EndUser | None:
+    return EndUser.objects.filter(workspace=workspace, external_id=external_id).first()
+
+
+def events_for_end_user(*, workspace: Workspace, end_user: EndUser) -> QuerySet[Event]:
+    return Event.objects.filter(workspace=workspace, end_user=end_user).order_by("timestamp")

@@ -1,0 +1,106 @@
+"""Writes for tenancy and ingestion. Views, admin actions and commands call these, nothing else."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from guardian.shortcuts import assign_perm
+
+from onboarding import ingest
+from onboarding.keys import DISPLAY_PREFIX_LENGTH, generate_key, key_digest
+from onboarding.models import ApiKey, Workspace
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A key as issued: the plain key exists only here, for the one time it is shown."""
+
+    api_key: ApiKey
+    key: str
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:70] or "workspace"
+    slug, number = base, 1
+    while Workspace.objects.filter(slug=slug).exists():
+        number += 1
+        slug = f"{base}-{number}"
+    return slug
+
+
+@transaction.atomic
+def workspace_create(
+    *, name: str, created_by: AbstractBaseUser | None = None
+) -> tuple[Workspace, IssuedKey, IssuedKey]:
+    """A new tenant with a write key and a secret key; its creator may view and change it."""
+    workspace = Workspace.objects.create(name=name.strip(), slug=_unique_slug(name))
+    write_key = api_key_create(workspace=workspace, name="Default write key", kind=ApiKey.Kind.WRITE)
+    secret_key = api_key_create(workspace=workspace, name="Default secret key", kind=ApiKey.Kind.SECRET)
+    if created_by is not None and not created_by.is_superuser:
+        workspace_grant(workspace=workspace, user=created_by, can_change=True)
+    return workspace, write_key, secret_key
+
+
+def workspace_grant(*, workspace: Workspace, user: AbstractBaseUser, can_change: bool) -> None:
+    """Let an admin user see (and, with can_change, edit) one workspace in the admin."""
+    assign_perm("onboarding.view_workspace", user, workspace)
+    if can_change:
+        assign_perm("onboarding.change_workspace", user, workspace)
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    workspace: Workspace,
+    name: str,
+    kind: str,
+    created_by: AbstractBaseUser | None = None,
+) -> IssuedKey:
+    key = generate_key(kind)
+    api_key = ApiKey.objects.create(
+        workspace=workspace,
+        name=name,
+        kind=kind,
+        scopes=list(ApiKey.DEFAULT_SCOPES[kind]),
+        prefix=key[:DISPLAY_PREFIX_LENGTH],
+        key_digest=key_digest(key),
+        created_by=created_by,
+    )
+    return IssuedKey(api_key=api_key, key=key)
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Revoke a key at once; revoking twice keeps the first time."""
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_key.refresh_from_db(fields=["revoked_at"])
+    return api_key
+
+
+def api_key_mark_used(*, api_key: ApiKey, at: datetime) -> None:
+    """Record use at most once a minute per key, outside the request's transaction."""
+    if api_key.last_used_at is None or (at - api_key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=at)
+
+
+def events_ingest(
+    *,
+    workspace: Workspace,
+    raw_events: list[Any],
+    received_at: datetime,
+    call_type: str | None = None,
+    batch_context: dict | None = None,
+    batch_sent_at: datetime | None = None,
+) -> ingest.IngestResult:
+    """Store Segment calls; valid ones are committed before this returns, invalid ones reported."""
+    return ingest.ingest(
+        workspace=workspace,
+        raw_events=raw_events,
+        received_at=received_at,
+        call_type=call_type,
+        batch_context=batch_context,
+        batch_sent_at=batch_sent_at,
+    )

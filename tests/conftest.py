@@ -1,0 +1,82 @@
+"""Shared fixtures. Tests talk to real PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set;
+with REQUIRE_SERVICES=1 (CI) a missing service fails the run instead of skipping tests."""
+
+import base64
+import os
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from onboarding import services
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _missing(reason: str):
+    if REQUIRE_SERVICES:
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _services_present(django_db_setup, django_db_blocker):
+    if REQUIRE_SERVICES and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.fail("REQUIRE_SERVICES=1 but DATABASE_URL does not point at PostgreSQL", pytrace=False)
+
+
+@pytest.fixture
+def postgres():
+    """For tests of real concurrency: they need PostgreSQL's row locks."""
+    if connection.vendor != "postgresql":
+        _missing("PostgreSQL is not configured (set DATABASE_URL)")
+
+
+@pytest.fixture
+def redis_url():
+    url = settings.REDIS_URL
+    if not url:
+        _missing("Redis is not configured (set REDIS_URL)")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as error:
+        _missing(f"Redis at {url} is not reachable: {error}")
+    return url
+
+
+@pytest.fixture
+def tenant(db):
+    """A workspace with its plain keys: (workspace, write_key, secret_key)."""
+    workspace, write_key, secret_key = services.workspace_create(name="Acme")
+    return workspace, write_key.key, secret_key.key
+
+
+@pytest.fixture
+def other_tenant(db):
+    workspace, write_key, secret_key = services.workspace_create(name="Globex")
+    return workspace, write_key.key, secret_key.key
+
+
+def basic_auth(key: str) -> str:
+    return "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def segment(api_client, tenant):
+    """POST a Segment call with the tenant's write key: segment("track", {...})."""
+    _, write_key, _ = tenant
+
+    def send(call_type: str, body, *, key: str | None = write_key, **extra):
+        headers = {"HTTP_AUTHORIZATION": basic_auth(key)} if key else {}
+        return api_client.post(
+            f"/v1/{call_type}", body, format="json", **headers, **extra
+        )
+
+    return send
