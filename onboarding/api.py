@@ -33,21 +33,27 @@ def _result_response(result, *, single: bool) -> Response:
         code = (
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if rejection.too_large else status.HTTP_400_BAD_REQUEST
         )
+        detail = f"Invalid call: {rejection.errors[0].field}: {rejection.errors[0].reason}"
         return Response(
             {
                 "success": False,
-                "detail": f"Invalid call: {rejection.errors[0].field}: {rejection.errors[0].reason}",
+                "code": "payload_too_large" if rejection.too_large else "invalid",
+                "message": detail,
+                "detail": detail,
                 "errors": [error.as_dict() for error in rejection.errors],
             },
             status=code,
         )
+    detail = (
+        f"{len(result.rejected)} of {result.accepted + len(result.rejected)} events were "
+        f"rejected; the other {result.accepted} were accepted."
+    )
     return Response(
         {
             "success": False,
-            "detail": (
-                f"{len(result.rejected)} of {result.accepted + len(result.rejected)} events were "
-                f"rejected; the other {result.accepted} were accepted."
-            ),
+            "code": "partially_rejected",
+            "message": detail,
+            "detail": detail,
             "accepted": result.accepted,
             "rejected": [rejection.as_dict() for rejection in result.rejected],
         },
@@ -100,6 +106,8 @@ class SegmentBatchApi(_IngestApi):
             return Response(
                 {
                     "success": False,
+                    "code": "invalid",
+                    "message": "Invalid batch: batch must be a list of calls.",
                     "detail": "Invalid batch: batch must be a list of calls.",
                     "errors": [{"field": "batch", "reason": "required, a list of calls"}],
                 },

@@ -28,5 +28,12 @@ def exception_handler(exc, context):
     elif isinstance(response.data, dict) and "detail" in response.data:
         response.data = {"detail": str(response.data["detail"])}
     if context["view"].__class__.__module__ == "onboarding.api":
-        response.data = {"success": False, **response.data}
+        # Segment's clients read `code` and `message` from an error body.
+        code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        response.data = {
+            "success": False,
+            "code": code if isinstance(code, str) else "invalid",
+            "message": response.data["detail"],
+            **response.data,
+        }
     return response

@@ -152,7 +152,12 @@ def validate_call(raw: Any, *, call_type: str | None = None) -> Call:
     try:
         return _call_adapter.validate_python(raw)
     except ValidationError as error:
-        raise InvalidCall(_field_errors(error)) from None
+        errors = _field_errors(error)
+        # pydantic skips the "someone" check when another field already failed; report both.
+        nobody = _identifier(raw.get("userId")) is None and _identifier(raw.get("anonymousId")) is None
+        if nobody and raw.get("type") != "alias" and all(e.field != "userId" for e in errors):
+            errors.append(FieldError("userId", "userId or anonymousId is required"))
+        raise InvalidCall(errors) from None
 
 
 def _aware(moment: datetime | None) -> datetime | None:
