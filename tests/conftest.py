@@ -21,10 +21,25 @@ def _missing(reason: str):
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings():
+    """Threads of async consumers and the live server must not keep connections open, or the
+    test database cannot be dropped at the end."""
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _services_present(django_db_setup, django_db_blocker):
     if REQUIRE_SERVICES and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.fail("REQUIRE_SERVICES=1 but DATABASE_URL does not point at PostgreSQL", pytrace=False)
+    yield
+    if connection.vendor == "postgresql":
+        # Worker threads of async tests keep idle connections that would block DROP DATABASE.
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.fixture

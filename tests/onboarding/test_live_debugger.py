@@ -1,0 +1,101 @@
+"""The live event debugger websocket, and ingestion with the channel layer's Redis down."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connection
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from config.asgi import application
+from onboarding import services
+from onboarding.models import Event
+from tests.conftest import basic_auth
+
+
+def _post_batch(write_key: str, batch: list[dict]) -> int:
+    try:
+        response = APIClient().post(
+            "/v1/batch", {"batch": batch}, format="json", HTTP_AUTHORIZATION=basic_auth(write_key)
+        )
+        return response.status_code
+    finally:
+        connection.close()  # the test client keeps it open in this worker thread otherwise
+
+
+async def _connect(key: str):
+    communicator = WebsocketCommunicator(application, f"/ws/v1/debugger/?key={key}")
+    connected, close_code = await communicator.connect(timeout=3)
+    return communicator, connected, close_code
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_debugger_streams_each_workspace_its_own_new_events(tenant, other_tenant):
+    workspace, write_key, secret_key = tenant
+    other, other_write_key, other_secret_key = other_tenant
+    mine, connected, _ = await _connect(secret_key)
+    assert connected
+    assert await mine.receive_json_from(timeout=3) == {"type": "hello", "workspace": workspace.pk}
+    theirs, connected, _ = await _connect(other_secret_key)
+    assert connected
+    await theirs.receive_json_from(timeout=3)
+
+    status = await sync_to_async(_post_batch)(
+        write_key,
+        [
+            {"type": "track", "userId": "u-1", "event": "Project Created", "messageId": "m-1",
+             "properties": {"template": "blank"}},
+            {"type": "page", "anonymousId": "a-1", "name": "Docs", "messageId": "m-2"},
+        ],
+    )
+    assert status == 200
+
+    frame = await mine.receive_json_from(timeout=3)
+    assert frame["type"] == "events.stored"
+    assert frame["count"] == 2
+    assert [(event["type"], event["name"], event["messageId"]) for event in frame["events"]] == [
+        ("track", "Project Created", "m-1"),
+        ("page", "Docs", "m-2"),
+    ]
+    assert frame["events"][0]["properties"] == {"template": "blank"}
+    assert await theirs.receive_nothing(timeout=0.5)
+
+    # A retry stores nothing new, so nothing is pushed.
+    assert await sync_to_async(_post_batch)(
+        write_key, [{"type": "track", "userId": "u-1", "event": "Project Created", "messageId": "m-1"}]
+    ) == 200
+    assert await mine.receive_nothing(timeout=0.5)
+    await mine.disconnect()
+    await theirs.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_debugger_refuses_write_keys_unknown_and_revoked_keys(tenant):
+    workspace, write_key, secret_key = tenant
+    for key in (write_key, "sk_unknown", ""):
+        communicator, connected, close_code = await _connect(key)
+        assert (connected, close_code) == (False, 4401)
+
+    api_key = await database_sync_to_async(workspace.api_keys.get)(kind="secret")
+    await database_sync_to_async(services.api_key_revoke)(api_key=api_key)
+    communicator, connected, close_code = await _connect(secret_key)
+    assert (connected, close_code) == (False, 4401)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_are_accepted_while_the_channel_layer_redis_is_down(tenant):
+    workspace, write_key, _ = tenant
+    unreachable = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},
+        }
+    }
+    with override_settings(CHANNEL_LAYERS=unreachable):
+        status = _post_batch(write_key, [{"type": "track", "userId": "u", "event": "Redis Down"}])
+
+    assert status == 200
+    assert Event.objects.filter(workspace=workspace, name="Redis Down").count() == 1
