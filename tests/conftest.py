@@ -90,8 +90,6 @@ def segment(api_client, tenant):
 
     def send(call_type: str, body, *, key: str | None = write_key, **extra):
         headers = {"HTTP_AUTHORIZATION": basic_auth(key)} if key else {}
-        return api_client.post(
-            f"/v1/{call_type}", body, format="json", **headers, **extra
-        )
+        return api_client.post(f"/v1/{call_type}", body, format="json", **headers, **extra)
 
     return send

@@ -91,8 +91,9 @@ def test_one_batch_with_anonymous_then_identified_calls(api_client, tenant):
         {"type": "track", "userId": "u-1", "event": "Signed Up"},
         {"type": "page", "anonymousId": "a-2", "name": "Elsewhere"},
     ]
-    response = api_client.post("/v1/batch", {"batch": batch}, format="json",
-                               HTTP_AUTHORIZATION=basic_auth(write_key))
+    response = api_client.post(
+        "/v1/batch", {"batch": batch}, format="json", HTTP_AUTHORIZATION=basic_auth(write_key)
+    )
 
     assert response.status_code == 200
     identified = EndUser.objects.get(workspace=workspace, external_id="u-1")

@@ -104,11 +104,20 @@ def test_identify_drops_an_invalid_email_but_keeps_the_rest(segment, tenant):
 
 def test_page_screen_and_group_calls(segment, tenant):
     workspace, _, _ = tenant
-    assert segment("page", {"anonymousId": "a-1", "name": "Pricing", "category": "Docs",
-                            "properties": {"path": "/pricing"}}).status_code == 200
+    assert (
+        segment(
+            "page",
+            {"anonymousId": "a-1", "name": "Pricing", "category": "Docs", "properties": {"path": "/pricing"}},
+        ).status_code
+        == 200
+    )
     assert segment("screen", {"userId": "u-1", "name": "Home"}).status_code == 200
-    assert segment("group", {"userId": "u-1", "groupId": "g-9",
-                             "traits": {"name": "Initech", "employees": 40}}).status_code == 200
+    assert (
+        segment(
+            "group", {"userId": "u-1", "groupId": "g-9", "traits": {"name": "Initech", "employees": 40}}
+        ).status_code
+        == 200
+    )
 
     page = Event.objects.get(workspace=workspace, type="page")
     assert (page.name, page.properties, page.anonymous_id) == (
@@ -182,8 +191,11 @@ def test_secret_key_may_send_events_too(segment, tenant):
         ({}, None, "Authentication credentials were not provided."),
         ({"HTTP_AUTHORIZATION": basic_auth("wk_not_a_real_key")}, None, "Unknown API key."),
         ({}, "wk_not_a_real_key", "Unknown API key."),
-        ({"HTTP_AUTHORIZATION": "Basic !!!notbase64"}, None,
-         "Authorization header is not valid Basic credentials."),
+        (
+            {"HTTP_AUTHORIZATION": "Basic !!!notbase64"},
+            None,
+            "Authorization header is not valid Basic credentials.",
+        ),
     ],
 )
 def test_missing_or_unknown_key_is_401_and_stores_nothing(api_client, tenant, headers, body_key, detail):
@@ -215,8 +227,11 @@ def test_key_of_one_workspace_never_writes_into_another(segment, tenant, other_t
     workspace, _, _ = tenant
     other, other_write_key, _ = other_tenant
     segment("identify", {"userId": "shared-id", "traits": {"persona": "a"}, "messageId": "same"})
-    segment("identify", {"userId": "shared-id", "traits": {"persona": "b"}, "messageId": "same"},
-            key=other_write_key)
+    segment(
+        "identify",
+        {"userId": "shared-id", "traits": {"persona": "b"}, "messageId": "same"},
+        key=other_write_key,
+    )
 
     # Same userId and messageId in two workspaces: two profiles, two events, no cross-talk.
     mine = EndUser.objects.get(workspace=workspace, external_id="shared-id")
@@ -277,8 +292,15 @@ def test_clock_skew_is_corrected_with_sent_at(segment, tenant):
     workspace, _, _ = tenant
     before = timezone.now()
     # The device clock is 1 hour fast; the event happened 10 s before it was sent.
-    segment("track", {"userId": "u", "event": "Skewed", "timestamp": "2030-01-01T12:00:00Z",
-                      "sentAt": "2030-01-01T12:00:10Z"})
+    segment(
+        "track",
+        {
+            "userId": "u",
+            "event": "Skewed",
+            "timestamp": "2030-01-01T12:00:00Z",
+            "sentAt": "2030-01-01T12:00:10Z",
+        },
+    )
     after = timezone.now()
 
     event = Event.objects.get(workspace=workspace)
@@ -303,8 +325,15 @@ def test_timestamp_without_sent_at_is_kept_and_missing_timestamp_is_receipt_time
 def test_batch_level_sent_at_and_context_apply_to_each_event(api_client, tenant):
     workspace, write_key, _ = tenant
     body = {
-        "batch": [{"type": "track", "userId": "u", "event": "E", "timestamp": "2030-01-01T00:00:00Z",
-                   "context": {"page": {"path": "/x"}}}],
+        "batch": [
+            {
+                "type": "track",
+                "userId": "u",
+                "event": "E",
+                "timestamp": "2030-01-01T00:00:00Z",
+                "context": {"page": {"path": "/x"}},
+            }
+        ],
         "sentAt": "2030-01-01T00:01:00Z",
         "context": {"library": {"name": "analytics.js"}},
     }
@@ -345,16 +374,28 @@ def test_unparseable_bodies_are_400(api_client, tenant, body, detail_start):
         ("track", {"userId": "u"}, "event", "Field required"),
         ("track", {"event": "E"}, "userId", "userId or anonymousId is required"),
         ("track", {"userId": "u", "event": 5}, "event", "Input should be a valid string"),
-        ("track", {"userId": "u", "event": "E", "properties": [1]}, "properties",
-         "Input should be a valid dictionary"),
+        (
+            "track",
+            {"userId": "u", "event": "E", "properties": [1]},
+            "properties",
+            "Input should be a valid dictionary",
+        ),
         ("identify", {"userId": {"id": 1}}, "userId", "Input should be a valid string"),
-        ("page", {"userId": "u", "timestamp": "yesterday"}, "timestamp",
-         "Input should be a valid datetime or date, input is too short"),
+        (
+            "page",
+            {"userId": "u", "timestamp": "yesterday"},
+            "timestamp",
+            "Input should be a valid datetime or date, input is too short",
+        ),
         ("group", {"userId": "u"}, "groupId", "Field required"),
         ("alias", {"userId": "u"}, "previousId", "Field required"),
         ("track", {"userId": "u" * 256, "event": "E"}, "userId", "String should have at most 255 characters"),
-        ("track", {"userId": "u", "event": "E", "properties": {"x": "a\u0000b"}}, "(event)",
-         "contains a NUL character (\\u0000), which cannot be stored"),
+        (
+            "track",
+            {"userId": "u", "event": "E", "properties": {"x": "a\u0000b"}},
+            "(event)",
+            "contains a NUL character (\\u0000), which cannot be stored",
+        ),
     ],
 )
 def test_invalid_calls_name_the_field_and_the_reason(segment, call_type, body, field, reason):
@@ -396,8 +437,9 @@ def test_unknown_endpoint_is_404(api_client, tenant):
 
 def test_batch_must_be_a_list(api_client, tenant):
     _, write_key, _ = tenant
-    response = api_client.post("/v1/batch", {"batch": {"type": "track"}}, format="json",
-                               HTTP_AUTHORIZATION=basic_auth(write_key))
+    response = api_client.post(
+        "/v1/batch", {"batch": {"type": "track"}}, format="json", HTTP_AUTHORIZATION=basic_auth(write_key)
+    )
     assert response.status_code == 400
     assert response.json()["errors"] == [{"field": "batch", "reason": "required, a list of calls"}]
 
@@ -446,8 +488,9 @@ def test_batch_over_500_kb_is_413(api_client, tenant):
         {"type": "track", "userId": "u", "event": "E", "properties": {"blob": "x" * 30_000}}
         for _ in range(18)
     ]
-    response = api_client.post("/v1/batch", {"batch": batch}, format="json",
-                               HTTP_AUTHORIZATION=basic_auth(write_key))
+    response = api_client.post(
+        "/v1/batch", {"batch": batch}, format="json", HTTP_AUTHORIZATION=basic_auth(write_key)
+    )
     assert response.status_code == 413
     assert response.json()["detail"] == "Request body is larger than the limit of 512000 bytes (500 KB)."
     assert Event.objects.count() == 0
@@ -459,8 +502,9 @@ def test_event_over_32_kb_inside_a_batch_is_rejected_alone(api_client, tenant):
         {"type": "track", "userId": "u", "event": "Small"},
         {"type": "track", "userId": "u", "event": "Huge", "properties": {"blob": "x" * 40_000}},
     ]
-    response = api_client.post("/v1/batch", {"batch": batch}, format="json",
-                               HTTP_AUTHORIZATION=basic_auth(write_key))
+    response = api_client.post(
+        "/v1/batch", {"batch": batch}, format="json", HTTP_AUTHORIZATION=basic_auth(write_key)
+    )
     assert response.status_code == 400
     rejection = response.json()["rejected"][0]
     assert (rejection["index"], rejection["field"]) == (1, "(event)")
@@ -510,7 +554,7 @@ def test_anonymous_only_calls_create_one_anonymous_profile(segment, tenant):
 
     end_user = EndUser.objects.get(workspace=workspace)
     assert end_user.external_id is None
-    assert list(AnonymousIdentity.objects.filter(end_user=end_user).values_list("anonymous_id", flat=True)) == [
-        "device-1"
-    ]
+    assert list(
+        AnonymousIdentity.objects.filter(end_user=end_user).values_list("anonymous_id", flat=True)
+    ) == ["device-1"]
     assert end_user.events.count() == 2

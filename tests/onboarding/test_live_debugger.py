@@ -45,8 +45,13 @@ async def test_debugger_streams_each_workspace_its_own_new_events(tenant, other_
     status = await sync_to_async(_post_batch)(
         write_key,
         [
-            {"type": "track", "userId": "u-1", "event": "Project Created", "messageId": "m-1",
-             "properties": {"template": "blank"}},
+            {
+                "type": "track",
+                "userId": "u-1",
+                "event": "Project Created",
+                "messageId": "m-1",
+                "properties": {"template": "blank"},
+            },
             {"type": "page", "anonymousId": "a-1", "name": "Docs", "messageId": "m-2"},
         ],
     )
@@ -63,9 +68,12 @@ async def test_debugger_streams_each_workspace_its_own_new_events(tenant, other_
     assert await theirs.receive_nothing(timeout=0.5)
 
     # A retry stores nothing new, so nothing is pushed.
-    assert await sync_to_async(_post_batch)(
-        write_key, [{"type": "track", "userId": "u-1", "event": "Project Created", "messageId": "m-1"}]
-    ) == 200
+    assert (
+        await sync_to_async(_post_batch)(
+            write_key, [{"type": "track", "userId": "u-1", "event": "Project Created", "messageId": "m-1"}]
+        )
+        == 200
+    )
     assert await mine.receive_nothing(timeout=0.5)
     await mine.disconnect()
     await theirs.disconnect()

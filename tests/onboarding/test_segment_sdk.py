@@ -30,7 +30,12 @@ def test_analytics_python_sdk_sends_every_call_type(live_server, tenant, compres
 
     assert errors == []
     assert sorted(Event.objects.filter(workspace=workspace).values_list("type", flat=True)) == [
-        "alias", "group", "identify", "page", "screen", "track",
+        "alias",
+        "group",
+        "identify",
+        "page",
+        "screen",
+        "track",
     ]
     end_user = EndUser.objects.get(workspace=workspace)
     assert (end_user.external_id, end_user.persona, end_user.group_id) == ("u-2", "admin", "g-1")
