@@ -212,7 +212,7 @@ def test_missing_or_unknown_key_is_401_and_stores_nothing(api_client, tenant, he
 
 
 def test_revoked_key_is_refused_at_once(segment, tenant):
-    workspace, write_key, _ = tenant
+    workspace, _, _ = tenant
     assert segment("track", {"userId": "u", "event": "Before"}).status_code == 200
     services.api_key_revoke(api_key=workspace.api_keys.get(kind="write"))
 

@@ -34,7 +34,7 @@ async def _connect(key: str):
 @pytest.mark.asyncio
 async def test_debugger_streams_each_workspace_its_own_new_events(tenant, other_tenant):
     workspace, write_key, secret_key = tenant
-    other, other_write_key, other_secret_key = other_tenant
+    _, _, other_secret_key = other_tenant
     mine, connected, _ = await _connect(secret_key)
     assert connected
     assert await mine.receive_json_from(timeout=3) == {"type": "hello", "workspace": workspace.pk}
@@ -84,12 +84,12 @@ async def test_debugger_streams_each_workspace_its_own_new_events(tenant, other_
 async def test_debugger_refuses_write_keys_unknown_and_revoked_keys(tenant):
     workspace, write_key, secret_key = tenant
     for key in (write_key, "sk_unknown", ""):
-        communicator, connected, close_code = await _connect(key)
+        _, connected, close_code = await _connect(key)
         assert (connected, close_code) == (False, 4401)
 
     api_key = await database_sync_to_async(workspace.api_keys.get)(kind="secret")
     await database_sync_to_async(services.api_key_revoke)(api_key=api_key)
-    communicator, connected, close_code = await _connect(secret_key)
+    _, connected, close_code = await _connect(secret_key)
     assert (connected, close_code) == (False, 4401)
 
 
