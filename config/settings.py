@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "guardian",
     "rangefilter",
+    "corsheaders",
     "rest_framework",
     "drf_spectacular",
     "django_rq",
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -174,6 +176,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# --- Browsers send events from the customer's own site: ingestion answers any origin. The
+# write key is public by design and no cookie is ever read there.
+CORS_URLS_REGEX = r"^/v1/.*$"
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "content-encoding", "x-retry-count"]
+CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- Ingestion limits, from Segment's HTTP Tracking API.
 INGEST_MAX_EVENT_BYTES = env.int("INGEST_MAX_EVENT_BYTES", default=32 * 1024)

@@ -5,15 +5,19 @@ from drf_spectacular.views import SpectacularAPIView
 from config import health
 from onboarding.api import SegmentBatchApi, SegmentCallApi
 
+CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+# Segment's browser and mobile SDKs use one-letter paths: /v1/t, /v1/i ... and /v1/b for batches.
 segment_calls = [
-    path(f"v1/{call_type}", SegmentCallApi.as_view(call_type=call_type), name=f"segment-{call_type}")
-    for call_type in ("identify", "track", "page", "screen", "group", "alias")
+    path(f"v1/{path_name}", SegmentCallApi.as_view(call_type=call_type), name=f"segment-{path_name}")
+    for call_type in CALL_TYPES
+    for path_name in (call_type, call_type[0])
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     *segment_calls,
     path("v1/batch", SegmentBatchApi.as_view(), name="segment-batch"),
+    path("v1/b", SegmentBatchApi.as_view(), name="segment-b"),
     path("v1/import", SegmentBatchApi.as_view(), name="segment-import"),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("healthz", health.healthz, name="healthz"),

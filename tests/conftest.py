@@ -42,6 +42,15 @@ def _services_present(django_db_setup, django_db_blocker):
             )
 
 
+@pytest.fixture(autouse=True)
+def _static_files_without_collectstatic(settings):
+    """Admin pages render from the source static files; the hashed manifest is a deploy step."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def postgres():
     """For tests of real concurrency: they need PostgreSQL's row locks."""

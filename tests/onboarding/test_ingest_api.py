@@ -558,3 +558,63 @@ def test_anonymous_only_calls_create_one_anonymous_profile(segment, tenant):
         AnonymousIdentity.objects.filter(end_user=end_user).values_list("anonymous_id", flat=True)
     ) == ["device-1"]
     assert end_user.events.count() == 2
+
+
+# --- Browser and mobile SDKs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "call_type"),
+    [("t", "track"), ("i", "identify"), ("p", "page"), ("s", "screen"), ("g", "group"), ("a", "alias")],
+)
+def test_one_letter_paths_of_analytics_js_and_mobile_sdks(api_client, tenant, path, call_type):
+    workspace, write_key, _ = tenant
+    body = {
+        "writeKey": write_key,
+        "userId": "u",
+        "event": "E",
+        "groupId": "g",
+        "previousId": "p",
+        "type": call_type,
+    }
+    # analytics.js posts text/plain to avoid a CORS preflight, with the write key in the body.
+    response = api_client.generic("POST", f"/v1/{path}", orjson.dumps(body), content_type="text/plain")
+    assert response.status_code == 200
+    assert Event.objects.get(workspace=workspace).type == call_type
+
+
+def test_mobile_sdk_batch_path(api_client, tenant):
+    workspace, write_key, _ = tenant
+    response = api_client.post(
+        "/v1/b",
+        {"batch": [{"type": "track", "userId": "u", "event": "E"}]},
+        format="json",
+        HTTP_AUTHORIZATION=basic_auth(write_key),
+    )
+    assert response.status_code == 200
+    assert Event.objects.filter(workspace=workspace).count() == 1
+
+
+def test_browsers_on_any_site_may_send_events(api_client, tenant):
+    preflight = api_client.options(
+        "/v1/batch",
+        HTTP_ORIGIN="https://app.customer.example",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, content-type",
+    )
+    assert preflight.status_code == 200
+    assert preflight["Access-Control-Allow-Origin"] == "*"
+    assert "authorization" in preflight["Access-Control-Allow-Headers"]
+
+    _, write_key, _ = tenant
+    response = api_client.post(
+        "/v1/track",
+        {"writeKey": write_key, "userId": "u", "event": "E"},
+        format="json",
+        HTTP_ORIGIN="https://app.customer.example",
+    )
+    assert response["Access-Control-Allow-Origin"] == "*"
+    # The admin is not opened to other sites.
+    assert "Access-Control-Allow-Origin" not in api_client.get(
+        "/admin/login/", HTTP_ORIGIN="https://evil.example"
+    )
