@@ -3,11 +3,11 @@
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
-from guardian.admin import GuardedModelAdminMixin
+from guardian.admin import ReinforcedGuardedModelAdminMixin
 from rangefilter.filters import DateTimeRangeFilterBuilder
 
 from onboarding import selectors, services
-from onboarding.admin_filters import EventNameFilter, EventUserFilter
+from onboarding.admin_filters import ApiKeyStatusFilter, EventNameFilter, EventUserFilter, WorkspaceFilter
 from onboarding.models import AnonymousIdentity, ApiKey, EndUser, Event, Workspace
 
 
@@ -67,7 +67,9 @@ class ReadOnlyScopedAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(GuardedModelAdminMixin, WorkspaceScopedAdmin):
+class WorkspaceAdmin(ReinforcedGuardedModelAdminMixin, WorkspaceScopedAdmin):
+    # The reinforced mixin keeps the object permissions pages (who may see which workspace) to
+    # superusers: a change grant alone would let an admin hand the workspace to anyone.
     list_display = ("name", "slug", "created_at")
     search_fields = ("name", "slug")
     readonly_fields = ("slug", "created_at")
@@ -111,8 +113,9 @@ class WorkspaceAdmin(GuardedModelAdminMixin, WorkspaceScopedAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(WorkspaceScopedAdmin):
-    list_display = ("name", "workspace", "kind", "prefix", "created_at", "last_used_at", "status")
-    list_filter = ("kind", ("revoked_at", admin.EmptyFieldListFilter), "workspace")
+    list_display = ("name", "workspace", "short_kind", "prefix", "created_at", "last_used_at", "status")
+    list_filter = ("kind", ApiKeyStatusFilter, WorkspaceFilter)
+    list_select_related = ("workspace",)
     search_fields = ("name", "prefix")
     actions = ["revoke"]
     fields = (
@@ -141,6 +144,10 @@ class ApiKeyAdmin(WorkspaceScopedAdmin):
             "revoked_at",
         )
 
+    @admin.display(description="kind", ordering="kind")
+    def short_kind(self, obj):
+        return obj.kind  # the full label ("Write key (event ingestion, ...)") crowds the list
+
     @admin.display(description="status")
     def status(self, obj):
         return "revoked" if obj.revoked_at else "active"
@@ -152,7 +159,8 @@ class ApiKeyAdmin(WorkspaceScopedAdmin):
         issued = services.api_key_create(
             workspace=obj.workspace, name=obj.name, kind=obj.kind, created_by=request.user
         )
-        obj.pk = issued.api_key.pk
+        for field in ApiKey._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(issued.api_key, field.attname))
         request._issued_key = issued
 
     def response_add(self, request, obj, post_url_continue=None):
@@ -170,7 +178,7 @@ class ApiKeyAdmin(WorkspaceScopedAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset):
         revoked = 0
         for api_key in queryset.filter(revoked_at__isnull=True):
@@ -196,7 +204,8 @@ class AnonymousIdentityInline(admin.TabularInline):
 @admin.register(EndUser)
 class EndUserAdmin(ReadOnlyScopedAdmin):
     list_display = ("__str__", "workspace", "persona", "company_size", "signup_source", "created_at")
-    list_filter = ("workspace", "persona", "company_size", "signup_source")
+    list_filter = (WorkspaceFilter, "persona", "company_size", "signup_source")
+    list_select_related = ("workspace",)
     search_fields = ("external_id", "anonymous_identities__anonymous_id")
     readonly_fields = (
         "workspace",
@@ -226,7 +235,12 @@ class EndUserAdmin(ReadOnlyScopedAdmin):
             return "none"
         present = [
             label
-            for label, value in (("email", contact.email), ("phone", contact.phone), ("name", contact.name))
+            for label, value in (
+                ("email", contact.email),
+                ("phone", contact.phone),
+                ("name", contact.name),
+                ("address", contact.address),
+            )
             if value
         ]
         return ", ".join(present) or "none"
@@ -252,8 +266,11 @@ class EventAdmin(ReadOnlyScopedAdmin):
         EventUserFilter,
         ("timestamp", DateTimeRangeFilterBuilder(title="time")),
         "type",
-        "workspace",
+        WorkspaceFilter,
     )
+    list_select_related = ("workspace",)
+    # Facet counts would count the whole event table once per filter choice.
+    show_facets = admin.ShowFacets.NEVER
     ordering = ("-id",)
     show_full_result_count = False
     readonly_fields = (

@@ -1,29 +1,40 @@
 """Admin list filters for large tables: typed input instead of a DISTINCT scan of every value."""
 
 from django.contrib import admin
+from django.db.models import Q
+
+from onboarding import selectors
+from onboarding.models import EndUser
 
 
 class InputFilter(admin.SimpleListFilter):
+    """A text box; submitting it keeps the other filters, the search and the ordering."""
+
     template = "admin/input_filter.html"
     field_lookup = ""
 
     def lookups(self, request, model_admin):
-        return ((),)  # the filter renders its own input box
+        return ()
+
+    def has_output(self):
+        return True
+
+    def get_facet_counts(self, pk_attname, filtered_qs):
+        return {}  # nothing to count: the value is typed, not chosen
 
     def choices(self, changelist):
-        all_choice = next(super().choices(changelist))
-        all_choice["query_parts"] = [
-            (key, value)
-            for key, values in changelist.get_filters_params().items()
-            if key != self.parameter_name
-            for value in (values if isinstance(values, list) else [values])
-        ]
-        yield all_choice
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "query_parts": [
+                (key, value) for key, value in changelist.params.items() if key != self.parameter_name
+            ],
+        }
 
     def queryset(self, request, queryset):
-        value = self.value()
+        value = (self.value() or "").strip()
         if value:
-            return queryset.filter(**{self.field_lookup: value.strip()})
+            return queryset.filter(**{self.field_lookup: value})
         return queryset
 
 
@@ -41,6 +52,38 @@ class EventUserFilter(InputFilter):
         value = (self.value() or "").strip()
         if not value:
             return queryset
-        from django.db.models import Q
+        # The person behind the id too: their events sent under their other ids (before an
+        # identify, or from another device) belong to them.
+        people = EndUser.objects.filter(Q(external_id=value) | Q(anonymous_identities__anonymous_id=value))
+        return queryset.filter(Q(user_id=value) | Q(anonymous_id=value) | Q(end_user__in=people))
 
-        return queryset.filter(Q(user_id=value) | Q(anonymous_id=value) | Q(end_user__external_id=value))
+
+class WorkspaceFilter(admin.SimpleListFilter):
+    """The workspaces this admin user may see; Django's default would list every tenant's name."""
+
+    title = "workspace"
+    parameter_name = "workspace"
+
+    def lookups(self, request, model_admin):
+        workspaces = selectors.workspaces_for_admin(user=request.user)
+        return [(str(workspace.pk), workspace.name) for workspace in workspaces]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(workspace_id=self.value())
+        return queryset
+
+
+class ApiKeyStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return (("active", "active"), ("revoked", "revoked"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset

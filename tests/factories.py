@@ -39,8 +39,14 @@ class AdminUserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda number: f"admin{number}")
     email = factory.LazyAttribute(lambda user: f"{user.username}@example.com")
     is_staff = True
-    password = factory.PostGenerationMethodCall("set_password", "correct horse battery staple")
+
+    @factory.post_generation
+    def password(user, create, extracted, **kwargs):
+        user.set_password(extracted or "correct horse battery staple")
+        if create:
+            user.save(update_fields=["password"])
