@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class OnboardingConfig(AppConfig):
     name = "onboarding"
     verbose_name = "Onboarding"
+
+    def ready(self) -> None:
+        from onboarding import schema  # noqa: F401  (registers the OpenAPI auth extension)

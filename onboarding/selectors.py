@@ -28,3 +28,7 @@ def end_user_get(*, workspace: Workspace, external_id: str) -> EndUser | None:
 
 def events_for_end_user(*, workspace: Workspace, end_user: EndUser) -> QuerySet[Event]:
     return Event.objects.filter(workspace=workspace, end_user=end_user).order_by("timestamp")
+
+
+def workspace_get_by_slug(*, slug: str) -> Workspace | None:
+    return Workspace.objects.filter(slug=slug).first()

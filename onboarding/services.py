@@ -4,10 +4,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from guardian.shortcuts import assign_perm
 
 from onboarding import ingest
@@ -104,3 +106,28 @@ def events_ingest(
         batch_context=batch_context,
         batch_sent_at=batch_sent_at,
     )
+
+
+class AlreadyEnrolled(Exception):
+    """The admin user has a TOTP device already; replacing it must be asked for."""
+
+
+@transaction.atomic
+def admin_user_create(*, username: str, password: str, email: str = "") -> AbstractBaseUser:
+    """A staff user who is not a superuser: it sees only the workspaces granted to it."""
+    return get_user_model().objects.create_user(
+        username=username, password=password, email=email, is_staff=True
+    )
+
+
+@transaction.atomic
+def totp_device_enrol(
+    *, user: AbstractBaseUser, replace: bool = False, name: str = "Authenticator app"
+) -> TOTPDevice:
+    """A confirmed TOTP device for an admin user; with replace, their other TOTP devices go."""
+    devices = TOTPDevice.objects.filter(user=user)
+    if devices.exists():
+        if not replace:
+            raise AlreadyEnrolled(f"{user.get_username()} already has a TOTP device")
+        devices.delete()
+    return TOTPDevice.objects.create(user=user, name=name, confirmed=True)

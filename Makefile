@@ -1,0 +1,62 @@
+# make run    the embedded demo (SQLite, no services) on http://127.0.0.1:8000
+# make test   the whole suite; PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set
+# make lint   ruff check and ruff format --check
+# make bench  the ingestion benchmark (bench/ingest.py; needs PostgreSQL and Redis)
+#
+# Only python3 is needed: the virtual environment is created on first use, and the pinned
+# requirements are installed again only when a requirements file changed since.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+REQUIREMENTS := requirements/base.txt requirements/dev.txt
+INSTALLED := $(VENV)/.installed-requirements
+VAR_DIR ?= $(CURDIR)/var
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_USERS ?= 3000
+PYTEST_ARGS ?= -q
+BENCH_ARGS ?=
+
+# The embedded default: SQLite in VAR_DIR, jobs in-process, in-memory channel layer and cache.
+EMBEDDED := env -u DATABASE_URL -u REDIS_URL VAR_DIR=$(VAR_DIR) DJANGO_DEBUG=1
+
+.PHONY: help venv run test lint bench
+
+help:
+	@echo "make run    migrate, seed the demo workspace and serve http://$(HOST):$(PORT) (SQLite)"
+	@echo "make test   the whole suite (PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set)"
+	@echo "make lint   ruff check and ruff format --check"
+	@echo "make bench  the ingestion benchmark, bench/ingest.py"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): $(REQUIREMENTS) | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet -r requirements/dev.txt
+	touch $@
+
+venv: $(INSTALLED)
+
+run: venv
+	@mkdir -p $(VAR_DIR)
+	@echo "==> migrating the SQLite database in $(VAR_DIR)"
+	$(EMBEDDED) $(BIN)/python manage.py migrate --no-input -v 0
+	$(EMBEDDED) $(BIN)/python manage.py collectstatic --no-input -v 0
+	@echo "==> seeding the demo workspace"
+	$(EMBEDDED) $(BIN)/python manage.py seed_demo --users $(DEMO_USERS)
+	@echo "==> serving admin, API and websocket on http://$(HOST):$(PORT) (Ctrl-C stops)"
+	exec $(EMBEDDED) $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: venv
+	$(BIN)/python bench/ingest.py $(BENCH_ARGS)

@@ -1,0 +1,238 @@
+"""Seed the demo workspace: an admin login with TOTP, API keys and simulated end users.
+
+Idempotent: when the demo workspace exists, it only prints how to log in again. The keys, the
+password and the TOTP secret exist in plain only at creation, so they are kept (mode 0600) in
+VAR_DIR/demo-credentials.json for later runs to print. Events go through the same ingestion
+service as the API, in batches, so the demo data is exactly what clients would have produced.
+"""
+
+import json
+import os
+import secrets
+import shlex
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from onboarding import demo, selectors, services
+from onboarding.management.totp_instructions import totp_instructions, totp_secret
+from onboarding.models import Workspace
+
+DEMO_WORKSPACE_NAME = "Demo SaaS"
+DEMO_WORKSPACE_SLUG = "demo-saas"
+CREDENTIALS_FILE_NAME = "demo-credentials.json"
+BASE_URL = "http://127.0.0.1:8000"
+BATCH_SIZE = 500
+UNAMBIGUOUS_CHARACTERS = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def _password() -> str:
+    groups = ("".join(secrets.choice(UNAMBIGUOUS_CHARACTERS) for _ in range(5)) for _ in range(4))
+    return "-".join(groups)
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """Write readable by the owner only, atomically (a crash leaves the old file or the new one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump(data, file, indent=2)
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, path)
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+class Progress:
+    """One line redrawn in a terminal; a line per tenth of the work elsewhere (logs, tests)."""
+
+    def __init__(self, stdout, total: int, label: str):
+        self.stdout, self.total, self.label = stdout, max(total, 1), label
+        self.started, self.last_tenth = time.monotonic(), -1
+        self.redraw = stdout.isatty()
+
+    def update(self, done: int) -> None:
+        percent = 100 * done // self.total
+        line = f"  {self.label}: {done:,}/{self.total:,} ({percent}%) {time.monotonic() - self.started:.1f}s"
+        if self.redraw:
+            self.stdout.write("\r" + line, ending="\n" if done >= self.total else "")
+            self.stdout.flush()
+        elif percent // 10 > self.last_tenth:
+            self.last_tenth = percent // 10
+            self.stdout.write(line)
+
+
+class Command(BaseCommand):
+    help = "Create the demo workspace with an admin (TOTP), API keys and simulated users (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--users", type=int, default=3000, help="Simulated people (default 3000).")
+        parser.add_argument("--days", type=int, default=30, help="Length of their history in days.")
+        parser.add_argument("--seed", type=int, default=42, help="Random seed of the simulation.")
+        parser.add_argument("--username", default="demo", help="Login of the demo admin user.")
+
+    def handle(self, *args, users: int, days: int, seed: int, username: str, **options):
+        if users < 1 or days < 1:
+            raise CommandError("--users and --days must be at least 1")
+        path = Path(settings.VAR_DIR) / CREDENTIALS_FILE_NAME
+        workspace = selectors.workspace_get_by_slug(slug=DEMO_WORKSPACE_SLUG)
+        credentials = _read(path)
+        if workspace is None:
+            credentials = self._create(path=path, username=username, users=users, days=days, seed=seed)
+            workspace = selectors.workspace_get_by_slug(slug=DEMO_WORKSPACE_SLUG)
+        elif credentials is None or credentials.get("workspace_id") != workspace.pk:
+            self._explain_lost_credentials(path)
+            return
+        elif credentials.get("seeded"):
+            self.stdout.write(f"The demo workspace {DEMO_WORKSPACE_NAME!r} exists already; nothing to do.")
+        else:
+            self.stdout.write("Resuming the seeding of the demo workspace, which was interrupted.")
+        if not credentials.get("seeded"):
+            # A first run that was interrupted resumes: the same seed and clock give the same
+            # messageIds, so the batches stored already are recognised as duplicates.
+            self._seed_events(workspace=workspace, credentials=credentials)
+            credentials["seeded"] = True
+            _write_private(path, credentials)
+        self._print_credentials(credentials, path)
+
+    def _create(self, *, path: Path, username: str, users: int, days: int, seed: int) -> dict[str, Any]:
+        if get_user_model().objects.filter(username=username).exists():
+            raise CommandError(f"A user named {username!r} exists already; pick another with --username.")
+        password = _password()
+        with transaction.atomic():
+            workspace, write_key, secret_key = services.workspace_create(name=DEMO_WORKSPACE_NAME)
+            user = services.admin_user_create(
+                username=username, password=password, email=f"{username}@demo-saas.example"
+            )
+            services.workspace_grant(workspace=workspace, user=user, can_change=True)
+            device = services.totp_device_enrol(user=user)
+            credentials = {
+                "workspace": workspace.name,
+                "workspace_slug": workspace.slug,
+                "workspace_id": workspace.pk,
+                "admin_url": f"{BASE_URL}/admin/",
+                "username": username,
+                "password": password,
+                "totp_secret": totp_secret(device),
+                "otpauth_uri": device.config_url,
+                "write_key": write_key.key,
+                "secret_key": secret_key.key,
+                "simulation": {
+                    "users": users,
+                    "days": days,
+                    "seed": seed,
+                    "clock": timezone.now().replace(microsecond=0).isoformat(),
+                },
+                "seeded": False,
+            }
+            # Inside the transaction: without this file the plain keys would be lost for good.
+            _write_private(path, credentials)
+        self.stdout.write(
+            f"Created workspace {workspace.name!r}, staff user {username!r} with a TOTP device, "
+            "a write key and a secret key."
+        )
+        return credentials
+
+    def _seed_events(self, *, workspace: Workspace, credentials: dict[str, Any]) -> None:
+        simulation = credentials["simulation"]
+        clock = datetime.fromisoformat(simulation["clock"])
+        started = time.monotonic()
+        self.stdout.write(
+            f"Simulating {simulation['users']:,} people over {simulation['days']} days "
+            f"(seed {simulation['seed']})..."
+        )
+        timed_calls = demo.calls_in_time_order(
+            people=simulation["users"], seed=simulation["seed"], now=clock, days=simulation["days"]
+        )
+        progress = Progress(self.stdout, len(timed_calls), "events ingested")
+        stored = 0
+        for start in range(0, len(timed_calls), BATCH_SIZE):
+            batch = timed_calls[start : start + BATCH_SIZE]
+            # Received a moment after the newest call of the batch, as a client's flush would be.
+            received_at = min(batch[-1][0] + timedelta(seconds=2), clock)
+            result = services.events_ingest(
+                workspace=workspace, raw_events=[call for _, call in batch], received_at=received_at
+            )
+            if result.rejected:
+                raise CommandError(f"A simulated call was rejected: {result.rejected[0].as_dict()}")
+            stored += result.stored
+            progress.update(start + len(batch))
+        signed_up = sum(1 for _, call in timed_calls if call["type"] == "identify")
+        credentials["seeded_counts"] = {
+            "people": simulation["users"],
+            "signed_up": signed_up,
+            "events": len(timed_calls),
+        }
+        self.stdout.write(
+            f"Stored {stored:,} events of {simulation['users']:,} people ({signed_up:,} signed up) "
+            f"in {time.monotonic() - started:.1f}s."
+        )
+
+    def _explain_lost_credentials(self, path: Path) -> None:
+        self.stdout.write(
+            f"The demo workspace {DEMO_WORKSPACE_NAME!r} exists, but its credentials file {path} is "
+            "missing or belongs to another database, and the keys are only stored hashed.\n"
+            "  New password:     python manage.py changepassword <username>\n"
+            "  New TOTP device:  python manage.py otp_enrol --username <username> --reset\n"
+            "  New API key:      in the admin, API keys > Add (the key is shown once)\n"
+            "  Or start afresh:  delete the database (var/db.sqlite3) and run `make run` again."
+        )
+
+    def _print_credentials(self, credentials: dict[str, Any], path: Path) -> None:
+        secret = credentials["totp_secret"]
+        device = TOTPDevice.objects.filter(user__username=credentials["username"]).first()
+        counts = credentials.get("seeded_counts", {})
+        body = json.dumps(
+            {"userId": "user-00001", "event": "Report Viewed", "properties": {"report": "Funnel"}}
+        )
+        lines = [
+            "",
+            "=" * 78,
+            f"Demo workspace {credentials['workspace']!r}"
+            + (
+                f": {counts['people']:,} simulated people, {counts['signed_up']:,} signed up, "
+                f"{counts['events']:,} events."
+                if counts
+                else "."
+            ),
+            "",
+            f"Admin:     {credentials['admin_url']}",
+            f"Login:     {credentials['username']}",
+            f"Password:  {credentials['password']}",
+            "Then the 6-digit code from your authenticator app (password + TOTP, django-otp).",
+            "",
+        ]
+        if device is not None and totp_secret(device) != secret:
+            lines.append(
+                "The TOTP device was replaced since (otp_enrol --reset): use the secret printed then.\n"
+            )
+        else:
+            lines.append(totp_instructions(config_url=credentials["otpauth_uri"], secret=secret))
+        lines += [
+            "API keys of the demo workspace (stored hashed; kept in plain only in the file below):",
+            f"  write key (events only):  {credentials['write_key']}",
+            f"  secret key (server API):  {credentials['secret_key']}",
+            "",
+            "Send an event (Segment's HTTP Tracking API; the write key is the Basic-auth user name):",
+            f"  curl -u {shlex.quote(credentials['write_key'] + ':')} -H 'Content-Type: application/json' \\",
+            f"    -d {shlex.quote(body)} \\",
+            f"    {BASE_URL}/v1/track",
+            "",
+            f"These credentials are kept in {path} (readable by you only).",
+            "=" * 78,
+        ]
+        self.stdout.write("\n".join(lines))
