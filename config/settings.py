@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django_rq",
     "channels",
     "onboarding",
+    "paths",
 ]
 
 MIDDLEWARE = [

@@ -192,3 +192,97 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.name}".strip()
+
+
+class Enrollment(models.Model):
+    """One end user on one path version. State is rebuildable from events and completions.
+
+    `revision` grows by one on every change; a write carrying a stale revision gets 409.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        COMPLETED = "completed"
+        ABANDONED = "abandoned"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="enrollments")
+    path_version = models.ForeignKey(
+        "paths.PathVersion", on_delete=models.PROTECT, related_name="enrollments"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    current_step_key = models.CharField(max_length=80, blank=True)
+    answers = models.JSONField(default=dict, blank=True, help_text="{step key: {question: value}}")
+    revision = models.PositiveIntegerField(default=1)
+    decision_reason = models.TextField(blank=True, help_text="Why the planner chose this path.")
+    enrolled_at = models.DateTimeField()
+    step_entered_at = models.DateTimeField(help_text="When the current step became current.")
+    completed_at = models.DateTimeField(null=True, blank=True)
+    stuck_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["end_user"], condition=Q(status="active"), name="enrollment_one_active"
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "status"], name="enrollment_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.end_user} on {self.path_version}"
+
+
+class StepCompletion(models.Model):
+    """How and when a step was completed. `back` reverts it (kept, with reverted_at)."""
+
+    class Method(models.TextChoices):
+        EVENT = "event"
+        API = "api"
+        ANSWERS = "answers"
+        ADMIN = "admin"
+        SKIP = "skip"
+
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="completions")
+    step_key = models.CharField(max_length=80)
+    method = models.CharField(max_length=10, choices=Method.choices)
+    event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    completed_at = models.DateTimeField(help_text="Event time for event completions.")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    reverted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["enrollment", "step_key"], name="stepcompletion_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step_key} ({self.method})"
+
+
+class EnrollmentSignal(models.Model):
+    """Something the nudge pipeline or a human should act on: a stuck user, an ambiguous step."""
+
+    class Kind(models.TextChoices):
+        STUCK = "stuck"
+        NEEDS_REVIEW = "needs_review", "needs human review"
+
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="signals")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    step_key = models.CharField(max_length=80)
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    consumed_at = models.DateTimeField(null=True, blank=True, help_text="Taken by the nudge pipeline.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enrollment", "kind", "step_key"],
+                condition=Q(resolved_at__isnull=True),
+                name="enrollmentsignal_one_open",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.step_key}"
