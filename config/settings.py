@@ -180,14 +180,19 @@ SPECTACULAR_SETTINGS = {
 
 # --- Browsers send events from the customer's own site: ingestion answers any origin. The
 # write key is public by design and no cookie is ever read there.
-CORS_URLS_REGEX = r"^/v1/.*$"
+# The progress API is called from browsers too, with an end-user token in Authorization.
+CORS_URLS_REGEX = r"^/(v1/.*|api/v1/users/.*)$"
 CORS_ALLOW_ALL_ORIGINS = True
-CORS_ALLOW_HEADERS = ["authorization", "content-type", "content-encoding", "x-retry-count"]
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "content-encoding", "x-retry-count", "if-match"]
+CORS_EXPOSE_HEADERS = ["etag"]
 CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- Ingestion limits, from Segment's HTTP Tracking API.
 INGEST_MAX_EVENT_BYTES = env.int("INGEST_MAX_EVENT_BYTES", default=32 * 1024)
 INGEST_MAX_BATCH_BYTES = env.int("INGEST_MAX_BATCH_BYTES", default=500 * 1024)
+
+# --- End-user tokens (progress API and websocket from browsers and apps): revoked by expiry only.
+END_USER_TOKEN_LIFETIME = env.int("END_USER_TOKEN_LIFETIME", default=15 * 60)  # seconds
 
 LOGGING = {
     "version": 1,

@@ -4,6 +4,15 @@ from drf_spectacular.views import SpectacularAPIView
 
 from config import health
 from onboarding.api import SegmentBatchApi, SegmentCallApi
+from onboarding.progress_api import (
+    AnswersSaveApi,
+    EndUserTokenCreateApi,
+    EnrollmentCompleteApi,
+    EnrollmentDetailApi,
+    StepBackApi,
+    StepCompleteApi,
+    StepSkipApi,
+)
 
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 # Segment's browser and mobile SDKs use one-letter paths: /v1/t, /v1/i ... and /v1/b for batches.
@@ -13,12 +22,24 @@ segment_calls = [
     for path_name in (call_type, call_type[0])
 ]
 
+ONBOARDING = "api/v1/users/<str:user_id>/onboarding"
+progress_api = [
+    path("api/v1/users/<str:user_id>/token", EndUserTokenCreateApi.as_view(), name="end-user-token"),
+    path(ONBOARDING, EnrollmentDetailApi.as_view(), name="enrollment-detail"),
+    path(f"{ONBOARDING}/steps/<str:step_key>/complete", StepCompleteApi.as_view(), name="step-complete"),
+    path(f"{ONBOARDING}/steps/<str:step_key>/skip", StepSkipApi.as_view(), name="step-skip"),
+    path(f"{ONBOARDING}/back", StepBackApi.as_view(), name="step-back"),
+    path(f"{ONBOARDING}/answers", AnswersSaveApi.as_view(), name="answers-save"),
+    path(f"{ONBOARDING}/complete", EnrollmentCompleteApi.as_view(), name="enrollment-complete"),
+]
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     *segment_calls,
     path("v1/batch", SegmentBatchApi.as_view(), name="segment-batch"),
     path("v1/b", SegmentBatchApi.as_view(), name="segment-b"),
     path("v1/import", SegmentBatchApi.as_view(), name="segment-import"),
+    *progress_api,
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("healthz", health.healthz, name="healthz"),
 ]

@@ -291,3 +291,6 @@ class EventAdmin(ReadOnlyScopedAdmin):
         "received_at",
     )
     fields = readonly_fields
+
+
+from onboarding import admin_progress  # noqa: E402, F401  (registers the progress admins)

@@ -1,12 +1,15 @@
-"""Websocket: /ws/v1/debugger/?key=<secret key> streams a workspace's events as they are stored."""
+"""Websockets: /ws/v1/debugger/?key=<secret key> streams a workspace's events as they are stored;
+/ws/v1/onboarding/?token=<end-user token> streams one end user's onboarding state."""
 
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from onboarding import selectors
+from onboarding import selectors, tokens
+from onboarding.enrollments import enrollment_get_for_user, enrollment_state
 from onboarding.live import debugger_group
+from onboarding.live_progress import progress_group
 from onboarding.models import ApiKey
 
 
@@ -38,3 +41,54 @@ class EventDebuggerConsumer(AsyncJsonWebsocketConsumer):
 
     async def events_stored(self, message):
         await self.send_json(message)
+
+
+@database_sync_to_async
+def _state_for_token(token: tokens.EndUserToken) -> dict | None:
+    workspace = tokens.token_workspace(token)
+    if workspace is None:
+        return None
+    enrollment = enrollment_get_for_user(workspace=workspace, user_id=token.external_id)
+    if enrollment is None or enrollment.end_user_id != token.end_user_id:
+        return None
+    return enrollment_state(enrollment=enrollment)
+
+
+class OnboardingProgressConsumer(AsyncJsonWebsocketConsumer):
+    """/ws/v1/onboarding/?token=<end-user token>: the user's onboarding state on connect, then a
+    frame on every change. The token names the one user whose group is joined."""
+
+    group_name: str | None = None
+    # The last state sent: a frame queued before the state read on connect is not sent after it.
+    enrollment_id: int | None = None
+    revision: int = 0
+
+    async def connect(self):
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        try:
+            token = tokens.token_verify((query.get("token") or [""])[0])
+        except tokens.TokenInvalid:
+            await self.close(code=4401)  # missing, tampered or expired
+            return
+        # Join before reading, so no change can fall between the state sent and the first frame;
+        # frames older than that state are dropped in onboarding_state.
+        self.group_name = progress_group(token.end_user_id)
+        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        state = await _state_for_token(token)
+        await self.accept()
+        # No enrollment yet (identify has not run): null, and the first frame follows enrolment.
+        await self._send_state(state)
+
+    async def disconnect(self, code):
+        if self.group_name:
+            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+
+    async def onboarding_state(self, message):
+        await self._send_state(message["state"])
+
+    async def _send_state(self, state: dict | None) -> None:
+        if state is not None:
+            if state["revision"] <= self.revision and state.get("enrollment_id") == self.enrollment_id:
+                return
+            self.revision, self.enrollment_id = state["revision"], state.get("enrollment_id")
+        await self.send_json({"type": "onboarding.state", "state": state})

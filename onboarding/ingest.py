@@ -13,7 +13,7 @@ import orjson
 from django.conf import settings
 from django.db import transaction
 
-from onboarding import event_store, live, profiles
+from onboarding import event_store, live, profiles, progress
 from onboarding.identity import resolve_end_users
 from onboarding.models import CONTACT_TRAITS, Workspace
 from onboarding.segment import Call, FieldError, InvalidCall, event_time, message_id, validate_call
@@ -187,6 +187,9 @@ def store_batch(*, workspace: Workspace, events: list[dict], received_at: dateti
         aliases = [event for event in new_events if event["type"] == "alias"]
         if aliases:
             profiles.apply_aliases(workspace, aliases)
+        # Step completions and enrolment on identify; in a retried savepoint that, should it
+        # still fail, is logged and rolled back alone: the events commit whatever happens.
+        progress.progress_on_events(workspace=workspace, events=new_events)
         transaction.on_commit(lambda: live.publish_events(workspace_id=workspace.pk, events=new_events))
     return new_ids
 

@@ -286,3 +286,49 @@ class EnrollmentSignal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.step_key}"
+
+
+class AnswerSnapshot(models.Model):
+    """The answers of a completed enrollment, as they were at completion; one per enrollment.
+
+    `contribution` lists the (step, question, answer) rows it added to AnswerTotal, so a
+    re-completion subtracts exactly what it added, whatever the counting rules are by then.
+    """
+
+    enrollment = models.OneToOneField(Enrollment, on_delete=models.CASCADE, related_name="answer_snapshot")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    path_version = models.ForeignKey("paths.PathVersion", on_delete=models.PROTECT, related_name="+")
+    answers = models.JSONField(default=dict, blank=True, help_text="{step key: {question: value}}")
+    contribution = models.JSONField(default=list, blank=True, help_text="[[step, question, answer], ...]")
+    completed_at = models.DateTimeField()
+    schema_version = models.PositiveSmallIntegerField(default=1)
+    recorded_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"answers of {self.enrollment_id}"
+
+
+class AnswerTotal(models.Model):
+    """How many completed enrollments of a path version gave each answer to each question.
+
+    Multi-choice answers count once per choice; numbers and booleans count as their JSON text.
+    `count` is a plain integer so a signed upsert can apply a re-completion's difference in one
+    statement; rows reaching 0 are deleted.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    path_version = models.ForeignKey("paths.PathVersion", on_delete=models.CASCADE, related_name="+")
+    step_key = models.CharField(max_length=80)
+    question_key = models.CharField(max_length=80)
+    answer = models.CharField(max_length=255)
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["path_version", "step_key", "question_key", "answer"], name="answertotal_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step_key}.{self.question_key} = {self.answer}: {self.count}"

@@ -20,3 +20,18 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
                 "works too."
             ),
         }
+
+
+class EndUserTokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "onboarding.authentication.EndUserTokenAuthentication"
+    name = "endUserToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "`Authorization: Bearer ut_...`: a short-lived end-user token from "
+                "POST /api/v1/users/{user_id}/token (secret key). It grants access to that one user."
+            ),
+        }

@@ -50,3 +50,60 @@ class AdminUserFactory(factory.django.DjangoModelFactory):
         user.set_password(extracted or "correct horse battery staple")
         if create:
             user.save(update_fields=["password"])
+
+
+# --- Published versions and enrollments (issue 3, progress engine) ---------------------------
+
+
+class PathFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "paths.Path"
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    key = factory.Sequence(lambda number: f"path-{number}")
+    name = factory.LazyAttribute(lambda path: path.key.replace("-", " ").title())
+
+
+class PathVersionFactory(factory.django.DjangoModelFactory):
+    """A draft, as the model makes it; see PublishedPathVersionFactory."""
+
+    class Meta:
+        model = "paths.PathVersion"
+
+    path = factory.SubFactory(PathFactory)
+    number = factory.Sequence(lambda number: number + 1)
+    status = "draft"
+
+
+class StepFactory(factory.django.DjangoModelFactory):
+    """An event step: `event_name` once, no conditions."""
+
+    class Meta:
+        model = "paths.Step"
+
+    path_version = factory.SubFactory(PathVersionFactory)
+    key = factory.Sequence(lambda number: f"step-{number}")
+    title = factory.LazyAttribute(lambda step: step.key.replace("-", " ").capitalize())
+    order = factory.Sequence(lambda number: number)
+    completion = "event"
+    event_name = "Project Created"
+
+
+class PublishedPathVersionFactory(PathVersionFactory):
+    """What enrollments run on."""
+
+    status = "published"
+    published_at = factory.LazyFunction(timezone.now)
+
+
+class EnrollmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "onboarding.Enrollment"
+
+    end_user = factory.SubFactory(EndUserFactory)
+    workspace = factory.SelfAttribute("end_user.workspace")
+    path_version = factory.SubFactory(
+        PublishedPathVersionFactory, path__workspace=factory.SelfAttribute("...end_user.workspace")
+    )
+    enrolled_at = factory.LazyFunction(timezone.now)
+    step_entered_at = factory.SelfAttribute("enrolled_at")

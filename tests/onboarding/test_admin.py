@@ -177,7 +177,9 @@ def test_password_and_current_totp_token_log_in_and_admin_pages_render(two_tenan
     apps = {app["app_label"]: app for app in index.context["app_list"]}
     assert [model["object_name"] for model in apps["onboarding"]["models"]] == [
         "ApiKey",
+        "AnswerTotal",
         "EndUser",
+        "EnrollmentSignal",
         "Event",
         "Workspace",
     ]
@@ -187,6 +189,8 @@ def test_password_and_current_totp_token_log_in_and_admin_pages_render(two_tenan
         "/admin/onboarding/enduser/",
         "/admin/onboarding/event/",
         "/admin/onboarding/apikey/add/",
+        "/admin/onboarding/enrollmentsignal/",
+        "/admin/onboarding/answertotal/",
     ):
         assert client.get(path).status_code == 200, path
 

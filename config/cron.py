@@ -1,0 +1,13 @@
+"""Periodic jobs, run by RQ's cron scheduler: `python manage.py rqcron config.cron`.
+
+Run exactly one scheduler process (it only enqueues; the `rqworker` processes run the jobs).
+Each job is idempotent, so a run repeated after a restart does no harm.
+"""
+
+from rq import cron
+
+from onboarding.jobs import detect_stuck_job
+
+STUCK_DETECTION_INTERVAL_SECONDS = 15 * 60
+
+cron.register(detect_stuck_job, "low", interval=STUCK_DETECTION_INTERVAL_SECONDS, job_timeout=30 * 60)

@@ -1,0 +1,119 @@
+"""Admin for progress outcomes: signals to act on (stuck, needs review) and answer totals."""
+
+from django.contrib import admin, messages
+
+from onboarding import enrollment_signals, selectors
+from onboarding.admin import ReadOnlyScopedAdmin, WorkspaceScopedAdmin
+from onboarding.models import AnswerTotal, EnrollmentSignal
+from paths.models import PathVersion
+
+
+class SignalStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return (("open", "open"), ("resolved", "resolved"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+class SignalWorkspaceFilter(admin.SimpleListFilter):
+    """The workspaces this admin user may see (never other tenants' names)."""
+
+    title = "workspace"
+    parameter_name = "workspace"
+
+    def lookups(self, request, model_admin):
+        return [(str(each.pk), each.name) for each in selectors.workspaces_for_admin(user=request.user)]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(enrollment__workspace_id=self.value())
+        return queryset
+
+
+@admin.register(EnrollmentSignal)
+class EnrollmentSignalAdmin(WorkspaceScopedAdmin):
+    """Read-only; "change" on the workspace allows the resolve action."""
+
+    workspace_path = "enrollment__workspace"
+    list_display = ("created_at", "kind", "step_key", "end_user", "reason", "status", "consumed_at")
+    list_filter = ("kind", SignalStatusFilter, SignalWorkspaceFilter)
+    list_select_related = ("enrollment__end_user",)
+    search_fields = ("enrollment__end_user__external_id", "step_key")
+    ordering = ("-created_at", "-pk")
+    show_facets = admin.ShowFacets.NEVER
+    actions = ["mark_resolved"]
+    fields = (
+        "enrollment",
+        "kind",
+        "step_key",
+        "reason",
+        "created_at",
+        "resolved_at",
+        "consumed_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="end user", ordering="enrollment__end_user__external_id")
+    def end_user(self, obj):
+        return obj.enrollment.end_user
+
+    @admin.display(description="status")
+    def status(self, obj):
+        return "resolved" if obj.resolved_at else "open"
+
+    @admin.action(description="Mark selected signals resolved", permissions=["change"])
+    def mark_resolved(self, request, queryset):
+        allowed = queryset
+        if not request.user.is_superuser:
+            allowed = queryset.filter(
+                enrollment__workspace__in=selectors.workspaces_for_admin(
+                    user=request.user, permission="change"
+                )
+            )
+        resolved = enrollment_signals.signals_resolve(signals=allowed)
+        self.message_user(request, f"Resolved {resolved} signal(s).", messages.SUCCESS)
+
+
+class PathVersionFilter(admin.SimpleListFilter):
+    """Path versions of the workspaces this admin user may see."""
+
+    title = "path version"
+    parameter_name = "path_version"
+
+    def lookups(self, request, model_admin):
+        versions = (
+            PathVersion.objects.filter(path__workspace__in=selectors.workspaces_for_admin(user=request.user))
+            .select_related("path__workspace")
+            .order_by("path__workspace__name", "path__name", "-number")
+        )
+        return [(str(version.pk), f"{version.path.workspace.name}: {version}") for version in versions]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(path_version_id=self.value())
+        return queryset
+
+
+@admin.register(AnswerTotal)
+class AnswerTotalAdmin(ReadOnlyScopedAdmin):
+    """Per-question, per-answer counts of completed enrollments; pick a path version to read one."""
+
+    list_display = ("path_version", "step_key", "question_key", "answer", "count")
+    list_filter = (PathVersionFilter,)
+    list_select_related = ("path_version__path",)
+    search_fields = ("step_key", "question_key", "answer")
+    ordering = ("path_version", "step_key", "question_key", "-count", "answer")
+    show_facets = admin.ShowFacets.NEVER
+    fields = ("workspace", "path_version", "step_key", "question_key", "answer", "count")
+    readonly_fields = fields

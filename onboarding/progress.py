@@ -1,0 +1,338 @@
+"""The progress engine: stored events in, step completions and enrollment state out.
+
+An enrollment's state is a function of its user's stored events and its non-event completions
+(api, answers, admin, skip), so it does not depend on the order events arrive in, and replaying
+them changes nothing. `derive` is that function; the rest loads its inputs and writes its output.
+
+- A batch of newly stored events is evaluated inside ingestion's transaction, in a savepoint
+  retried on database errors; if it still fails, the events commit anyway and the failure is
+  logged (`manage.py rebuild_progress` repairs the state from the events).
+- Only rules indexed under a new event's name are evaluated, plus the step whose window is
+  anchored on a step that just changed. Counts and windows read the user's stored events.
+- The rules themselves are `derive`, in onboarding.progress_state.
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import F
+from django.utils import timezone
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from onboarding.models import EndUser, Enrollment, Event, StepCompletion, Workspace
+from onboarding.progress_state import EVENT, CompletionState, Derived, active_completions, derive
+from paths import planner, rules
+
+__all__ = ["CompletionState", "Derived", "active_completions", "derive", "evaluate", "progress_on_events"]
+
+logger = logging.getLogger(__name__)
+
+LIVE_STATUSES = (Enrollment.Status.ACTIVE, Enrollment.Status.COMPLETED)
+# A failed write is retried three times (four attempts), waiting 50, 100, 200 ms.
+WRITE_ATTEMPTS = 4
+RETRY_WAIT = wait_exponential(multiplier=0.05, max=1)
+TRANSIENT_ERRORS = (OperationalError, IntegrityError)
+
+
+# --- Loading and saving -------------------------------------------------------------------------
+
+
+def load_completions(enrollment_ids: Iterable[int]) -> dict[int, dict[str, CompletionState]]:
+    by_enrollment: dict[int, dict[str, CompletionState]] = defaultdict(dict)
+    rows = StepCompletion.objects.filter(enrollment_id__in=list(enrollment_ids)).values_list(
+        "enrollment_id", "step_key", "method", "event_id", "completed_at", "reverted_at"
+    )
+    for enrollment_id, step_key, method, event_id, completed_at, reverted_at in rows:
+        by_enrollment[enrollment_id][step_key] = CompletionState(
+            step_key, method, event_id, completed_at, reverted_at
+        )
+    return by_enrollment
+
+
+def load_events(
+    *, workspace_id: int, end_user_ids: Iterable[int], names: Iterable[str]
+) -> dict[tuple[int, str], list[rules.StoredEvent]]:
+    """(end user id, event name) -> stored events, for the names that rules are indexed under."""
+    names, end_user_ids = list(names), list(end_user_ids)
+    found: dict[tuple[int, str], list[rules.StoredEvent]] = defaultdict(list)
+    if not names or not end_user_ids:
+        return found
+    rows = Event.objects.filter(
+        workspace_id=workspace_id, end_user_id__in=end_user_ids, name__in=names
+    ).values_list("id", "end_user_id", "name", "timestamp", "properties")
+    for event_id, end_user_id, name, timestamp, properties in rows:
+        found[(end_user_id, name)].append(rules.StoredEvent(event_id, timestamp, properties or {}))
+    return found
+
+
+def state_fields(enrollment: Enrollment) -> tuple:
+    return (
+        enrollment.status,
+        enrollment.current_step_key,
+        enrollment.step_entered_at,
+        enrollment.completed_at,
+    )
+
+
+def _record_answers_snapshot(enrollment: Enrollment) -> None:
+    """Answers aggregation lives in onboarding.answers (optional): called on every completion."""
+    try:
+        from onboarding import answers
+    except ModuleNotFoundError as missing:
+        if missing.name != "onboarding.answers":
+            raise
+        return
+    answers.answers_snapshot_record(enrollment=enrollment)
+
+
+def save(
+    enrollment: Enrollment,
+    *,
+    before: dict[str, CompletionState],
+    derived: Derived,
+    bump_revision: bool = True,
+    force: bool = False,
+) -> bool:
+    """Write what changed (completions, then the enrollment with a new revision) and push the
+    new state after commit. Returns whether anything changed. Call with the enrollment locked."""
+    from onboarding import live_progress
+
+    new_rows, changed_rows, deleted_keys = [], [], []
+    for key in sorted(before.keys() | derived.completions.keys()):
+        old, new = before.get(key), derived.completions.get(key)
+        if old == new:
+            continue
+        if new is None:
+            deleted_keys.append(key)
+        elif old is None:
+            new_rows.append(
+                StepCompletion(
+                    enrollment=enrollment,
+                    step_key=key,
+                    method=new.method,
+                    event_id=new.event_id,
+                    completed_at=new.completed_at,
+                    reverted_at=new.reverted_at,
+                )
+            )
+        else:
+            changed_rows.append(new)
+    if deleted_keys:
+        StepCompletion.objects.filter(enrollment=enrollment, step_key__in=deleted_keys).delete()
+    if new_rows:
+        StepCompletion.objects.bulk_create(new_rows)
+    for row in changed_rows:
+        StepCompletion.objects.filter(enrollment=enrollment, step_key=row.step_key).update(
+            method=row.method,
+            event_id=row.event_id,
+            completed_at=row.completed_at,
+            reverted_at=row.reverted_at,
+        )
+    old_fields = state_fields(enrollment)
+    was_completed = enrollment.status == Enrollment.Status.COMPLETED
+    step_changed = enrollment.current_step_key != derived.current_step_key
+    enrollment.status = derived.status
+    enrollment.current_step_key = derived.current_step_key
+    enrollment.step_entered_at = derived.step_entered_at
+    enrollment.completed_at = derived.completed_at
+    changed = force or bool(new_rows or changed_rows or deleted_keys)
+    if not changed and old_fields == state_fields(enrollment):
+        return False
+    updates = {
+        "status": enrollment.status,
+        "current_step_key": enrollment.current_step_key,
+        "step_entered_at": enrollment.step_entered_at,
+        "completed_at": enrollment.completed_at,
+        "updated_at": timezone.now(),
+    }
+    if step_changed:
+        updates["stuck_at"] = enrollment.stuck_at = None
+    if bump_revision:
+        updates["revision"] = F("revision") + 1
+    Enrollment.objects.filter(pk=enrollment.pk).update(**updates)
+    if bump_revision:
+        enrollment.revision += 1
+    if enrollment.status == Enrollment.Status.COMPLETED and not was_completed:
+        _record_answers_snapshot(enrollment)
+    enrollment_id = enrollment.pk
+    transaction.on_commit(lambda: live_progress.push_state(enrollment_id))
+    return True
+
+
+# --- Enrolment on identify ------------------------------------------------------------------------
+
+
+def enrol(*, end_user: EndUser, enrolled_at: datetime) -> Enrollment | None:
+    """Enrol an end user who has no enrollment at all on the planner's path. Idempotent: a
+    concurrent enrolment of the same user wins and this returns None."""
+    decision = planner.choose_path(end_user=end_user)
+    if decision.path_version is None:
+        logger.info(
+            "enrollment.not_enrolled",
+            extra={"end_user_id": end_user.pk, "reason": decision.reason, "source": decision.source},
+        )
+        return None
+    enrollment = Enrollment(
+        workspace_id=end_user.workspace_id,
+        end_user=end_user,
+        path_version=decision.path_version,
+        status=Enrollment.Status.ACTIVE,
+        current_step_key="",
+        decision_reason=decision.reason,
+        enrolled_at=enrolled_at,
+        step_entered_at=enrolled_at,
+    )
+    try:
+        with transaction.atomic():
+            enrollment.save(force_insert=True)
+    except IntegrityError:
+        return None  # enrolled at the same moment by a concurrent batch (one active per user)
+    logger.info(
+        "enrollment.started",
+        extra={
+            "end_user_id": end_user.pk,
+            "path_version_id": decision.path_version.pk,
+            "source": decision.source,
+        },
+    )
+    return enrollment
+
+
+def _enrol_identified(workspace: Workspace, identified: dict[int, datetime]) -> set[int]:
+    """Enrol identified users who have no enrollment yet; return the new enrollments' ids."""
+    enrolled = set(
+        Enrollment.objects.filter(end_user_id__in=list(identified)).values_list("end_user_id", flat=True)
+    )
+    new_ids = set()
+    waiting = [end_user_id for end_user_id in identified if end_user_id not in enrolled]
+    for end_user in EndUser.objects.filter(workspace=workspace, pk__in=waiting).order_by("pk"):
+        enrollment = enrol(end_user=end_user, enrolled_at=identified[end_user.pk])
+        if enrollment is not None:
+            new_ids.add(enrollment.pk)
+    return new_ids
+
+
+# --- The batch hook ---------------------------------------------------------------------------------
+
+
+def evaluate(
+    scopes: dict[int, dict[str, list[datetime]] | None],
+    *,
+    workspace_id: int,
+    commit: bool = True,
+    lock: bool | None = None,
+    created: Iterable[int] = (),
+) -> dict[int, tuple[Enrollment, dict[str, CompletionState], Derived]]:
+    """Evaluate enrollments. `scopes`: enrollment id -> {event name: timestamps of its new
+    events} (only those rules), or None (every rule, as a rebuild does). With commit, write
+    the changes (the caller holds a transaction); returns what was derived, per enrollment.
+    Enrollments `created` in this transaction keep their first revision."""
+    queryset = Enrollment.objects.filter(pk__in=list(scopes), workspace_id=workspace_id)
+    if commit if lock is None else lock:
+        queryset = queryset.select_for_update(no_key=True)
+    enrollments = list(queryset.select_related("path_version").order_by("pk"))
+    completions = load_completions(enrollment.pk for enrollment in enrollments)
+    plans, names, end_user_ids = [], set(), set()
+    for enrollment in enrollments:
+        compiled = rules.compiled_version(enrollment.path_version)
+        before = completions.get(enrollment.pk, {})
+        scope = scopes[enrollment.pk]
+        if scope is None:
+            step_keys = None
+            names.update(compiled.event_names)
+        else:
+            step_keys = set()
+            for name, timestamps in scope.items():
+                for rule in compiled.by_event.get(name, ()):
+                    row = before.get(rule.step_key)
+                    # An active completion can only move earlier, by an event older than it.
+                    if (
+                        row is not None
+                        and row.is_active
+                        and (row.method != EVENT or min(timestamps) >= row.completed_at)
+                    ):
+                        continue
+                    step_keys.add(rule.step_key)
+            if not step_keys:
+                continue
+            pending = list(step_keys)
+            while pending:
+                step = compiled.step(pending.pop())
+                names.add(step.rule.event_name)
+                pending.extend(dependent.key for dependent in compiled.dependents(step.key))
+        plans.append((enrollment, compiled, before, step_keys))
+        end_user_ids.add(enrollment.end_user_id)
+    events = load_events(workspace_id=workspace_id, end_user_ids=end_user_ids, names=names)
+    results = {}
+    for enrollment, compiled, before, step_keys in plans:
+        derived = derive(
+            compiled,
+            enrolled_at=enrollment.enrolled_at,
+            status=enrollment.status,
+            completions=before,
+            events_by_name={
+                name: events.get((enrollment.end_user_id, name), []) for name in compiled.by_event
+            },
+            evaluate=step_keys,
+        )
+        results[enrollment.pk] = (enrollment, before, derived)
+    if commit:
+        for enrollment, before, derived in results.values():
+            save(enrollment, before=before, derived=derived, bump_revision=enrollment.pk not in created)
+    return results
+
+
+def _evaluate_batch(workspace: Workspace, events: list[dict]) -> None:
+    by_user: dict[int, dict[str, list[datetime]]] = defaultdict(lambda: defaultdict(list))
+    identified: dict[int, datetime] = {}
+    for event in events:
+        if event["name"]:
+            by_user[event["end_user_id"]][event["name"]].append(event["timestamp"])
+        if event["type"] == "identify" and event["user_id"]:
+            end_user_id = event["end_user_id"]
+            identified[end_user_id] = min(event["timestamp"], identified.get(end_user_id, event["timestamp"]))
+    scopes: dict[int, dict[str, list[datetime]] | None] = {}
+    created = _enrol_identified(workspace, identified) if identified else set()
+    scopes.update(dict.fromkeys(created))
+    if by_user:
+        candidates = Enrollment.objects.filter(
+            workspace=workspace, end_user_id__in=list(by_user), status__in=LIVE_STATUSES
+        ).select_related("path_version")
+        for enrollment in candidates:
+            if enrollment.pk in scopes:
+                continue
+            event_names = rules.compiled_version(enrollment.path_version).event_names
+            scope = {
+                name: times for name, times in by_user[enrollment.end_user_id].items() if name in event_names
+            }
+            if scope:
+                scopes[enrollment.pk] = scope
+    if scopes:
+        evaluate(scopes, workspace_id=workspace.pk, created=created)
+
+
+def progress_on_events(*, workspace: Workspace, events: list[dict]) -> None:
+    """Ingestion's hook, inside its transaction, for events stored for the first time.
+
+    Runs in a savepoint retried with exponential backoff on database errors; if it still fails,
+    the savepoint is rolled back and the error logged, so the events themselves still commit.
+    """
+    if not events:
+        return
+    try:
+        for attempt in Retrying(
+            stop=stop_after_attempt(WRITE_ATTEMPTS),
+            wait=RETRY_WAIT,
+            retry=retry_if_exception_type(TRANSIENT_ERRORS),
+            reraise=True,
+        ):
+            with attempt, transaction.atomic():
+                _evaluate_batch(workspace, events)
+    except Exception:
+        logger.exception(
+            "progress.evaluation_failed",
+            extra={"workspace_id": workspace.pk, "events": len(events)},
+        )
