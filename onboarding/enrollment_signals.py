@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from onboarding import stuck
 from onboarding.models import Enrollment, EnrollmentSignal, StepCompletion, Workspace
+from onboarding.progress_state import active_completions
 from paths.models import Step
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ def _limits(
             StepCompletion.objects.filter(
                 enrollment__workspace=workspace,
                 enrollment__path_version_id__in={path_version_id for path_version_id, _ in needs_samples},
-                reverted_at__isnull=True,
             )
+            .filter(active_completions())
             .order_by("enrollment_id", "completed_at", "pk")
             .values_list(
                 "enrollment__path_version_id",

@@ -17,6 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
+from onboarding import answers as answer_aggregation
 from onboarding import progress, questions
 from onboarding.models import EndUser, Enrollment, StepCompletion, Workspace
 from onboarding.progress import CompletionState
@@ -342,7 +343,7 @@ def enrollment_complete(*, enrollment: Enrollment, expected_revision: int | None
     enrollment = _write(enrollment, expected_revision, change)
     if was_completed and was_completed[-1]:
         # Completed earlier by its events: the snapshot is recorded again (it replaces itself).
-        progress._record_answers_snapshot(enrollment)
+        answer_aggregation.answers_snapshot_record(enrollment=enrollment)
     return enrollment
 
 

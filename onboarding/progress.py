@@ -22,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from onboarding import answers, enrollment_signals
 from onboarding.models import EndUser, Enrollment, Event, StepCompletion, Workspace
 from onboarding.progress_state import EVENT, CompletionState, Derived, active_completions, derive
 from paths import planner, rules
@@ -77,17 +78,6 @@ def state_fields(enrollment: Enrollment) -> tuple:
     )
 
 
-def _record_answers_snapshot(enrollment: Enrollment) -> None:
-    """Answers aggregation lives in onboarding.answers (optional): called on every completion."""
-    try:
-        from onboarding import answers
-    except ModuleNotFoundError as missing:
-        if missing.name != "onboarding.answers":
-            raise
-        return
-    answers.answers_snapshot_record(enrollment=enrollment)
-
-
 def save(
     enrollment: Enrollment,
     *,
@@ -133,6 +123,7 @@ def save(
         )
     old_fields = state_fields(enrollment)
     was_completed = enrollment.status == Enrollment.Status.COMPLETED
+    was_stuck = enrollment.stuck_at is not None
     step_changed = enrollment.current_step_key != derived.current_step_key
     enrollment.status = derived.status
     enrollment.current_step_key = derived.current_step_key
@@ -155,8 +146,13 @@ def save(
     Enrollment.objects.filter(pk=enrollment.pk).update(**updates)
     if bump_revision:
         enrollment.revision += 1
-    if enrollment.status == Enrollment.Status.COMPLETED and not was_completed:
-        _record_answers_snapshot(enrollment)
+    is_completed = enrollment.status == Enrollment.Status.COMPLETED
+    if is_completed and not was_completed:
+        answers.answers_snapshot_record(enrollment=enrollment)
+    elif was_completed and not is_completed:
+        answers.answers_snapshot_remove(enrollment=enrollment)  # reopened: its answers leave the totals
+    if step_changed and was_stuck:
+        enrollment_signals.stuck_signals_resolve(enrollment=enrollment)
     enrollment_id = enrollment.pk
     transaction.on_commit(lambda: live_progress.push_state(enrollment_id))
     return True
