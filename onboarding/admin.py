@@ -221,6 +221,7 @@ class EndUserAdmin(ReadOnlyScopedAdmin):
         "contact_on_file",
         "created_at",
         "updated_at",
+        "onboarding",
         "recent_events",
     )
     fields = readonly_fields
@@ -244,6 +245,33 @@ class EndUserAdmin(ReadOnlyScopedAdmin):
             if value
         ]
         return ", ".join(present) or "none"
+
+    @admin.display(description="onboarding")
+    def onboarding(self, obj):
+        """Each enrollment with the planner's reason: why this user is on this path."""
+        enrollments = obj.enrollments.select_related("path_version__path").order_by("-enrolled_at")
+        rows = format_html_join(
+            "",
+            "<tr><td>{} v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    enrollment.path_version.path.name,
+                    enrollment.path_version.number,
+                    enrollment.status,
+                    enrollment.current_step_key or "-",
+                    enrollment.revision,
+                    enrollment.decision_reason,
+                )
+                for enrollment in enrollments
+            ),
+        )
+        if not rows:
+            return "not enrolled"
+        return format_html(
+            "<table><tr><th>path</th><th>status</th><th>current step</th><th>revision</th>"
+            "<th>why this path</th></tr>{}</table>",
+            rows,
+        )
 
     @admin.display(description="recent events")
     def recent_events(self, obj):

@@ -15,7 +15,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from onboarding import services
+from onboarding import enrollments, services
 from onboarding.authentication import ApiKeyAuthentication, HasScope
 from onboarding.models import ApiKey
 from onboarding.parsers import SegmentJSONParser
@@ -129,7 +129,16 @@ class SegmentCallApi(_IngestApi):
             received_at=timezone.now(),
             call_type=self.call_type,
         )
-        return _result_response(result, single=True)
+        response = _result_response(result, single=True)
+        user_id = request.data.get("userId")
+        if self.call_type == "identify" and not result.rejected and user_id not in (None, ""):
+            # identify enrols a new user: the app gets the path to show without another call.
+            enrollment = enrollments.enrollment_get_for_user(
+                workspace=request.user.workspace, user_id=str(user_id)
+            )
+            if enrollment is not None:
+                response.data["enrollment"] = enrollments.enrollment_state(enrollment=enrollment)
+        return response
 
 
 class SegmentBatchApi(_IngestApi):

@@ -556,3 +556,25 @@ def test_only_a_superuser_creates_workspaces(acme):
 
     assert response.status_code == 403
     assert not Workspace.objects.filter(name="Initech").exists()
+
+
+def test_end_user_page_says_why_the_user_is_on_their_path(tenant):
+    from tests.onboarding.engine_paths import onboarding_path
+    from tests.onboarding.test_ingest_api import basic_auth
+
+    workspace, write_key, _ = tenant
+    onboarding_path(workspace)
+    Client().post(
+        "/v1/identify",
+        {"userId": "u-7", "traits": {"persona": "admin"}},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic_auth(write_key),
+    )
+    end_user = workspace.end_users.get(external_id="u-7")
+    client = verified_client(AdminUserFactory(is_superuser=True))
+
+    content = client.get(f"/admin/onboarding/enduser/{end_user.pk}/change/").content.decode()
+
+    assert "<th>why this path</th>" in content
+    assert "<td>active</td><td>create</td><td>1</td>" in content
+    assert "no audience matched; workspace default path &#x27;basics&#x27;" in content

@@ -71,6 +71,14 @@ def test_identify_of_a_new_user_enrols_them_on_the_planners_path(workspace, segm
     )
     assert enrollment.decision_reason == "no audience matched; workspace default path 'basics'"
     assert (enrollment.enrolled_at, enrollment.step_entered_at) == (T0, T0)
+    # The identify response carries the enrollment, so the app can show the path at once.
+    body = response.json()
+    assert body["success"] is True
+    assert (body["enrollment"]["enrollment_id"], body["enrollment"]["current_step"]) == (
+        enrollment.pk,
+        "create",
+    )
+    assert body["enrollment"]["revision"] == 1
 
 
 def test_identify_enrols_once_and_track_alone_never_enrols(workspace, send):
