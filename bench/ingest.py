@@ -423,13 +423,13 @@ def _manage(env: dict, *args: str) -> str:
     return done.stdout
 
 
-def start_server(env: dict, port: int, workers: int) -> subprocess.Popen:
+def start_server(env: dict, port: int, workers: int, app: str) -> subprocess.Popen:
     """uvicorn with uvloop and httptools; W worker processes under uvicorn's supervisor."""
     command = [
         PYTHON,
         "-m",
         "uvicorn",
-        "config.asgi:application",
+        app,
         "--host",
         HOST,
         "--port",
@@ -654,6 +654,7 @@ def main() -> None:
     parser.add_argument("--request-timeout", type=float, default=60)
     parser.add_argument("--skip-baselines", action="store_true", help="no COPY / executemany comparison")
     parser.add_argument("--keep-db", action="store_true", help="leave the bench database in place")
+    parser.add_argument("--app", default="config.asgi:application", help="ASGI app (to measure a variant)")
     options = parser.parse_args()
 
     url = psycopg.conninfo.conninfo_to_dict(options.database_url)
@@ -684,7 +685,7 @@ def main() -> None:
         analyzer.start()
 
     port = _free_port()
-    server = start_server(env, port, options.workers)
+    server = start_server(env, port, options.workers, options.app)
     generator = None
     try:
         wait_healthy(port, server)

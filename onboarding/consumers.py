@@ -1,16 +1,24 @@
 """Websockets: /ws/v1/debugger/?key=<secret key> streams a workspace's events as they are stored;
-/ws/v1/onboarding/?token=<end-user token> streams one end user's onboarding state."""
+/ws/v1/onboarding/?token=<end-user token> streams one end user's onboarding state.
 
+A refused credential is answered by accepting and closing at once with code 4401: closing before
+the handshake would reach a browser only as an anonymous 1006.
+"""
+
+import asyncio
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.utils import timezone
 
 from onboarding import selectors, tokens
 from onboarding.enrollments import enrollment_get_for_user, enrollment_state
 from onboarding.live import debugger_group
 from onboarding.live_progress import progress_group
 from onboarding.models import ApiKey
+
+UNAUTHORIZED = 4401
 
 
 @database_sync_to_async
@@ -28,7 +36,8 @@ class EventDebuggerConsumer(AsyncJsonWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         workspace_id = await _workspace_for_key((query.get("key") or [""])[0])
         if workspace_id is None:
-            await self.close(code=4401)  # an unknown, revoked or write-only key
+            await self.accept()
+            await self.close(code=UNAUTHORIZED)  # an unknown, revoked or write-only key
             return
         self.group_name = debugger_group(workspace_id)
         await self.channel_layer.group_add(self.group_name, self.channel_name)
@@ -59,6 +68,7 @@ class OnboardingProgressConsumer(AsyncJsonWebsocketConsumer):
     frame on every change. The token names the one user whose group is joined."""
 
     group_name: str | None = None
+    expiry: asyncio.TimerHandle | None = None
     # The last state sent: a frame queued before the state read on connect is not sent after it.
     enrollment_id: int | None = None
     revision: int = 0
@@ -68,7 +78,8 @@ class OnboardingProgressConsumer(AsyncJsonWebsocketConsumer):
         try:
             token = tokens.token_verify((query.get("token") or [""])[0])
         except tokens.TokenInvalid:
-            await self.close(code=4401)  # missing, tampered or expired
+            await self.accept()
+            await self.close(code=UNAUTHORIZED)  # missing, tampered or expired
             return
         # Join before reading, so no change can fall between the state sent and the first frame;
         # frames older than that state are dropped in onboarding_state.
@@ -78,8 +89,15 @@ class OnboardingProgressConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         # No enrollment yet (identify has not run): null, and the first frame follows enrolment.
         await self._send_state(state)
+        # The token's lifetime bounds the socket's: the app fetches a new token and reconnects.
+        remaining = (token.expires_at - timezone.now()).total_seconds()
+        self.expiry = asyncio.get_running_loop().call_later(
+            max(remaining, 0), lambda: asyncio.ensure_future(self.close(code=UNAUTHORIZED))
+        )
 
     async def disconnect(self, code):
+        if self.expiry is not None:
+            self.expiry.cancel()
         if self.group_name:
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
 

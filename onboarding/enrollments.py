@@ -127,7 +127,6 @@ def enrollment_state(*, enrollment: Enrollment) -> dict[str, Any]:
         "percent_complete": percent,
         "answers": enrollment.answers,
         "steps": steps,
-        "decision_reason": enrollment.decision_reason,
         "enrolled_at": _iso(enrollment.enrolled_at),
         "completed_at": _iso(enrollment.completed_at),
     }

@@ -243,7 +243,6 @@ class StateOutputSerializer(serializers.Serializer):
     percent_complete = serializers.IntegerField()
     answers = serializers.DictField()
     steps = serializers.ListField(child=serializers.DictField())
-    decision_reason = serializers.CharField()
     enrolled_at = serializers.DateTimeField()
     completed_at = serializers.DateTimeField(allow_null=True)
 

@@ -61,7 +61,6 @@ def test_state_of_a_new_enrollment(enrollment):
         "revision": 1,
         "percent_complete": 0,
         "answers": {},
-        "decision_reason": "no audience matched; workspace default path 'basics'",
         "enrolled_at": T0.isoformat(),
         "completed_at": None,
     }

@@ -2,6 +2,7 @@
 and never another user's frames."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -60,6 +61,15 @@ async def _connect(token: str):
     communicator = WebsocketCommunicator(application, f"/ws/v1/onboarding/?token={token}")
     connected, close_code = await communicator.connect(timeout=3)
     return communicator, connected, close_code
+
+
+async def _close_code_for(credential: str) -> int | None:
+    """A refused credential: the socket is accepted, then closed at once with a code."""
+    communicator = WebsocketCommunicator(application, f"/ws/v1/onboarding/?token={credential}")
+    connected, _ = await communicator.connect(timeout=3)
+    assert connected
+    output = await communicator.receive_output(timeout=3)
+    return output["code"] if output["type"] == "websocket.close" else None
 
 
 async def test_the_state_on_connect_then_a_frame_when_a_tracked_event_completes_a_step(tenant):
@@ -123,13 +133,11 @@ async def test_invalid_expired_and_missing_tokens_are_closed_with_4401(tenant, m
     enrolled = await _setup(tenant, "u-1")
     token = enrolled["u-1"][0]
     for bad in ("", "ut_garbage", token[:-3] + "xyz", secret_key):
-        _, connected, close_code = await _connect(bad)
-        assert (connected, close_code) == (False, 4401), bad
+        assert await _close_code_for(bad) == 4401, bad
 
     issued = tokens._now()
     monkeypatch.setattr(tokens, "_now", lambda: issued + 15 * 60 + 1)
-    _, connected, close_code = await _connect(token)
-    assert (connected, close_code) == (False, 4401)
+    assert await _close_code_for(token) == 4401
 
 
 async def test_a_user_not_yet_enrolled_gets_null_then_the_enrollment(tenant):
@@ -147,3 +155,18 @@ async def test_a_user_not_yet_enrolled_gets_null_then_the_enrollment(tenant):
     assert frame["state"]["user_id"] == "late"
     assert frame["state"]["current_step"] == "create-project"
     await communicator.disconnect()
+
+
+async def test_the_socket_closes_when_its_token_expires(tenant):
+    enrolled = await _setup(tenant, "u-1")
+    enrollment = enrolled["u-1"][1]
+    short_lived, _ = await database_sync_to_async(tokens.token_issue)(
+        end_user=enrollment.end_user, lifetime=timedelta(seconds=1)
+    )
+    communicator, connected, _ = await _connect(short_lived)
+    assert connected
+    assert (await communicator.receive_json_from(timeout=3))["type"] == "onboarding.state"
+
+    closed = await communicator.receive_output(timeout=4)
+
+    assert closed == {"type": "websocket.close", "code": 4401}
