@@ -292,6 +292,7 @@ def _evaluate_batch(workspace: Workspace, events: list[dict]) -> None:
             identified[end_user_id] = min(event["timestamp"], identified.get(end_user_id, event["timestamp"]))
     scopes: dict[int, dict[str, list[datetime]] | None] = {}
     created = _enrol_identified(workspace, identified) if identified else set()
+    reviews = []
     scopes.update(dict.fromkeys(created))
     if by_user:
         candidates = Enrollment.objects.filter(
@@ -306,8 +307,31 @@ def _evaluate_batch(workspace: Workspace, events: list[dict]) -> None:
             }
             if scope:
                 scopes[enrollment.pk] = scope
+                reviews.extend(_ambiguous_events(enrollment, events))
     if scopes:
         evaluate(scopes, workspace_id=workspace.pk, created=created)
+    for enrollment, step_key, reason in reviews:
+        done = StepCompletion.objects.filter(enrollment=enrollment, step_key=step_key).filter(
+            active_completions()
+        )
+        if not done.exists():
+            enrollment_signals.needs_review_flag(enrollment=enrollment, step_key=step_key, reason=reason)
+
+
+def _ambiguous_events(enrollment: Enrollment, events: list[dict]):
+    """(enrollment, step, reason) for this user's new events that a rule cannot judge."""
+    compiled = rules.compiled_version(enrollment.path_version)
+    for event in events:
+        if event["end_user_id"] != enrollment.end_user_id:
+            continue
+        for rule in compiled.by_event.get(event["name"], ()):
+            reason = rules.ambiguity(rule, event["properties"])
+            if reason:
+                yield (
+                    enrollment,
+                    rule.step_key,
+                    f"event {event['name']!r} ({event['message_id']}) may complete this step: {reason}",
+                )
 
 
 def progress_on_events(*, workspace: Workspace, events: list[dict]) -> None:

@@ -274,6 +274,29 @@ def event_matches(rule: Rule, properties: Mapping[str, Any]) -> bool:
     return all(condition_matches(condition, properties) for condition in rule.conditions)
 
 
+def ambiguity(rule: Rule, properties: Mapping[str, Any]) -> str | None:
+    """Why an event that almost completes a step cannot be judged, or None.
+
+    An event is ambiguous when every other condition holds but a numeric comparison meets a
+    value that is present and not a number ("ten seats"): the client probably meant to complete
+    the step, so a human should look rather than the rule silently saying no.
+    """
+    unclear = []
+    for condition in rule.conditions:
+        if condition_matches(condition, properties):
+            continue
+        actual = property_value(properties, condition.property)
+        numeric = condition.operator in ("gt", "gte", "lt", "lte")
+        if numeric and actual is not _MISSING and actual is not None and _number(actual) is None:
+            unclear.append(
+                f"property {condition.property!r} is {actual!r}, not a number, for "
+                f"{condition.operator} {condition.value!r}"
+            )
+        else:
+            return None  # clearly false
+    return "; ".join(unclear) or None
+
+
 # --- Counts and windows ------------------------------------------------------------------------
 
 
