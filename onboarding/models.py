@@ -161,8 +161,9 @@ class Event(models.Model):
         GROUP = "group"
         ALIAS = "alias"
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="events")
+    # No index of their own: the composite indexes below lead with these columns.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="events", db_index=False)
     type = models.CharField(max_length=10, choices=Type.choices)
     name = models.CharField(
         max_length=255, blank=True, help_text="Event name for track, page or screen name."

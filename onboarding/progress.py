@@ -161,10 +161,10 @@ def save(
 # --- Enrolment on identify ------------------------------------------------------------------------
 
 
-def enrol(*, end_user: EndUser, enrolled_at: datetime) -> Enrollment | None:
+def enrol(*, end_user: EndUser, enrolled_at: datetime, published: list | None = None) -> Enrollment | None:
     """Enrol an end user who has no enrollment at all on the planner's path. Idempotent: a
     concurrent enrolment of the same user wins and this returns None."""
-    decision = planner.choose_path(end_user=end_user)
+    decision = planner.choose_path(end_user=end_user, published=published)
     if decision.path_version is None:
         logger.info(
             "enrollment.not_enrolled",
@@ -204,8 +204,13 @@ def _enrol_identified(workspace: Workspace, identified: dict[int, datetime]) -> 
     )
     new_ids = set()
     waiting = [end_user_id for end_user_id in identified if end_user_id not in enrolled]
+    if not waiting:
+        return new_ids
+    published = planner.published_versions(workspace_id=workspace.pk)
+    if not published:
+        return new_ids  # no path to enrol on: nothing to decide for anyone in this batch
     for end_user in EndUser.objects.filter(workspace=workspace, pk__in=waiting).order_by("pk"):
-        enrollment = enrol(end_user=end_user, enrolled_at=identified[end_user.pk])
+        enrollment = enrol(end_user=end_user, enrolled_at=identified[end_user.pk], published=published)
         if enrollment is not None:
             new_ids.add(enrollment.pk)
     return new_ids

@@ -48,19 +48,24 @@ def _match_reason(path: Path, end_user: EndUser) -> str:
     return f"matched {matched}, priority {path.priority}"
 
 
-def choose_path(*, end_user: EndUser) -> PathDecision:
-    """The highest-priority published path whose audience matches, else the workspace default.
-
-    A default path without any audience is only the fallback: it does not compete on priority.
-    Ties on priority go to the path key, so the choice is deterministic.
-    """
-    published = list(
-        PathVersion.objects.filter(
-            path__workspace_id=end_user.workspace_id, status=PathVersion.Status.PUBLISHED
-        )
+def published_versions(*, workspace_id: int) -> list[PathVersion]:
+    """A workspace's published versions in the planner's order (read once per batch)."""
+    return list(
+        PathVersion.objects.filter(path__workspace_id=workspace_id, status=PathVersion.Status.PUBLISHED)
         .select_related("path")
         .order_by("-path__priority", "path__key")
     )
+
+
+def choose_path(*, end_user: EndUser, published: list[PathVersion] | None = None) -> PathDecision:
+    """The highest-priority published path whose audience matches, else the workspace default.
+
+    A default path without any audience is only the fallback: it does not compete on priority.
+    Ties on priority go to the path key, so the choice is deterministic. `published` lets a
+    caller deciding for many users read the workspace's versions once.
+    """
+    if published is None:
+        published = published_versions(workspace_id=end_user.workspace_id)
     for path_version in published:
         path = path_version.path
         if path.is_default and not _audience(path):
