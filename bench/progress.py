@@ -396,7 +396,7 @@ def main() -> None:
     keys = json.loads(_manage(env, "shell", "-c", SETUP).strip().splitlines()[-1])
 
     port = _free_port()
-    server = start_server(env, port, options.workers)
+    server = start_server(env, port, options.workers, "config.asgi:application")
     try:
         wait_healthy(port, server)
         print(
