@@ -25,6 +25,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from onboarding import demo, selectors, services
 from onboarding.management.totp_instructions import totp_instructions, totp_secret
 from onboarding.models import Workspace
+from paths.transfer import paths_import
+
+DEMO_PATHS_FILE = Path(demo.__file__).with_name("demo_paths.json")
 
 DEMO_WORKSPACE_NAME = "Demo SaaS"
 DEMO_WORKSPACE_SLUG = "demo-saas"
@@ -120,6 +123,8 @@ class Command(BaseCommand):
             )
             services.workspace_grant(workspace=workspace, user=user, can_change=True)
             device = services.totp_device_enrol(user=user)
+            # Two published paths, so the simulated sign-ups are enrolled and tracked.
+            paths_import(workspace=workspace, data=json.loads(DEMO_PATHS_FILE.read_text()))
             credentials = {
                 "workspace": workspace.name,
                 "workspace_slug": workspace.slug,
