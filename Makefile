@@ -47,7 +47,7 @@ run: venv
 	$(EMBEDDED) $(BIN)/python manage.py migrate --no-input -v 0
 	$(EMBEDDED) $(BIN)/python manage.py collectstatic --no-input -v 0
 	@echo "==> seeding the demo workspace"
-	$(EMBEDDED) $(BIN)/python manage.py seed_demo --users $(DEMO_USERS)
+	$(EMBEDDED) $(BIN)/python manage.py seed_demo --users $(DEMO_USERS) --base-url http://$(HOST):$(PORT)
 	@echo "==> serving admin, API and websocket on http://$(HOST):$(PORT) (Ctrl-C stops)"
 	exec $(EMBEDDED) $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --lifespan off
 

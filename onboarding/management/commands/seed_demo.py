@@ -32,7 +32,6 @@ DEMO_PATHS_FILE = Path(demo.__file__).with_name("demo_paths.json")
 DEMO_WORKSPACE_NAME = "Demo SaaS"
 DEMO_WORKSPACE_SLUG = "demo-saas"
 CREDENTIALS_FILE_NAME = "demo-credentials.json"
-BASE_URL = "http://127.0.0.1:8000"
 BATCH_SIZE = 500
 UNAMBIGUOUS_CHARACTERS = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -87,8 +86,12 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=30, help="Length of their history in days.")
         parser.add_argument("--seed", type=int, default=42, help="Random seed of the simulation.")
         parser.add_argument("--username", default="demo", help="Login of the demo admin user.")
+        parser.add_argument(
+            "--base-url", default="http://127.0.0.1:8000", help="Where the server will answer (printed URLs)."
+        )
 
-    def handle(self, *args, users: int, days: int, seed: int, username: str, **options):
+    def handle(self, *args, users: int, days: int, seed: int, username: str, base_url: str, **options):
+        self.base_url = base_url.rstrip("/")
         if users < 1 or days < 1:
             raise CommandError("--users and --days must be at least 1")
         path = Path(settings.VAR_DIR) / CREDENTIALS_FILE_NAME
@@ -129,7 +132,6 @@ class Command(BaseCommand):
                 "workspace": workspace.name,
                 "workspace_slug": workspace.slug,
                 "workspace_id": workspace.pk,
-                "admin_url": f"{BASE_URL}/admin/",
                 "username": username,
                 "password": password,
                 "totp_secret": totp_secret(device),
@@ -215,7 +217,7 @@ class Command(BaseCommand):
                 else "."
             ),
             "",
-            f"Admin:     {credentials['admin_url']}",
+            f"Admin:     {self.base_url}/admin/",
             f"Login:     {credentials['username']}",
             f"Password:  {credentials['password']}",
             "Then the 6-digit code from your authenticator app (password + TOTP, django-otp).",
@@ -235,7 +237,7 @@ class Command(BaseCommand):
             "Send an event (Segment's HTTP Tracking API; the write key is the Basic-auth user name):",
             f"  curl -u {shlex.quote(credentials['write_key'] + ':')} -H 'Content-Type: application/json' \\",
             f"    -d {shlex.quote(body)} \\",
-            f"    {BASE_URL}/v1/track",
+            f"    {self.base_url}/v1/track",
             "",
             f"These credentials are kept in {path} (readable by you only).",
             "=" * 78,
