@@ -70,10 +70,10 @@ def _result_response(result, *, single: bool) -> Response:
 # connections belong to a thread: every request would open (and soon drop) a PostgreSQL
 # connection, which costs more than storing its 100 events. Under ASGI, ingestion runs in this
 # small pool of long-lived threads instead, so each keeps its connection (CONN_MAX_AGE) and a
-# process holds at most this many. Two overlap one batch's database waits with another's Python
-# work; more only contend for the GIL (measured with bench/ingest.py). Under WSGI, threads
-# already live long: nothing changes.
-INGEST_THREADS = 2
+# process holds at most this many. Three overlap batches' database waits with each other's
+# Python work; two left the cores idle, four only contended for the GIL (bench/ingest.py).
+# Under WSGI, threads already live long: nothing changes.
+INGEST_THREADS = 3
 _ingest_executor = ThreadPoolExecutor(max_workers=INGEST_THREADS, thread_name_prefix="ingest")
 
 

@@ -8,13 +8,13 @@ the handshake would reach a browser only as an anonymous 1006.
 import asyncio
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
-from onboarding import selectors, tokens
+from onboarding import live, selectors, tokens
 from onboarding.enrollments import enrollment_get_for_user, enrollment_state
-from onboarding.live import debugger_group
 from onboarding.live_progress import progress_group
 from onboarding.models import ApiKey
 
@@ -31,6 +31,7 @@ def _workspace_for_key(key: str) -> int | None:
 
 class EventDebuggerConsumer(AsyncJsonWebsocketConsumer):
     group_name: str | None = None
+    workspace_id: int | None = None
 
     async def connect(self):
         query = parse_qs(self.scope.get("query_string", b"").decode())
@@ -39,14 +40,18 @@ class EventDebuggerConsumer(AsyncJsonWebsocketConsumer):
             await self.accept()
             await self.close(code=UNAUTHORIZED)  # an unknown, revoked or write-only key
             return
-        self.group_name = debugger_group(workspace_id)
+        self.workspace_id = workspace_id
+        self.group_name = live.debugger_group(workspace_id)
         await self.channel_layer.group_add(self.group_name, self.channel_name)
+        await sync_to_async(live.listener_joined)(workspace_id)
         await self.accept()
         await self.send_json({"type": "hello", "workspace": workspace_id})
 
     async def disconnect(self, code):
         if self.group_name:
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
+        if self.workspace_id is not None:
+            await sync_to_async(live.listener_left)(self.workspace_id)
 
     async def events_stored(self, message):
         await self.send_json(message)

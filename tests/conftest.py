@@ -51,6 +51,16 @@ def _static_files_without_collectstatic(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_debugger_listener_checks():
+    """Each process remembers for a second whether anyone listens; tests start unremembered."""
+    from onboarding import live
+
+    live._listening.clear()
+    yield
+    live._listening.clear()
+
+
 @pytest.fixture
 def postgres():
     """For tests of real concurrency: they need PostgreSQL's row locks."""

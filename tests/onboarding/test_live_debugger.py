@@ -114,3 +114,41 @@ def test_events_are_accepted_while_the_channel_layer_redis_is_down(tenant):
 
     assert status == 200
     assert Event.objects.filter(workspace=workspace, name="Redis Down").count() == 1
+
+
+def test_events_are_published_only_while_a_debugger_listens(monkeypatch):
+    from datetime import UTC, datetime
+
+    from onboarding import live
+
+    sent = []
+
+    class Layer:
+        async def group_send(self, group, message):
+            sent.append((group, message["count"]))
+
+    monkeypatch.setattr(live, "get_channel_layer", Layer)
+    events = [
+        {
+            "type": "track",
+            "name": "E",
+            "message_id": "m",
+            "user_id": "u",
+            "anonymous_id": "",
+            "timestamp": datetime(2026, 1, 1, tzinfo=UTC),
+            "properties": {},
+        }
+    ]
+
+    live.publish_events(workspace_id=987, events=events)
+    assert sent == []
+
+    live.listener_joined(987)
+    live._listening.clear()
+    live.publish_events(workspace_id=987, events=events)
+    assert sent == [("debugger.987", 1)]
+
+    live.listener_left(987)
+    live._listening.clear()
+    live.publish_events(workspace_id=987, events=events)
+    assert sent == [("debugger.987", 1)]
