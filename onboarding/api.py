@@ -66,13 +66,11 @@ def _result_response(result, *, single: bool) -> Response:
     )
 
 
-# Under ASGI, Django runs each sync view in a thread made for its request, and database
-# connections belong to a thread: every request would open (and soon drop) a PostgreSQL
-# connection, which costs more than storing its 100 events. Under ASGI, ingestion runs in this
-# small pool of long-lived threads instead, so each keeps its connection (CONN_MAX_AGE) and a
-# process holds at most this many. Three overlap batches' database waits with each other's
-# Python work; two left the cores idle, four only contended for the GIL (bench/ingest.py).
-# Under WSGI, threads already live long: nothing changes.
+# Under ASGI, Django runs each sync view in a thread made for its request. Ingestion runs in this
+# small pool of long-lived threads instead: no thread per request, a bound on the batches a process
+# works on at once, and each thread borrows its connection from the pool (settings.DATABASES).
+# Three overlap batches' database waits with each other's Python work; two left the cores idle,
+# four only contended for the GIL (bench/ingest.py). Under WSGI nothing changes.
 INGEST_THREADS = 3
 _ingest_executor = ThreadPoolExecutor(max_workers=INGEST_THREADS, thread_name_prefix="ingest")
 
