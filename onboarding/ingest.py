@@ -11,7 +11,9 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
+from psycopg import errors as psycopg_errors
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from onboarding import event_store, live, profiles, progress
 from onboarding.identity import resolve_end_users
@@ -19,6 +21,8 @@ from onboarding.models import CONTACT_TRAITS, Workspace
 from onboarding.segment import Call, FieldError, InvalidCall, event_time, message_id, validate_call
 
 logger = logging.getLogger(__name__)
+
+WRITE_ATTEMPTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +146,36 @@ def validate_batch(
 
 
 def store_batch(*, workspace: Workspace, events: list[dict], received_at: datetime) -> set[str]:
-    """Store valid events in one transaction; return the message ids stored for the first time."""
+    """Store valid events in one transaction; return the message ids stored for the first time.
+
+    Concurrent batches about the same people can deadlock in PostgreSQL (merging profiles,
+    claiming an anonymous one); the loser's transaction is rolled back whole and run again, up to
+    WRITE_ATTEMPTS times with exponential backoff, so the client gets its 200 and nothing is lost
+    or stored twice. Inside an outer transaction (a caller's atomic block) it runs once.
+    """
     if not events:
         return set()
+    if transaction.get_connection().in_atomic_block:
+        return _store_once(workspace=workspace, events=events, received_at=received_at)
+    for attempt in Retrying(
+        stop=stop_after_attempt(WRITE_ATTEMPTS),
+        wait=wait_exponential(multiplier=0.02, max=0.5),
+        retry=retry_if_exception(_is_transient),
+        reraise=True,
+    ):
+        with attempt:
+            return _store_once(workspace=workspace, events=events, received_at=received_at)
+    raise AssertionError("unreachable: tenacity reraises the last error")
+
+
+def _is_transient(error: BaseException) -> bool:
+    """A deadlock or a serialization failure: the database asks for the transaction again."""
+    return isinstance(error, OperationalError) and isinstance(
+        error.__cause__, psycopg_errors.DeadlockDetected | psycopg_errors.SerializationFailure
+    )
+
+
+def _store_once(*, workspace: Workspace, events: list[dict], received_at: datetime) -> set[str]:
     # The same messageId twice in one request: the first one counts.
     unique_events = list({event["message_id"]: event for event in reversed(events)}.values())[::-1]
     with transaction.atomic():
