@@ -15,10 +15,9 @@ from typing import Any
 from django.db import OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from onboarding import answers as answer_aggregation
-from onboarding import progress, questions
+from onboarding import progress, questions, retry
 from onboarding.models import EndUser, Enrollment, StepCompletion, Workspace
 from onboarding.progress import CompletionState
 from paths import rules
@@ -142,12 +141,7 @@ def _write(
 ) -> Enrollment:
     """Check and bump the revision, apply `change` to a copy of the completions (it may also
     change enrollment.answers, or raise to refuse: then nothing changes), recompute, save."""
-    for attempt in Retrying(
-        stop=stop_after_attempt(progress.WRITE_ATTEMPTS),
-        wait=progress.RETRY_WAIT,
-        retry=retry_if_exception_type(OperationalError),
-        reraise=True,
-    ):
+    for attempt in retry.retrying(retry_on=lambda error: isinstance(error, OperationalError)):
         with attempt, transaction.atomic():
             matching = Enrollment.objects.filter(pk=enrollment.pk)
             if expected_revision is not None:

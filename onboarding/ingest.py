@@ -11,18 +11,14 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import OperationalError, transaction
-from psycopg import errors as psycopg_errors
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from django.db import transaction
 
-from onboarding import event_store, live, profiles, progress
+from onboarding import event_store, live, profiles, progress, retry
 from onboarding.identity import resolve_end_users
 from onboarding.models import CONTACT_TRAITS, Workspace
 from onboarding.segment import Call, FieldError, InvalidCall, event_time, message_id, validate_call
 
 logger = logging.getLogger(__name__)
-
-WRITE_ATTEMPTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,29 +146,17 @@ def store_batch(*, workspace: Workspace, events: list[dict], received_at: dateti
 
     Concurrent batches about the same people can deadlock in PostgreSQL (merging profiles,
     claiming an anonymous one); the loser's transaction is rolled back whole and run again, up to
-    WRITE_ATTEMPTS times with exponential backoff, so the client gets its 200 and nothing is lost
+    retry.WRITE_ATTEMPTS times with exponential backoff, so the client gets its 200 and nothing is lost
     or stored twice. Inside an outer transaction (a caller's atomic block) it runs once.
     """
     if not events:
         return set()
     if transaction.get_connection().in_atomic_block:
         return _store_once(workspace=workspace, events=events, received_at=received_at)
-    for attempt in Retrying(
-        stop=stop_after_attempt(WRITE_ATTEMPTS),
-        wait=wait_exponential(multiplier=0.02, max=0.5),
-        retry=retry_if_exception(_is_transient),
-        reraise=True,
-    ):
+    for attempt in retry.retrying(retry_on=retry.is_conflict):
         with attempt:
             return _store_once(workspace=workspace, events=events, received_at=received_at)
     raise AssertionError("unreachable: tenacity reraises the last error")
-
-
-def _is_transient(error: BaseException) -> bool:
-    """A deadlock or a serialization failure: the database asks for the transaction again."""
-    return isinstance(error, OperationalError) and isinstance(
-        error.__cause__, psycopg_errors.DeadlockDetected | psycopg_errors.SerializationFailure
-    )
 
 
 def _store_once(*, workspace: Workspace, events: list[dict], received_at: datetime) -> set[str]:

@@ -20,9 +20,8 @@ from datetime import datetime
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from onboarding import answers, enrollment_signals
+from onboarding import answers, enrollment_signals, retry
 from onboarding.models import EndUser, Enrollment, Event, StepCompletion, Workspace
 from onboarding.progress_state import EVENT, CompletionState, Derived, active_completions, derive
 from paths import planner, rules
@@ -33,9 +32,11 @@ logger = logging.getLogger(__name__)
 
 LIVE_STATUSES = (Enrollment.Status.ACTIVE, Enrollment.Status.COMPLETED)
 # A failed write is retried three times (four attempts), waiting 50, 100, 200 ms.
-WRITE_ATTEMPTS = 4
-RETRY_WAIT = wait_exponential(multiplier=0.05, max=1)
-TRANSIENT_ERRORS = (OperationalError, IntegrityError)
+
+
+def _transient(error: BaseException) -> bool:
+    """Anything the database raised: the savepoint is rolled back and evaluated again."""
+    return isinstance(error, OperationalError | IntegrityError)
 
 
 # --- Loading and saving -------------------------------------------------------------------------
@@ -219,6 +220,14 @@ def _enrol_identified(workspace: Workspace, identified: dict[int, datetime]) -> 
 # --- The batch hook ---------------------------------------------------------------------------------
 
 
+def locked_enrollments(queryset, *, lock: bool = True) -> list[Enrollment]:
+    """Enrollments with their path version, locked in primary-key order so concurrent batches
+    never deadlock. Only the enrollment rows are locked, not the shared path version row."""
+    if lock:
+        queryset = queryset.select_for_update(no_key=True, of=("self",))
+    return list(queryset.select_related("path_version").order_by("pk"))
+
+
 def evaluate(
     scopes: dict[int, dict[str, list[datetime]] | None],
     *,
@@ -226,15 +235,22 @@ def evaluate(
     commit: bool = True,
     lock: bool | None = None,
     created: Iterable[int] = (),
+    loaded: Iterable[Enrollment] = (),
 ) -> dict[int, tuple[Enrollment, dict[str, CompletionState], Derived]]:
     """Evaluate enrollments. `scopes`: enrollment id -> {event name: timestamps of its new
     events} (only those rules), or None (every rule, as a rebuild does). With commit, write
     the changes (the caller holds a transaction); returns what was derived, per enrollment.
-    Enrollments `created` in this transaction keep their first revision."""
-    queryset = Enrollment.objects.filter(pk__in=list(scopes), workspace_id=workspace_id)
-    if commit if lock is None else lock:
-        queryset = queryset.select_for_update(no_key=True)
-    enrollments = list(queryset.select_related("path_version").order_by("pk"))
+    Enrollments `created` in this transaction keep their first revision. `loaded` are
+    enrollments the caller read already (locked, when committing): they are not read again."""
+    known = {enrollment.pk: enrollment for enrollment in loaded if enrollment.pk in scopes}
+    enrollments = list(known.values())
+    missing = [pk for pk in scopes if pk not in known]
+    if missing:
+        enrollments += locked_enrollments(
+            Enrollment.objects.filter(pk__in=missing, workspace_id=workspace_id),
+            lock=commit if lock is None else lock,
+        )
+    enrollments.sort(key=lambda enrollment: enrollment.pk)
     completions = load_completions(enrollment.pk for enrollment in enrollments)
     plans, names, end_user_ids = [], set(), set()
     for enrollment in enrollments:
@@ -299,10 +315,13 @@ def _evaluate_batch(workspace: Workspace, events: list[dict]) -> None:
     created = _enrol_identified(workspace, identified) if identified else set()
     reviews = []
     scopes.update(dict.fromkeys(created))
+    candidates: list[Enrollment] = []
     if by_user:
-        candidates = Enrollment.objects.filter(
-            workspace=workspace, end_user_id__in=list(by_user), status__in=LIVE_STATUSES
-        ).select_related("path_version")
+        candidates = locked_enrollments(
+            Enrollment.objects.filter(
+                workspace=workspace, end_user_id__in=list(by_user), status__in=LIVE_STATUSES
+            )
+        )
         for enrollment in candidates:
             if enrollment.pk in scopes:
                 continue
@@ -314,7 +333,7 @@ def _evaluate_batch(workspace: Workspace, events: list[dict]) -> None:
                 scopes[enrollment.pk] = scope
                 reviews.extend(_ambiguous_events(enrollment, events))
     if scopes:
-        evaluate(scopes, workspace_id=workspace.pk, created=created)
+        evaluate(scopes, workspace_id=workspace.pk, created=created, loaded=candidates)
     for enrollment, step_key, reason in reviews:
         done = StepCompletion.objects.filter(enrollment=enrollment, step_key=step_key).filter(
             active_completions()
@@ -348,12 +367,7 @@ def progress_on_events(*, workspace: Workspace, events: list[dict]) -> None:
     if not events:
         return
     try:
-        for attempt in Retrying(
-            stop=stop_after_attempt(WRITE_ATTEMPTS),
-            wait=RETRY_WAIT,
-            retry=retry_if_exception_type(TRANSIENT_ERRORS),
-            reraise=True,
-        ):
+        for attempt in retry.retrying(retry_on=_transient):
             with attempt, transaction.atomic():
                 _evaluate_batch(workspace, events)
     except Exception:

@@ -9,7 +9,7 @@ from channels.layers import get_channel_layer
 from django.db import OperationalError
 from tenacity import wait_none
 
-from onboarding import enrollments, live_progress, progress, rebuild
+from onboarding import enrollments, live_progress, progress, rebuild, retry
 from onboarding.models import Enrollment, Event, StepCompletion
 from tests.onboarding.engine_paths import T0, at, event_path, onboarding_path
 
@@ -256,7 +256,7 @@ def test_the_new_state_is_pushed_after_commit(
 def test_a_failing_progress_write_is_retried(workspace, send, monkeypatch):
     onboarding_path(workspace)
     send(identify("u-1"))
-    monkeypatch.setattr(progress, "RETRY_WAIT", wait_none())
+    monkeypatch.setattr(retry, "WAIT", wait_none())
     real, failures = progress._evaluate_batch, []
 
     def flaky(*args):
@@ -276,7 +276,7 @@ def test_a_failing_progress_write_is_retried(workspace, send, monkeypatch):
 def test_when_retries_run_out_the_event_is_kept_and_rebuild_repairs(workspace, send, monkeypatch, caplog):
     onboarding_path(workspace)
     send(identify("u-1"))
-    monkeypatch.setattr(progress, "RETRY_WAIT", wait_none())
+    monkeypatch.setattr(retry, "WAIT", wait_none())
     attempts = []
 
     def broken(*args):
@@ -291,7 +291,7 @@ def test_when_retries_run_out_the_event_is_kept_and_rebuild_repairs(workspace, s
     response = send(track("u-1", "Project Created", 1, message_id="create", template="blank"))
 
     assert response.json() == {"success": True}
-    assert len(attempts) == progress.WRITE_ATTEMPTS == 4
+    assert len(attempts) == retry.WRITE_ATTEMPTS == 4
     assert Event.objects.filter(message_id="create").exists()
     enrollment = Enrollment.objects.get()
     assert (completions(enrollment), enrollment.revision) == ({}, 1)  # the savepoint was rolled back
