@@ -3,15 +3,14 @@
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from config.asgi import application
 from onboarding import services
 from onboarding.models import Event
 from tests.conftest import basic_auth
+from tests.onboarding import websockets
 
 
 def _post_batch(write_key: str, batch: list[dict]) -> int:
@@ -24,19 +23,12 @@ def _post_batch(write_key: str, batch: list[dict]) -> int:
         connection.close()  # the test client keeps it open in this worker thread otherwise
 
 
-async def _connect(key: str):
-    communicator = WebsocketCommunicator(application, f"/ws/v1/debugger/?key={key}")
-    connected, close_code = await communicator.connect(timeout=3)
-    return communicator, connected, close_code
+async def _connect(credential: str):
+    return await websockets.connect(websockets.DEBUGGER, credential)
 
 
 async def _close_code_for(credential: str) -> int | None:
-    """A refused credential: the socket is accepted, then closed at once with a code."""
-    communicator = WebsocketCommunicator(application, f"/ws/v1/debugger/?key={credential}")
-    connected, _ = await communicator.connect(timeout=3)
-    assert connected
-    output = await communicator.receive_output(timeout=3)
-    return output["code"] if output["type"] == "websocket.close" else None
+    return await websockets.close_code_for(websockets.DEBUGGER, credential)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,13 +7,12 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.db import connection
 from rest_framework.test import APIClient
 
-from config.asgi import application
 from onboarding import tokens
 from tests.conftest import basic_auth
+from tests.onboarding import websockets
 from tests.onboarding.progress_setup import enrol, published_path, track
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -57,19 +56,12 @@ def _complete(secret_key: str, user_id: str, step_key: str) -> int:
     return response.status_code
 
 
-async def _connect(token: str):
-    communicator = WebsocketCommunicator(application, f"/ws/v1/onboarding/?token={token}")
-    connected, close_code = await communicator.connect(timeout=3)
-    return communicator, connected, close_code
+async def _connect(credential: str):
+    return await websockets.connect(websockets.ONBOARDING, credential)
 
 
 async def _close_code_for(credential: str) -> int | None:
-    """A refused credential: the socket is accepted, then closed at once with a code."""
-    communicator = WebsocketCommunicator(application, f"/ws/v1/onboarding/?token={credential}")
-    connected, _ = await communicator.connect(timeout=3)
-    assert connected
-    output = await communicator.receive_output(timeout=3)
-    return output["code"] if output["type"] == "websocket.close" else None
+    return await websockets.close_code_for(websockets.ONBOARDING, credential)
 
 
 async def test_the_state_on_connect_then_a_frame_when_a_tracked_event_completes_a_step(tenant):
