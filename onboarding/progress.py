@@ -304,10 +304,12 @@ def evaluate(
 
 def _evaluate_batch(workspace: Workspace, events: list[dict]) -> None:
     by_user: dict[int, dict[str, list[datetime]]] = defaultdict(lambda: defaultdict(list))
+    named_events: dict[int, list[dict]] = defaultdict(list)
     identified: dict[int, datetime] = {}
     for event in events:
         if event["name"]:
             by_user[event["end_user_id"]][event["name"]].append(event["timestamp"])
+            named_events[event["end_user_id"]].append(event)
         if event["type"] == "identify" and event["user_id"]:
             end_user_id = event["end_user_id"]
             identified[end_user_id] = min(event["timestamp"], identified.get(end_user_id, event["timestamp"]))
@@ -331,7 +333,7 @@ def _evaluate_batch(workspace: Workspace, events: list[dict]) -> None:
             }
             if scope:
                 scopes[enrollment.pk] = scope
-                reviews.extend(_ambiguous_events(enrollment, events))
+                reviews.extend(_ambiguous_events(enrollment, named_events[enrollment.end_user_id]))
     if scopes:
         evaluate(scopes, workspace_id=workspace.pk, created=created, loaded=candidates)
     for enrollment, step_key, reason in reviews:
@@ -346,8 +348,6 @@ def _ambiguous_events(enrollment: Enrollment, events: list[dict]):
     """(enrollment, step, reason) for this user's new events that a rule cannot judge."""
     compiled = rules.compiled_version(enrollment.path_version)
     for event in events:
-        if event["end_user_id"] != enrollment.end_user_id:
-            continue
         for rule in compiled.by_event.get(event["name"], ()):
             reason = rules.ambiguity(rule, event["properties"])
             if reason:
