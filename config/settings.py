@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "channels",
     "onboarding",
     "paths",
+    "guardrails",
 ]
 
 MIDDLEWARE = [
