@@ -8,8 +8,10 @@ import logging
 from collections.abc import Iterable
 
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
-from onboarding.models import AnonymousIdentity, Contact, EndUser, Event, Workspace
+from onboarding import bulk
+from onboarding.models import FEATURE_TRAITS, AnonymousIdentity, Contact, EndUser, Event, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,44 @@ def _identities(workspace: Workspace, anonymous_ids: Iterable[str]) -> dict[str,
     return {anonymous_id: (end_user_id, external is None) for anonymous_id, end_user_id, external in rows}
 
 
+_NEW_END_USER_FIELDS = (
+    "workspace",
+    "external_id",
+    "traits",
+    *FEATURE_TRAITS,
+    "group_id",
+    "created_at",
+    "updated_at",
+)
+
+
+def _insert_end_users(workspace: Workspace, external_ids: list[str | None]) -> list[tuple[str | None, int]]:
+    """New profiles (None: anonymous); (external id, id) of those inserted, in order. A userId
+    a concurrent batch inserted first is skipped, not duplicated."""
+    now = timezone.now()
+    blank_features = [""] * len(FEATURE_TRAITS)
+    rows = [(workspace.pk, external_id, {}, *blank_features, "", now, now) for external_id in external_ids]
+    return bulk.insert(
+        EndUser,
+        _NEW_END_USER_FIELDS,
+        rows,
+        on_conflict="(workspace_id, external_id) WHERE external_id IS NOT NULL DO NOTHING",
+        returning=("external_id", "id"),
+    )
+
+
+def _insert_identities(workspace: Workspace, links: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Link anonymous ids; (anonymous id, end user id) of the links inserted."""
+    now = timezone.now()
+    return bulk.insert(
+        AnonymousIdentity,
+        ("workspace", "anonymous_id", "end_user", "created_at"),
+        [(workspace.pk, anonymous_id, end_user_id, now) for anonymous_id, end_user_id in links],
+        on_conflict="(workspace_id, anonymous_id) DO NOTHING",
+        returning=("anonymous_id", "end_user_id"),
+    )
+
+
 def resolve_end_users(
     *, workspace: Workspace, pairs: Iterable[IdentityPair]
 ) -> tuple[dict[IdentityPair, int], set[tuple[int, int]]]:
@@ -79,11 +119,9 @@ def resolve_end_users(
 
     missing_external = sorted(external_ids - by_external.keys())
     if missing_external:
-        EndUser.objects.bulk_create(
-            [EndUser(workspace=workspace, external_id=user_id) for user_id in missing_external],
-            ignore_conflicts=True,
-        )
-        by_external.update(_end_users_by_external_id(workspace, missing_external))
+        by_external.update(_insert_end_users(workspace, missing_external))
+        # A concurrent batch created some of them first: read those.
+        by_external.update(_end_users_by_external_id(workspace, external_ids - by_external.keys()))
 
     # Anonymous ids never seen: link to the pair's user, or to a new anonymous profile.
     new_links: dict[str, int] = {}
@@ -98,17 +136,14 @@ def resolve_end_users(
             new_links.setdefault(anonymous_id, by_external[user_id])
     anonymous_only = [anonymous_id for anonymous_id in anonymous_only if anonymous_id not in new_links]
     if anonymous_only:
-        created = EndUser.objects.bulk_create([EndUser(workspace=workspace) for _ in anonymous_only])
-        new_links.update(zip(anonymous_only, (end_user.pk for end_user in created), strict=True))
+        created = _insert_end_users(workspace, [None] * len(anonymous_only))
+        new_links.update(zip(anonymous_only, (end_user_id for _, end_user_id in created), strict=True))
     if new_links:
-        AnonymousIdentity.objects.bulk_create(
-            [
-                AnonymousIdentity(workspace=workspace, anonymous_id=anonymous_id, end_user_id=end_user_id)
-                for anonymous_id, end_user_id in sorted(new_links.items())
-            ],
-            ignore_conflicts=True,
-        )
-        identities.update(_identities(workspace, new_links))
+        new_profiles = set(anonymous_only)
+        for anonymous_id, end_user_id in _insert_identities(workspace, sorted(new_links.items())):
+            identities[anonymous_id] = (end_user_id, anonymous_id in new_profiles)
+        # A concurrent batch linked some of them first: read those.
+        identities.update(_identities(workspace, new_links.keys() - identities.keys()))
         # A concurrent batch linked some of these first: drop the profiles we made in vain.
         lost = [
             new_links[anonymous_id]

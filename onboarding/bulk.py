@@ -1,0 +1,116 @@
+"""Bulk writes for the ingestion hot path: one statement per batch, however many rows.
+
+On PostgreSQL the rows travel as one JSON array that `json_populate_recordset` unpacks into the
+table's row type: one bound parameter instead of one per value, so neither side adapts or parses
+values one by one (about 8x less client CPU than a VALUES list of 1,500 parameters, and less
+server CPU). orjson writes datetimes as RFC 3339 and JSON fields as nested JSON, which PostgreSQL
+casts to timestamptz and jsonb exactly as bound values would be. On SQLite (>= 3.35, for
+RETURNING) the same statements use a VALUES list. Django's bulk_create and bulk_update build a
+model instance per row and a CASE per field and object: milliseconds a batch that these avoid.
+
+Only identifiers from models' own metadata are interpolated into SQL; every value is bound.
+"""
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import orjson
+from django.db import connection
+from django.db.models import Model
+
+# Both PostgreSQL and SQLite accept 32,766 bound parameters or more in one statement.
+ROWS_PER_STATEMENT = 1000
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+@cache
+def _columns(model: type[Model], fields: tuple[str, ...]) -> tuple[tuple[str, ...], tuple]:
+    """Column names and, for SQLite, each field's adapter to a query parameter."""
+    model_fields = [model._meta.get_field(name) for name in fields]
+    columns = tuple(field.column for field in model_fields)
+    return columns, tuple(model_fields)
+
+
+def _postgresql_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    return orjson.dumps([dict(zip(columns, row, strict=True)) for row in rows]).decode()
+
+
+def _generic_params(model_fields, rows: Sequence[Sequence[Any]]) -> list[Any]:
+    params = []
+    for row in rows:
+        params.extend(
+            field.get_db_prep_save(value, connection) for field, value in zip(model_fields, row, strict=True)
+        )
+    return params
+
+
+def insert(
+    model: type[Model],
+    fields: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+    *,
+    on_conflict: str = "",
+    returning: tuple[str, ...] = (),
+) -> list[tuple]:
+    """INSERT rows (values in `fields` order, every column the model needs); return the
+    `returning` columns of the rows inserted, in order. `on_conflict` is a literal clause such
+    as "(workspace_id, message_id) DO NOTHING"."""
+    if not rows:
+        return []
+    columns, model_fields = _columns(model, fields)
+    table = _quote(model._meta.db_table)
+    column_list = ", ".join(_quote(column) for column in columns)
+    tail = (f" ON CONFLICT {on_conflict}" if on_conflict else "") + (
+        f" RETURNING {', '.join(_quote(column) for column in returning)}" if returning else ""
+    )
+    postgresql = connection.vendor == "postgresql"
+    results: list[tuple] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
+            if postgresql:
+                statement = (
+                    f"INSERT INTO {table} ({column_list}) SELECT {column_list} "  # noqa: S608
+                    f"FROM json_populate_recordset(NULL::{table}, %s){tail}"
+                )
+                cursor.execute(statement, [_postgresql_rows(columns, chunk)])
+            else:
+                row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+                values = ", ".join([row] * len(chunk))
+                statement = f"INSERT INTO {table} ({column_list}) VALUES {values}{tail}"  # noqa: S608
+                cursor.execute(statement, _generic_params(model_fields, chunk))
+            if returning:
+                results.extend(cursor.fetchall())
+    return results
+
+
+def update(model: type[Model], fields: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
+    """UPDATE rows by primary key: each row is (pk, *values in `fields` order). Writes the values
+    as they are, like bulk_update (no auto_now)."""
+    if not rows:
+        return
+    pk = model._meta.pk.column
+    columns, model_fields = _columns(model, fields)
+    table = _quote(model._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            assignments = ", ".join(f"{_quote(column)} = v.{_quote(column)}" for column in columns)
+            key = _quote(pk)
+            statement = (
+                f"UPDATE {table} SET {assignments} "  # noqa: S608
+                f"FROM json_populate_recordset(NULL::{table}, %s) v WHERE {table}.{key} = v.{key}"
+            )
+            for start in range(0, len(rows), ROWS_PER_STATEMENT):
+                cursor.execute(
+                    statement, [_postgresql_rows((pk, *columns), rows[start : start + ROWS_PER_STATEMENT])]
+                )
+        else:
+            assignments = ", ".join(f"{_quote(column)} = %s" for column in columns)
+            statement = f"UPDATE {table} SET {assignments} WHERE {_quote(pk)} = %s"  # noqa: S608
+            cursor.executemany(
+                statement, [[*_generic_params(model_fields, [row[1:]]), row[0]] for row in rows]
+            )
