@@ -88,29 +88,38 @@ def insert(
     return results
 
 
-def update(model: type[Model], fields: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
-    """UPDATE rows by primary key: each row is (pk, *values in `fields` order). Writes the values
-    as they are, like bulk_update (no auto_now)."""
+def update(
+    model: type[Model], fields: tuple[str, ...], rows: Sequence[Sequence[Any]], *, only_if_null: str = ""
+) -> list[int]:
+    """UPDATE rows by primary key: each row is (pk, *values in `fields` order); return the primary
+    keys of the rows updated; with `only_if_null`, only rows where that field is still NULL.
+    Writes the values as they are, like bulk_update (no auto_now)."""
     if not rows:
-        return
-    pk = model._meta.pk.column
+        return []
+    pk = _quote(model._meta.pk.column)
     columns, model_fields = _columns(model, fields)
     table = _quote(model._meta.db_table)
+    condition = ""
+    if only_if_null:
+        condition = f" AND {table}.{_quote(model._meta.get_field(only_if_null).column)} IS NULL"
+    updated: list[int] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             assignments = ", ".join(f"{_quote(column)} = v.{_quote(column)}" for column in columns)
-            key = _quote(pk)
             statement = (
                 f"UPDATE {table} SET {assignments} "  # noqa: S608
-                f"FROM json_populate_recordset(NULL::{table}, %s) v WHERE {table}.{key} = v.{key}"
+                f"FROM json_populate_recordset(NULL::{table}, %s) v "
+                f"WHERE {table}.{pk} = v.{pk}{condition} "
+                f"RETURNING {table}.{pk}"
             )
             for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                cursor.execute(
-                    statement, [_postgresql_rows((pk, *columns), rows[start : start + ROWS_PER_STATEMENT])]
-                )
+                chunk = rows[start : start + ROWS_PER_STATEMENT]
+                cursor.execute(statement, [_postgresql_rows((model._meta.pk.column, *columns), chunk)])
+                updated.extend(row_pk for (row_pk,) in cursor.fetchall())
         else:
             assignments = ", ".join(f"{_quote(column)} = %s" for column in columns)
-            statement = f"UPDATE {table} SET {assignments} WHERE {_quote(pk)} = %s"  # noqa: S608
-            cursor.executemany(
-                statement, [[*_generic_params(model_fields, [row[1:]]), row[0]] for row in rows]
-            )
+            statement = f"UPDATE {table} SET {assignments} WHERE {pk} = %s{condition} RETURNING {pk}"  # noqa: S608
+            for row in rows:
+                cursor.execute(statement, [*_generic_params(model_fields, [row[1:]]), row[0]])
+                updated.extend(row_pk for (row_pk,) in cursor.fetchall())
+    return updated

@@ -108,13 +108,19 @@ def resolve_end_users(
     by_external = _end_users_by_external_id(workspace, external_ids)
     identities = _identities(workspace, anonymous_ids)
 
-    # Anonymous profiles claimed by a userId seen with them for the first time.
+    # Anonymous profiles claimed by a userId seen with them for the first time (first pair wins).
+    claims: dict[int, str] = {}
     for user_id, anonymous_id in sorted(pairs, key=lambda pair: (pair[0] or "", pair[1] or "")):
         if not user_id or user_id in by_external or anonymous_id not in identities:
             continue
         end_user_id, is_anonymous = identities[anonymous_id]
-        if is_anonymous and _claim(end_user_id=end_user_id, external_id=user_id):
-            by_external[user_id] = end_user_id
+        if is_anonymous and end_user_id not in claims and user_id not in claims.values():
+            claims[end_user_id] = user_id
+    claimed = set(_claim(claims))
+    for end_user_id in claimed:
+        by_external[claims[end_user_id]] = end_user_id
+    for anonymous_id, (end_user_id, _) in identities.items():
+        if end_user_id in claimed:
             identities[anonymous_id] = (end_user_id, False)
 
     missing_external = sorted(external_ids - by_external.keys())
@@ -163,17 +169,27 @@ def resolve_end_users(
     return resolved, merges
 
 
-def _claim(*, end_user_id: int, external_id: str) -> bool:
-    """Give an anonymous profile its userId; False when another profile got that id first."""
+def _claim(claims: dict[int, str]) -> list[int]:
+    """Give anonymous profiles their userIds (end user id -> userId) in one statement; the ids of
+    those claimed. When another profile got one of these userIds first, the statement fails as a
+    whole and they are claimed one by one, each losing to the profile that has its id."""
+    if not claims:
+        return []
+    rows = sorted(claims.items())
     try:
         with transaction.atomic():
-            return bool(
-                EndUser.objects.filter(pk=end_user_id, external_id__isnull=True).update(
-                    external_id=external_id
-                )
-            )
+            return bulk.update(EndUser, ("external_id",), rows, only_if_null="external_id")
     except IntegrityError:
-        return False
+        claimed = []
+        for end_user_id, external_id in rows:
+            try:
+                with transaction.atomic():
+                    claimed += bulk.update(
+                        EndUser, ("external_id",), [(end_user_id, external_id)], only_if_null="external_id"
+                    )
+            except IntegrityError:
+                continue
+        return claimed
 
 
 def merge_end_users(*, source: EndUser, target: EndUser) -> EndUser:
