@@ -14,6 +14,13 @@ class Workspace(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    paths_published_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the workspace first published a path. Until then ingestion has no progress "
+        "to evaluate and skips it.",
+    )
 
     class Meta:
         ordering = ["name"]

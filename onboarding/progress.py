@@ -364,8 +364,8 @@ def progress_on_events(*, workspace: Workspace, events: list[dict]) -> None:
     Runs in a savepoint retried with exponential backoff on database errors; if it still fails,
     the savepoint is rolled back and the error logged, so the events themselves still commit.
     """
-    if not events:
-        return
+    if not events or workspace.paths_published_at is None:
+        return  # a workspace that never published a path has no enrollment to evaluate
     try:
         for attempt in retry.retrying(retry_on=_transient):
             with attempt, transaction.atomic():

@@ -47,6 +47,13 @@ def workspace_create(
     return workspace, write_key, secret_key
 
 
+def workspace_paths_published(*, workspace: Workspace, at: datetime) -> None:
+    """Record the first publish of a path: from then on ingestion evaluates progress."""
+    Workspace.objects.filter(pk=workspace.pk, paths_published_at__isnull=True).update(paths_published_at=at)
+    if workspace.paths_published_at is None:
+        workspace.paths_published_at = at
+
+
 def workspace_grant(*, workspace: Workspace, user: AbstractBaseUser, can_change: bool) -> None:
     """Let an admin user see (and, with can_change, edit) one workspace in the admin."""
     assign_perm("onboarding.view_workspace", user, workspace)

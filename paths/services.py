@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from onboarding import services as onboarding_services
 from onboarding.models import Workspace
 from paths.diff import steps_diff
 from paths.models import Path, PathVersion, Step
@@ -191,6 +192,7 @@ def path_version_publish(
     locked.published_at = now
     locked.published_by = published_by
     locked.save(update_fields=["status", "published_at", "published_by"])
+    onboarding_services.workspace_paths_published(workspace=locked.path.workspace, at=now)
     logger.info("paths.version.published", extra={"path_id": locked.path_id, "number": locked.number})
     return locked
 

@@ -17,6 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from onboarding import services as onboarding_services
 from onboarding.models import Workspace
 from paths import services
 from paths.diff import steps_diff
@@ -165,6 +166,8 @@ def _restore_version(
         published_by=imported_by if status == PathVersion.Status.PUBLISHED else None,
         archived_at=now if status == PathVersion.Status.ARCHIVED else None,
     )
+    if status != PathVersion.Status.DRAFT:
+        onboarding_services.workspace_paths_published(workspace=path.workspace, at=now)
     Step.objects.bulk_create(
         Step(path_version=version, order=order, **step_model_values(step))
         for order, step in enumerate(data["steps"], start=1)

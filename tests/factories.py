@@ -2,6 +2,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from onboarding import services
 from onboarding.models import EndUser, Event, Workspace
 
 
@@ -94,6 +95,11 @@ class PublishedPathVersionFactory(PathVersionFactory):
 
     status = "published"
     published_at = factory.LazyFunction(timezone.now)
+
+    @factory.post_generation
+    def workspace_paths_published(version, create, extracted, **kwargs):
+        if create:
+            services.workspace_paths_published(workspace=version.path.workspace, at=version.published_at)
 
 
 class EnrollmentFactory(factory.django.DjangoModelFactory):

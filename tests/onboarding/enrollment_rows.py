@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from onboarding import services
 from onboarding.models import Enrollment, StepCompletion, Workspace
 from paths.models import Path, PathVersion, Step
 from tests.factories import EndUserFactory
@@ -15,6 +16,7 @@ def published_version(workspace: Workspace, steps: list[dict], *, key: str = "ma
     version = PathVersion.objects.create(
         path=path, number=1, status=PathVersion.Status.PUBLISHED, published_at=timezone.now()
     )
+    services.workspace_paths_published(workspace=workspace, at=version.published_at)
     for order, spec in enumerate(steps):
         Step.objects.create(path_version=version, order=order, title=spec["key"], **spec)
     return version

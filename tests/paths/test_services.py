@@ -86,6 +86,28 @@ def test_publishing_sets_who_and_when_and_archives_the_previous_version(acme):
     assert first.archived_at == draft.published_at
 
 
+def test_the_first_publish_turns_on_progress_for_the_workspace_s_events(acme):
+    """Ingestion skips progress evaluation for a workspace that never published a path."""
+    from onboarding import services as onboarding_services
+    from onboarding.models import Workspace
+
+    def identify(user_id: str) -> None:
+        onboarding_services.events_ingest(
+            workspace=Workspace.objects.get(pk=acme.pk),  # as each request reads it
+            raw_events=[{"type": "identify", "userId": user_id, "traits": {"persona": "admin"}}],
+            received_at=timezone.now(),
+        )
+
+    identify("before")
+    assert Workspace.objects.get(pk=acme.pk).paths_published_at is None
+    build_path(acme, key="main", name="Main")
+    assert Workspace.objects.get(pk=acme.pk).paths_published_at is not None
+    identify("after")
+
+    enrolled = set(Enrollment.objects.filter(workspace=acme).values_list("end_user__external_id", flat=True))
+    assert enrolled == {"after"}
+
+
 def test_publishing_refuses_an_invalid_draft_and_lists_every_problem(acme):
     path = services.path_create(workspace=acme, key="main", name="Main")
     draft = path.versions.get()
