@@ -48,6 +48,25 @@ def _generic_params(model_fields, rows: Sequence[Sequence[Any]]) -> list[Any]:
     return params
 
 
+@cache
+def _insert_statements(
+    model: type[Model], fields: tuple[str, ...], on_conflict: str, returning: tuple[str, ...], vendor: str
+) -> tuple[str, str]:
+    """(PostgreSQL statement, SQLite statement with a {values} slot), built once per shape."""
+    columns, _ = _columns(model, fields)
+    table = _quote(model._meta.db_table)
+    column_list = ", ".join(_quote(column) for column in columns)
+    tail = (f" ON CONFLICT {on_conflict}" if on_conflict else "") + (
+        f" RETURNING {', '.join(_quote(column) for column in returning)}" if returning else ""
+    )
+    postgresql = (
+        f"INSERT INTO {table} ({column_list}) SELECT {column_list} "  # noqa: S608
+        f"FROM json_populate_recordset(NULL::{table}, %s){tail}"
+    )
+    generic = f"INSERT INTO {table} ({column_list}) VALUES {{values}}{tail}"  # noqa: S608
+    return postgresql, generic
+
+
 def insert(
     model: type[Model],
     fields: tuple[str, ...],
@@ -62,30 +81,45 @@ def insert(
     if not rows:
         return []
     columns, model_fields = _columns(model, fields)
-    table = _quote(model._meta.db_table)
-    column_list = ", ".join(_quote(column) for column in columns)
-    tail = (f" ON CONFLICT {on_conflict}" if on_conflict else "") + (
-        f" RETURNING {', '.join(_quote(column) for column in returning)}" if returning else ""
-    )
-    postgresql = connection.vendor == "postgresql"
+    postgresql, generic = _insert_statements(model, fields, on_conflict, returning, connection.vendor)
     results: list[tuple] = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
-            if postgresql:
-                statement = (
-                    f"INSERT INTO {table} ({column_list}) SELECT {column_list} "  # noqa: S608
-                    f"FROM json_populate_recordset(NULL::{table}, %s){tail}"
-                )
-                cursor.execute(statement, [_postgresql_rows(columns, chunk)])
+            if connection.vendor == "postgresql":
+                cursor.execute(postgresql, [_postgresql_rows(columns, chunk)])
             else:
                 row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-                values = ", ".join([row] * len(chunk))
-                statement = f"INSERT INTO {table} ({column_list}) VALUES {values}{tail}"  # noqa: S608
-                cursor.execute(statement, _generic_params(model_fields, chunk))
+                cursor.execute(
+                    generic.format(values=", ".join([row] * len(chunk))), _generic_params(model_fields, chunk)
+                )
             if returning:
                 results.extend(cursor.fetchall())
     return results
+
+
+@cache
+def _update_statements(
+    model: type[Model], fields: tuple[str, ...], only_if_null: str, vendor: str
+) -> tuple[str, str]:
+    """(PostgreSQL statement, SQLite statement for one row), built once per shape."""
+    pk = _quote(model._meta.pk.column)
+    columns, _ = _columns(model, fields)
+    table = _quote(model._meta.db_table)
+    condition = ""
+    if only_if_null:
+        condition = f" AND {table}.{_quote(model._meta.get_field(only_if_null).column)} IS NULL"
+    assignments = ", ".join(f"{_quote(column)} = v.{_quote(column)}" for column in columns)
+    # The key list (= ANY) lets PostgreSQL look the rows up by index; joined on the unpacked rows
+    # alone, it expects a hundred of them and hash-joins a scan of the whole table.
+    postgresql = (
+        f"UPDATE {table} SET {assignments} "  # noqa: S608
+        f"FROM json_populate_recordset(NULL::{table}, %s) v "
+        f"WHERE {table}.{pk} = v.{pk} AND {table}.{pk} = ANY(%s){condition} RETURNING {table}.{pk}"
+    )
+    assignments = ", ".join(f"{_quote(column)} = %s" for column in columns)
+    generic = f"UPDATE {table} SET {assignments} WHERE {table}.{pk} = %s{condition} RETURNING {pk}"  # noqa: S608
+    return postgresql, generic
 
 
 def update(
@@ -96,30 +130,18 @@ def update(
     Writes the values as they are, like bulk_update (no auto_now)."""
     if not rows:
         return []
-    pk = _quote(model._meta.pk.column)
     columns, model_fields = _columns(model, fields)
-    table = _quote(model._meta.db_table)
-    condition = ""
-    if only_if_null:
-        condition = f" AND {table}.{_quote(model._meta.get_field(only_if_null).column)} IS NULL"
+    postgresql, generic = _update_statements(model, fields, only_if_null, connection.vendor)
     updated: list[int] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            assignments = ", ".join(f"{_quote(column)} = v.{_quote(column)}" for column in columns)
-            statement = (
-                f"UPDATE {table} SET {assignments} "  # noqa: S608
-                f"FROM json_populate_recordset(NULL::{table}, %s) v "
-                f"WHERE {table}.{pk} = v.{pk}{condition} "
-                f"RETURNING {table}.{pk}"
-            )
             for start in range(0, len(rows), ROWS_PER_STATEMENT):
                 chunk = rows[start : start + ROWS_PER_STATEMENT]
-                cursor.execute(statement, [_postgresql_rows((model._meta.pk.column, *columns), chunk)])
+                document = _postgresql_rows((model._meta.pk.column, *columns), chunk)
+                cursor.execute(postgresql, [document, [row[0] for row in chunk]])
                 updated.extend(row_pk for (row_pk,) in cursor.fetchall())
         else:
-            assignments = ", ".join(f"{_quote(column)} = %s" for column in columns)
-            statement = f"UPDATE {table} SET {assignments} WHERE {pk} = %s{condition} RETURNING {pk}"  # noqa: S608
             for row in rows:
-                cursor.execute(statement, [*_generic_params(model_fields, [row[1:]]), row[0]])
+                cursor.execute(generic, [*_generic_params(model_fields, [row[1:]]), row[0]])
                 updated.extend(row_pk for (row_pk,) in cursor.fetchall())
     return updated

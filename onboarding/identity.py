@@ -19,13 +19,19 @@ IdentityPair = tuple[str | None, str | None]  # (userId, anonymousId)
 
 
 def _lookup(query: str, workspace: Workspace, keys: Iterable[str]) -> list[tuple]:
-    """Run a `{keys}` lookup query. Raw SQL because these two run on every batch with a hundred
-    keys, and building them through the ORM cost more CPU than PostgreSQL spends answering."""
+    """Run a lookup query: `%s` is the workspace, `{in_keys}` tests the key column. Raw SQL because
+    these two run on every batch with a hundred keys, and building them through the ORM cost more
+    CPU than PostgreSQL spends answering. One list parameter (= ANY) keeps the text of the query
+    the same for every batch, so psycopg parses it once."""
     keys = list(keys)
     if not keys:
         return []
     with connection.cursor() as cursor:
-        cursor.execute(query.format(keys=", ".join(["%s"] * len(keys))), [workspace.pk, *keys])
+        if connection.vendor == "postgresql":
+            cursor.execute(query.format(in_keys="= ANY(%s)"), [workspace.pk, keys])
+        else:
+            in_keys = "IN (" + ", ".join(["%s"] * len(keys)) + ")"
+            cursor.execute(query.format(in_keys=in_keys), [workspace.pk, *keys])
         return cursor.fetchall()
 
 
@@ -33,7 +39,7 @@ def _end_users_by_external_id(workspace: Workspace, external_ids: Iterable[str])
     end_users = connection.ops.quote_name(EndUser._meta.db_table)
     query = (
         f"SELECT external_id, id FROM {end_users} "  # noqa: S608 (table name from model metadata)
-        "WHERE workspace_id = %s AND external_id IN ({keys})"
+        "WHERE workspace_id = %s AND external_id {in_keys}"
     )
     return dict(_lookup(query, workspace, external_ids))
 
@@ -42,10 +48,11 @@ def _identities(workspace: Workspace, anonymous_ids: Iterable[str]) -> dict[str,
     """anonymous id -> (end user id, whether that end user is still anonymous)."""
     identities = connection.ops.quote_name(AnonymousIdentity._meta.db_table)
     end_users = connection.ops.quote_name(EndUser._meta.db_table)
+    # A subquery, not a join: PostgreSQL would hash-join a seq scan of every end user.
     query = (
-        f"SELECT i.anonymous_id, i.end_user_id, u.external_id FROM {identities} i "  # noqa: S608
-        f"JOIN {end_users} u ON u.id = i.end_user_id "
-        "WHERE i.workspace_id = %s AND i.anonymous_id IN ({keys})"
+        f"SELECT i.anonymous_id, i.end_user_id, "  # noqa: S608
+        f"(SELECT u.external_id FROM {end_users} u WHERE u.id = i.end_user_id) FROM {identities} i "
+        "WHERE i.workspace_id = %s AND i.anonymous_id {in_keys}"
     )
     rows = _lookup(query, workspace, anonymous_ids)
     return {anonymous_id: (end_user_id, external is None) for anonymous_id, end_user_id, external in rows}

@@ -169,7 +169,13 @@ class Event(models.Model):
         ALIAS = "alias"
 
     # No index of their own: the composite indexes below lead with these columns.
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database-level foreign key to the workspace: on this hot, append-only table it cost an
+    # index probe per event and a KEY SHARE lock that every concurrent batch took on the same
+    # workspace row. Workspaces are deleted only through Django, which cascades. The end user's
+    # key stays: it makes a batch that raced a profile merge fail and be retried, not orphaned.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="events", db_index=False)
     type = models.CharField(max_length=10, choices=Type.choices)
     name = models.CharField(
