@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import OperationalError, transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from onboarding import answers as answer_aggregation
@@ -64,12 +64,12 @@ Method = StepCompletion.Method
 
 def enrollment_get_for_user(*, workspace: Workspace, user_id: str) -> Enrollment | None:
     """The end user's active enrollment, else their latest one; user_id is the external userId."""
-    queryset = Enrollment.objects.filter(workspace=workspace, end_user__external_id=user_id).select_related(
-        "path_version__path", "end_user"
-    )
+    active_first = Case(When(status=Enrollment.Status.ACTIVE, then=Value(0)), default=Value(1))
     return (
-        queryset.filter(status=Enrollment.Status.ACTIVE).first()
-        or queryset.order_by("-enrolled_at", "-pk").first()
+        Enrollment.objects.filter(workspace=workspace, end_user__external_id=user_id)
+        .select_related("path_version__path", "end_user")
+        .order_by(active_first, "-enrolled_at", "-pk")
+        .first()
     )
 
 
@@ -77,11 +77,15 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def enrollment_state(*, enrollment: Enrollment) -> dict[str, Any]:
-    """The state a client sees (API responses and websocket frames); JSON-ready."""
+def enrollment_state(
+    *, enrollment: Enrollment, completions: dict[str, CompletionState] | None = None
+) -> dict[str, Any]:
+    """The state a client sees (API responses and websocket frames); JSON-ready. A writer that
+    holds the step completions it just saved passes them, saving their query."""
     path_version = enrollment.path_version
     compiled = rules.compiled_version(path_version)
-    completions = progress.load_completions([enrollment.pk]).get(enrollment.pk, {})
+    if completions is None:
+        completions = progress.load_completions([enrollment.pk]).get(enrollment.pk, {})
     steps, required, required_done = [], 0, 0
     for step in compiled.steps:
         row = completions.get(step.key)
@@ -129,6 +133,12 @@ def enrollment_state(*, enrollment: Enrollment) -> dict[str, Any]:
         "enrolled_at": _iso(enrollment.enrolled_at),
         "completed_at": _iso(enrollment.completed_at),
     }
+
+
+def saved_state(enrollment: Enrollment) -> dict[str, Any]:
+    """The state a write service just saved (no query), else the state read afresh."""
+    state = getattr(enrollment, "saved_state", None)
+    return state if state is not None else enrollment_state(enrollment=enrollment)
 
 
 # --- The write path ---------------------------------------------------------------------------------

@@ -19,13 +19,12 @@ def progress_group(end_user_id: int) -> str:
     return f"onboarding.user.{end_user_id}"
 
 
-def push_state(enrollment_id: int) -> None:
-    from onboarding.enrollments import enrollment_state
-    from onboarding.models import Enrollment
-
+def push(*, end_user_id: int, state: dict) -> None:
+    """Send an enrollment's state to its end user's sockets; logged, never raised, on failure."""
     try:
-        enrollment = Enrollment.objects.select_related("path_version__path", "end_user").get(pk=enrollment_id)
-        message = {"type": MESSAGE_TYPE, "state": enrollment_state(enrollment=enrollment)}
-        async_to_sync(get_channel_layer().group_send)(progress_group(enrollment.end_user_id), message)
+        message = {"type": MESSAGE_TYPE, "state": state}
+        async_to_sync(get_channel_layer().group_send)(progress_group(end_user_id), message)
     except Exception:
-        logger.warning("progress.push_failed", extra={"enrollment_id": enrollment_id}, exc_info=True)
+        logger.warning(
+            "progress.push_failed", extra={"enrollment_id": state.get("enrollment_id")}, exc_info=True
+        )

@@ -154,8 +154,13 @@ def save(
         answers.answers_snapshot_remove(enrollment=enrollment)  # reopened: its answers leave the totals
     if step_changed and was_stuck:
         enrollment_signals.stuck_signals_resolve(enrollment=enrollment)
-    enrollment_id = enrollment.pk
-    transaction.on_commit(lambda: live_progress.push_state(enrollment_id))
+    # The state as saved, built from what is in hand: pushed after commit, and kept on the
+    # enrollment for the caller's response (enrollments.saved_state), with no query.
+    from onboarding.enrollments import enrollment_state
+
+    enrollment.saved_state = state = enrollment_state(enrollment=enrollment, completions=derived.completions)
+    end_user_id = enrollment.end_user_id
+    transaction.on_commit(lambda: live_progress.push(end_user_id=end_user_id, state=state))
     return True
 
 
@@ -225,7 +230,7 @@ def locked_enrollments(queryset, *, lock: bool = True) -> list[Enrollment]:
     never deadlock. Only the enrollment rows are locked, not the shared path version row."""
     if lock:
         queryset = queryset.select_for_update(no_key=True, of=("self",))
-    return list(queryset.select_related("path_version").order_by("pk"))
+    return list(queryset.select_related("path_version__path", "end_user").order_by("pk"))
 
 
 def evaluate(

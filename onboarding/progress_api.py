@@ -219,7 +219,7 @@ def _write(
         return _stale_response(stale.state, expected)
     except _SERVICE_ERRORS as error:
         return _error_response(error, enrollment)
-    return _state_response(enrollments.enrollment_state(enrollment=enrollment))
+    return _state_response(enrollments.saved_state(enrollment))
 
 
 # --- Schema documentation -----------------------------------------------------------------------

@@ -389,14 +389,18 @@ def test_each_write_pushes_the_state_after_commit(
     enrollment, monkeypatch, django_capture_on_commit_callbacks
 ):
     pushed = []
-    monkeypatch.setattr("onboarding.live_progress.push_state", pushed.append)
+    monkeypatch.setattr(
+        "onboarding.live_progress.push", lambda *, end_user_id, state: pushed.append((end_user_id, state))
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         enrollments.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
         with pytest.raises(StaleRevision):
             enrollments.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
 
-    assert pushed == [enrollment.pk]
+    enrollment.refresh_from_db()
+    assert pushed == [(enrollment.end_user_id, enrollments.enrollment_state(enrollment=enrollment))]
+    assert pushed[0][1]["revision"] == 2
 
 
 def run_concurrently(calls):

@@ -236,7 +236,9 @@ def test_the_new_state_is_pushed_after_commit(
 ):
     onboarding_path(workspace)
     pushed = []
-    monkeypatch.setattr("onboarding.live_progress.push_state", pushed.append)
+    monkeypatch.setattr(
+        "onboarding.live_progress.push", lambda *, end_user_id, state: pushed.append((end_user_id, state))
+    )
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         send(identify("u-1"))
@@ -244,13 +246,15 @@ def test_the_new_state_is_pushed_after_commit(
     for callback in callbacks:
         callback()
     enrollment = Enrollment.objects.get()
-    assert pushed == [enrollment.pk]
+    assert pushed == [(enrollment.end_user_id, enrollments.enrollment_state(enrollment=enrollment))]
 
     with django_capture_on_commit_callbacks(execute=True):
         send(track("u-1", "Page", 1), track("u-1", "Project Created", 2, template="blank"))
         send(track("u-1", "Project Created", 3, template="blank"))  # no change: no push
 
-    assert pushed == [enrollment.pk, enrollment.pk]
+    enrollment.refresh_from_db()
+    assert len(pushed) == 2
+    assert pushed[1] == (enrollment.end_user_id, enrollments.enrollment_state(enrollment=enrollment))
 
 
 def test_a_failing_progress_write_is_retried(workspace, send, monkeypatch):
@@ -320,16 +324,17 @@ def in_memory_layer(settings):
     return get_channel_layer()
 
 
-def test_push_state_sends_the_state_to_the_users_group(workspace, send, in_memory_layer):
+def test_push_sends_the_state_to_the_users_group(workspace, send, in_memory_layer):
     onboarding_path(workspace)
     send(identify("u-1"))
     enrollment = Enrollment.objects.get()
     group = live_progress.progress_group(enrollment.end_user_id)
+    state = enrollments.enrollment_state(enrollment=enrollment)
 
     async def receive_push():
         channel = await in_memory_layer.new_channel()
         await in_memory_layer.group_add(group, channel)
-        await sync_to_async(live_progress.push_state)(enrollment.pk)
+        await sync_to_async(live_progress.push)(end_user_id=enrollment.end_user_id, state=state)
         return await in_memory_layer.receive(channel)
 
     message = async_to_sync(receive_push)()
@@ -350,7 +355,10 @@ def test_a_failed_push_is_logged_not_raised(workspace, send, monkeypatch, caplog
 
     monkeypatch.setattr(live_progress, "get_channel_layer", down)
 
-    live_progress.push_state(Enrollment.objects.get().pk)
+    enrollment = Enrollment.objects.get()
+    live_progress.push(
+        end_user_id=enrollment.end_user_id, state=enrollments.enrollment_state(enrollment=enrollment)
+    )
 
     assert [(record.levelname, record.message) for record in caplog.records][-1] == (
         "WARNING",
