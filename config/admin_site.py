@@ -1,8 +1,15 @@
-"""The admin site: password plus a verified TOTP device for every page (django-otp)."""
+"""The admin site: password plus a verified TOTP device for every page (django-otp).
+
+Every admin registered on it records its changes in the audit log (guardrails/admin_changes.py),
+and every sign-in attempt is recorded too (config/admin_security.py).
+"""
 
 from django import forms
+from django.contrib.auth.signals import user_login_failed
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from config import admin_security
 
 
 class AdminAuthenticationForm(OTPAdminAuthenticationForm):
@@ -26,9 +33,42 @@ class AdminAuthenticationForm(OTPAdminAuthenticationForm):
                 return devices[0]
         return device
 
+    def clean_otp(self, user):
+        try:
+            super().clean_otp(user)
+        except forms.ValidationError:
+            # A right password with a wrong code counts as a failed attempt for the lockout
+            # (django-axes listens to this signal) just as a wrong password does.
+            self.request.admin_login_failure = "wrong_otp_token"
+            user_login_failed.send(
+                sender=type(self), credentials={"username": user.get_username()}, request=self.request
+            )
+            raise
+
 
 class OnboardingAdminSite(OTPAdminSite):
     site_header = "Onboarding platform"
     site_title = "Onboarding platform"
     index_title = "Workspaces, keys, users and events"
     login_form = AdminAuthenticationForm
+    index_template = "admin/onboarding_index.html"
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        from django.contrib.admin import ModelAdmin
+
+        from guardrails.admin_changes import audited
+
+        super().register(model_or_iterable, audited(admin_class or ModelAdmin), **options)
+
+    def login(self, request, extra_context=None):
+        response = super().login(request, extra_context)
+        if request.method == "POST":
+            admin_security.record_login_attempt(request, response)
+        return response
+
+    def index(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "recent_logins": admin_security.recent_logins(user=request.user),
+        }
+        return super().index(request, extra_context)

@@ -5,6 +5,7 @@ Without DATABASE_URL and REDIS_URL the project runs on the embedded default: SQL
 in-process, an in-memory channel layer and a local-memory cache.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "guardian",
+    "axes",
     "rangefilter",
     "corsheaders",
     "rest_framework",
@@ -62,6 +64,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -71,7 +74,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "config.admin_security.AdminIdleTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -113,6 +118,8 @@ elif env.bool("DATABASE_POOL", default=True):
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # With or without the pool: parallel test runs on one server each need a database of their own.
     DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("DATABASE_TEST_NAME", default=None)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -144,6 +151,7 @@ RQ_QUEUES = {
 JOBS_RUN_INLINE = env.bool("JOBS_RUN_INLINE", default=not REDIS_URL)
 
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out sign-ins before any check
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -154,6 +162,29 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Onboarding platform")
+
+# --- Admin security (config/admin_security.py). Idle admin sessions end; only /admin/ is looked at.
+ADMIN_SESSION_IDLE_SECONDS = env.int("ADMIN_SESSION_IDLE_SECONDS", default=30 * 60)
+# Behind a proxy that appends the client to X-Forwarded-For: lockouts count per real client.
+TRUST_X_FORWARDED_FOR = env.bool("DJANGO_TRUST_X_FORWARDED_FOR", default=False)
+# Sign-in attempts (django-axes): after AXES_FAILURE_LIMIT failures (wrong password or wrong
+# authenticator code) for one user name, or from one address, sign-in pauses for the cool-off.
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("ADMIN_LOGIN_COOLOFF_SECONDS", default=15 * 60))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_ONLY_ADMIN_SITE = True
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.admin_security.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.admin_security.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["password", "otp_token"]
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are audit rows, with the address truncated
+AXES_VERBOSE = False  # its log lines carry user names and full addresses
+
+# --- Provider credentials per workspace (guardrails/secrets.py) are encrypted with these
+# Fernet keys, comma-separated: the first encrypts, all decrypt, so a new key goes first and an
+# old one leaves after `manage.py secrets_rotate`. Required in production (check --deploy);
+# left empty, development and tests use a key derived from SECRET_KEY.
+SECRETS_ENCRYPTION_KEY = env.list("SECRETS_ENCRYPTION_KEY", default=[])
 GUARDIAN_RAISE_403 = True
 
 LANGUAGE_CODE = "en-us"
@@ -194,15 +225,52 @@ SPECTACULAR_SETTINGS = {
 CORS_URLS_REGEX = r"^/(v1/.*|api/v1/users/.*)$"
 CORS_ALLOW_ALL_ORIGINS = True
 CORS_ALLOW_HEADERS = ["authorization", "content-type", "content-encoding", "x-retry-count", "if-match"]
-CORS_EXPOSE_HEADERS = ["etag"]
+CORS_EXPOSE_HEADERS = ["etag", "retry-after"]
 CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- Ingestion limits, from Segment's HTTP Tracking API.
 INGEST_MAX_EVENT_BYTES = env.int("INGEST_MAX_EVENT_BYTES", default=32 * 1024)
 INGEST_MAX_BATCH_BYTES = env.int("INGEST_MAX_BATCH_BYTES", default=500 * 1024)
 
+# --- Ingestion rate limits per API key (guardrails/ratelimit.py), counted in events: a batch of 100
+# is 100. Sustained rate per second plus a burst; 0 turns a limit off. One key may use the whole
+# platform target (10,000 events/s), not more; an over-limit request gets 429 and Retry-After.
+INGEST_RATE_LIMIT_EVENTS_PER_SECOND = env.float("INGEST_RATE_LIMIT_EVENTS_PER_SECOND", default=10_000)
+INGEST_RATE_LIMIT_EVENTS_BURST = env.int("INGEST_RATE_LIMIT_EVENTS_BURST", default=20_000)
+INGEST_RATE_LIMIT_IDENTIFIES_PER_SECOND = env.float("INGEST_RATE_LIMIT_IDENTIFIES_PER_SECOND", default=1_000)
+INGEST_RATE_LIMIT_IDENTIFIES_BURST = env.int("INGEST_RATE_LIMIT_IDENTIFIES_BURST", default=2_000)
+# The limiter's Redis calls give up after this; the request is then let through and counted.
+ABUSE_REDIS_TIMEOUT_SECONDS = env.float("ABUSE_REDIS_TIMEOUT_SECONDS", default=0.1)
+
 # --- End-user tokens (progress API and websocket from browsers and apps): revoked by expiry only.
 END_USER_TOKEN_LIFETIME = env.int("END_USER_TOKEN_LIFETIME", default=15 * 60)  # seconds
+
+# --- Guardrails policy engine (guardrails/policy.py): a check that overruns its budget denies.
+POLICY_CHECK_TIMEOUT_SECONDS = env.float("POLICY_CHECK_TIMEOUT_SECONDS", default=0.5)
+# Absolute links in emails (one-click unsubscribe): the address the public reaches this site at.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# --- Data regions (guardrails/regions.py): calls carrying user data go only to the endpoint of the
+# workspace's region, <VARIABLE>_US or <VARIABLE>_EU (e.g. OPENAI_BASE_URL_EU). The plain variable
+# (OPENAI_BASE_URL) is the US endpoint. A region left unset blocks those calls; never a fallback.
+REGION_ENDPOINT_VARIABLES = {
+    "llm": "OPENAI_BASE_URL",
+    "email": "SENDGRID_API_URL",
+    "sms": "TWILIO_API_URL",
+    "push": "PUSH_API_URL",
+    "intercom": "INTERCOM_API_URL",
+    "segment_destinations": "SEGMENT_DESTINATIONS_URL",
+}
+REGION_ENDPOINTS = {
+    service: {
+        "us": env.str(f"{variable}_US", default=env.str(variable, default="")).rstrip("/"),
+        "eu": env.str(f"{variable}_EU", default="").rstrip("/"),
+    }
+    for service, variable in REGION_ENDPOINT_VARIABLES.items()
+}
+# GDPR erasure (guardrails/erasure.py): histories up to this many events are erased within the
+# DELETE request; longer ones by an RQ job (202 with its id).
+GDPR_ERASE_INLINE_MAX_EVENTS = env.int("GDPR_ERASE_INLINE_MAX_EVENTS", default=5000)
 
 LOGGING = {
     "version": 1,
@@ -210,7 +278,8 @@ LOGGING = {
     "formatters": {"json": {"()": "config.logging.JsonFormatter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # django-axes writes user names and full client addresses; admin sign-ins are audit rows.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "ERROR"}},
 }
 
 SENTRY_DSN = env.str("SENTRY_DSN", default="")

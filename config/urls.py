@@ -3,6 +3,9 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
 from config import health
+from guardrails import views as guardrails_views
+from guardrails.api import PreferencesApi
+from guardrails.gdpr_api import DataExportApi, EndUserEraseApi
 from onboarding.api import SegmentBatchApi, SegmentCallApi
 from onboarding.progress_api import (
     AnswersSaveApi,
@@ -31,6 +34,9 @@ progress_api = [
     path(f"{ONBOARDING}/back", StepBackApi.as_view(), name="step-back"),
     path(f"{ONBOARDING}/answers", AnswersSaveApi.as_view(), name="answers-save"),
     path(f"{ONBOARDING}/complete", EnrollmentCompleteApi.as_view(), name="enrollment-complete"),
+    path("api/v1/users/<str:user_id>/preferences", PreferencesApi.as_view(), name="preferences"),
+    path("api/v1/users/<str:user_id>/data-export", DataExportApi.as_view(), name="data-export"),
+    path("api/v1/users/<str:user_id>", EndUserEraseApi.as_view(), name="end-user-erase"),
 ]
 
 urlpatterns = [
@@ -42,4 +48,5 @@ urlpatterns = [
     *progress_api,
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("healthz", health.healthz, name="healthz"),
+    path("u/<str:token>", guardrails_views.unsubscribe, name="unsubscribe"),
 ]

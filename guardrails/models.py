@@ -156,6 +156,24 @@ class PolicyDecision(models.Model):
         return f"{self.action} {'allowed' if self.allowed else 'denied'}"
 
 
+class NudgeCapCounter(models.Model):
+    """Nudges allowed to a user on one calendar day in their time zone: the frequency cap's
+    counter when Redis is not configured or not reachable (guardrails/caps.py)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+")
+    local_date = models.DateField()
+    count = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["end_user", "local_date"], name="nudgecapcounter_unique_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} nudge(s) on {self.local_date}"
+
+
 class _AppendOnly(models.Model):
     """Rows are written once: updates and deletes through the ORM are refused."""
 
@@ -169,6 +187,17 @@ class _AppendOnly(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionDenied(f"{type(self).__name__} is append-only.")
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Bulk updates and deletes are refused too. Cascades from a deleted workspace or user go
+    through the base manager and still apply."""
+
+    def update(self, **kwargs):
+        raise PermissionDenied(f"{self.model.__name__} is append-only.")
+
+    def delete(self):
+        raise PermissionDenied(f"{self.model.__name__} is append-only.")
 
 
 class AuditLog(_AppendOnly):
@@ -189,8 +218,16 @@ class AuditLog(_AppendOnly):
     request_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
+    objects = AppendOnlyQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-pk"]
+        # The admin's exact searches (an object's history, a request's rows) and its per-workspace list.
+        indexes = [
+            models.Index(fields=["object_id"], name="auditlog_object_idx"),
+            models.Index(fields=["request_id"], name="auditlog_request_idx"),
+            models.Index(fields=["workspace", "-created_at"], name="auditlog_workspace_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.object_repr}"

@@ -185,7 +185,7 @@ class ApiKeyAdmin(WorkspaceScopedAdmin):
             if not self._allowed(request, api_key, "change"):
                 self.message_user(request, f"You may not revoke {api_key}.", messages.ERROR)
                 continue
-            services.api_key_revoke(api_key=api_key)
+            services.api_key_revoke(api_key=api_key, actor=request.user)
             revoked += 1
         self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
 

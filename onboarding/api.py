@@ -15,6 +15,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from guardrails import ratelimit
 from onboarding import enrollments, services
 from onboarding.authentication import ApiKeyAuthentication, HasScope
 from onboarding.models import ApiKey
@@ -93,6 +94,15 @@ class _IngestApi(APIView):
     permission_classes = [HasScope]
     parser_classes = [SegmentJSONParser]
     required_scope = ApiKey.Scope.EVENTS_WRITE
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Per-key rate limit in events, one Redis round trip; 429 with Retry-After when over it.
+        ratelimit.ingest_admit(request=request, call_type=getattr(self, "call_type", None))
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        ratelimit.ingest_rejected_record(request=request, response=response)  # abuse counters
+        return super().finalize_response(request, response, *args, **kwargs)
 
     @classmethod
     def as_view(cls, **initkwargs):

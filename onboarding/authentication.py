@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
+from guardrails import token_misuse
 from onboarding import selectors, services, tokens
 from onboarding.models import ApiKey, Workspace
 
@@ -83,11 +84,13 @@ class EndUserTokenAuthentication(authentication.BaseAuthentication):
             return None
         try:
             token = tokens.token_verify(credentials)
-        except tokens.TokenExpired:
+        except tokens.TokenExpired as expired:
+            token_misuse.token_refusal_record(request=request, reason="expired", claims=expired.claims)
             raise exceptions.AuthenticationFailed(
                 "This end-user token has expired; ask for a new one."
             ) from None
         except tokens.TokenInvalid:
+            token_misuse.token_refusal_record(request=request, reason="invalid", raw_token=credentials)
             raise exceptions.AuthenticationFailed("This end-user token is not valid.") from None
         return tokens.EndUserPrincipal(token), token
 

@@ -13,6 +13,7 @@ import orjson
 from django.conf import settings
 from django.db import transaction
 
+from guardrails import reimport
 from onboarding import event_store, live, profiles, progress, retry
 from onboarding.identity import resolve_end_users
 from onboarding.models import CONTACT_TRAITS, Workspace
@@ -149,6 +150,8 @@ def store_batch(*, workspace: Workspace, events: list[dict], received_at: dateti
     retry.WRITE_ATTEMPTS times with exponential backoff, so the client gets its 200 and nothing is lost
     or stored twice. Inside an outer transaction (a caller's atomic block) it runs once.
     """
+    # Events of people erased under GDPR are accepted but not stored (guardrails.reimport).
+    events = reimport.without_erased(workspace_id=workspace.pk, events=events)
     if not events:
         return set()
     if transaction.get_connection().in_atomic_block:

@@ -19,6 +19,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from guardrails import token_misuse
 from onboarding import enrollments, selectors, tokens
 from onboarding.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
 from onboarding.models import ApiKey, Enrollment
@@ -44,6 +45,8 @@ class ActsForUser(permissions.BasePermission):
         if isinstance(credentials, tokens.EndUserToken):
             if view.allows_end_user_tokens and credentials.external_id == view.kwargs.get("user_id"):
                 return True
+            reason = "other_user" if view.allows_end_user_tokens else "issue_token"
+            token_misuse.token_refusal_record(request=request, reason=reason, claims=credentials)
             self.message = (
                 "End-user tokens cannot issue tokens: use a secret key."
                 if not view.allows_end_user_tokens

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from django.db import transaction
 
+from guardrails.erasure import TOMBSTONE_PREFIX
 from onboarding import progress
 from onboarding.models import Enrollment, Workspace
 from onboarding.progress import CompletionState
@@ -57,8 +58,13 @@ def differences(enrollment: Enrollment, before: dict, derived: progress.Derived)
 
 
 def _chunks(workspace: Workspace | None) -> Iterator[tuple[int, list[int]]]:
-    """(workspace id, enrollment ids) in pk order; abandoned enrollments are left as they are."""
-    queryset = Enrollment.objects.filter(status__in=progress.LIVE_STATUSES).order_by("pk")
+    """(workspace id, enrollment ids) in pk order; abandoned enrollments are left as they are, and
+    so are those of erased people (their events lost the properties the rules read)."""
+    queryset = (
+        Enrollment.objects.filter(status__in=progress.LIVE_STATUSES)
+        .exclude(end_user__external_id__startswith=TOMBSTONE_PREFIX)
+        .order_by("pk")
+    )
     if workspace is not None:
         queryset = queryset.filter(workspace=workspace)
     last = 0

@@ -12,6 +12,7 @@ from django.utils.text import slugify
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from guardian.shortcuts import assign_perm
 
+from guardrails.audit import audit_record
 from onboarding import ingest
 from onboarding.keys import DISPLAY_PREFIX_LENGTH, generate_key, key_digest
 from onboarding.models import ApiKey, Workspace
@@ -40,8 +41,12 @@ def workspace_create(
 ) -> tuple[Workspace, IssuedKey, IssuedKey]:
     """A new tenant with a write key and a secret key; its creator may view and change it."""
     workspace = Workspace.objects.create(name=name.strip(), slug=_unique_slug(name))
-    write_key = api_key_create(workspace=workspace, name="Default write key", kind=ApiKey.Kind.WRITE)
-    secret_key = api_key_create(workspace=workspace, name="Default secret key", kind=ApiKey.Kind.SECRET)
+    write_key = api_key_create(
+        workspace=workspace, name="Default write key", kind=ApiKey.Kind.WRITE, created_by=created_by
+    )
+    secret_key = api_key_create(
+        workspace=workspace, name="Default secret key", kind=ApiKey.Kind.SECRET, created_by=created_by
+    )
     if created_by is not None and not created_by.is_superuser:
         workspace_grant(workspace=workspace, user=created_by, can_change=True)
     return workspace, write_key, secret_key
@@ -79,13 +84,32 @@ def api_key_create(
         key_digest=key_digest(key),
         created_by=created_by,
     )
+    audit_record(
+        workspace=workspace,
+        action="api_key.created",
+        actor=created_by,
+        actor_label="" if created_by is not None else "cli",
+        obj=api_key,
+        after={"name": name, "kind": kind, "prefix": api_key.prefix, "scopes": api_key.scopes},
+    )
     return IssuedKey(api_key=api_key, key=key)
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    """Revoke a key at once; revoking twice keeps the first time."""
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None = None) -> ApiKey:
+    """Revoke a key at once; revoking twice keeps the first time (and is recorded once)."""
+    revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     api_key.refresh_from_db(fields=["revoked_at"])
+    if revoked:
+        audit_record(
+            workspace=api_key.workspace,
+            action="api_key.revoked",
+            actor=actor,
+            actor_label="" if actor is not None else "cli",
+            obj=api_key,
+            before={"revoked_at": None},
+            after={"revoked_at": api_key.revoked_at.isoformat()},
+        )
     return api_key
 
 

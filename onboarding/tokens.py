@@ -27,7 +27,11 @@ class TokenInvalid(Exception):
 
 
 class TokenExpired(TokenInvalid):
-    pass
+    """Signed by us and past its lifetime: `claims` are genuine (abuse counting reads them)."""
+
+    def __init__(self, message: str, claims: "EndUserToken"):
+        super().__init__(message)
+        self.claims = claims
 
 
 @dataclass(frozen=True)
@@ -97,5 +101,5 @@ def token_verify(token: str) -> EndUserToken:
     except (KeyError, TypeError, ValueError):
         raise TokenInvalid("malformed claims") from None
     if int(payload["e"]) <= _now():
-        raise TokenExpired("expired")
+        raise TokenExpired("expired", claims)
     return claims

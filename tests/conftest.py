@@ -2,7 +2,9 @@
 with REQUIRE_SERVICES=1 (CI) a missing service fails the run instead of skipping tests."""
 
 import base64
+import logging
 import os
+import re
 
 import pytest
 import redis
@@ -10,7 +12,9 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
+from config.logging import JsonFormatter
 from onboarding import services
+from tests.factories import PII_CANARIES, PII_CANARY_DIGITS
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
@@ -40,6 +44,48 @@ def _services_present(django_db_setup, django_db_blocker):
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
+
+
+class _PiiCanaryHandler(logging.Handler):
+    """Formats every record as production would (JSON, extra fields included) and keeps the
+    lines that carry a PII canary of tests/factories.py."""
+
+    def __init__(self):
+        super().__init__(level=logging.NOTSET)
+        self.setFormatter(JsonFormatter())
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # a record that cannot be formatted is not a leak; say so though
+            line = f"unformattable record from {record.name}: {record.msg!r}"
+        lowered = line.lower()
+        if any(canary.lower() in lowered for canary in PII_CANARIES) or PII_CANARY_DIGITS in re.sub(
+            r"\D", "", line
+        ):
+            self.leaks.append(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_pii_canary_in_logs():
+    """No log line written during the suite may contain a PII canary planted in test data."""
+    handler = _PiiCanaryHandler()
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.propagate
+    ]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield handler
+    for logger in loggers:
+        logger.removeHandler(handler)
+    if handler.leaks:
+        pytest.fail(
+            f"{len(handler.leaks)} log line(s) contain a PII canary:\n" + "\n".join(handler.leaks[:20]),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,43 @@ class EndUserFactory(factory.django.DjangoModelFactory):
     external_id = factory.Sequence(lambda number: f"user-{number}")
 
 
+# --- PII canaries (issue 4): contact values planted in test data that no log line may contain;
+# tests/conftest.py checks every log line written during the suite for them.
+
+CANARY_EMAIL = "canary.pii.7f3a@example.com"
+CANARY_PHONE = "+14155550173"
+CANARY_FIRST_NAME = "Zephyrine"
+CANARY_LAST_NAME = "Quillfeather"
+CANARY_NAME = f"{CANARY_FIRST_NAME} {CANARY_LAST_NAME}"
+CANARY_STREET = "17 Wrenfield Canary Lane"
+CANARY_TRAITS = {
+    "email": CANARY_EMAIL,
+    "phone": CANARY_PHONE,
+    "firstName": CANARY_FIRST_NAME,
+    "lastName": CANARY_LAST_NAME,
+    "name": CANARY_NAME,
+    "address": {"street": CANARY_STREET, "city": "Canaryville"},
+}
+# Matched case-insensitively; the phone's digits also in any formatting.
+PII_CANARIES = (CANARY_EMAIL, CANARY_FIRST_NAME, CANARY_LAST_NAME, CANARY_STREET)
+PII_CANARY_DIGITS = CANARY_PHONE.removeprefix("+1")
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    """Contact data made of the canaries."""
+
+    class Meta:
+        model = "onboarding.Contact"
+
+    end_user = factory.SubFactory(EndUserFactory)
+    email = CANARY_EMAIL
+    phone = CANARY_PHONE
+    first_name = CANARY_FIRST_NAME
+    last_name = CANARY_LAST_NAME
+    name = CANARY_NAME
+    address = factory.LazyFunction(lambda: dict(CANARY_TRAITS["address"]))
+
+
 class EventFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Event
