@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from guardrails.audit import audit_record
 from guardrails.models import AuditLog, ConsentRecord, LLMCall, PolicyDecision, Preference
+from onboarding import event_store
 from onboarding.models import AnonymousIdentity, Contact, EndUser, Enrollment, Event, Workspace
 
 logger = logging.getLogger(__name__)
@@ -100,22 +101,8 @@ def _anonymous_identities(subject: Subject) -> list[dict]:
     )
 
 
-EVENT_FIELDS = (
-    "id",
-    "type",
-    "name",
-    "message_id",
-    "user_id",
-    "anonymous_id",
-    "group_id",
-    "previous_id",
-    "properties",
-    "context",
-    "timestamp",
-    "original_timestamp",
-    "sent_at",
-    "received_at",
-)
+# Every column of an event but the two keys the bundle already names.
+EVENT_FIELDS = ("id", *(name for name in event_store.FIELDS if name not in ("workspace", "end_user")))
 
 
 @exporter("events")
