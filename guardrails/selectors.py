@@ -10,7 +10,7 @@ from django.utils import timezone
 from guardrails import subjects
 from guardrails.consent import PAIRS, consent_effective
 from guardrails.localtime import FALLBACK_ZONE_NAME, format_wall_time, zone_named
-from guardrails.models import ConsentRecord, Preference, Suppression, WorkspacePolicy
+from guardrails.models import ConsentRecord, PolicyDecision, Preference, Suppression, WorkspacePolicy
 from guardrails.secrets import workspace_secret_get  # noqa: F401
 from onboarding.models import EndUser, Workspace
 
@@ -64,6 +64,13 @@ def consent_history(*, end_user: EndUser) -> QuerySet[ConsentRecord]:
 
 
 # --- Preferences and workspace policy ----------------------------------------------------------------
+
+
+def policy_decisions_recent(*, end_user: EndUser, limit: int = 20) -> QuerySet[PolicyDecision]:
+    """The user's latest guardrail decisions, newest first: why they did or didn't get something."""
+    return PolicyDecision.objects.filter(workspace_id=end_user.workspace_id, end_user=end_user).order_by(
+        "-decided_at", "-pk"
+    )[:limit]
 
 
 def workspace_policy_get(*, workspace: Workspace | int) -> WorkspacePolicy:

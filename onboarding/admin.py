@@ -222,6 +222,7 @@ class EndUserAdmin(ReadOnlyScopedAdmin):
         "created_at",
         "updated_at",
         "onboarding",
+        "guardrail_decisions",
         "recent_events",
     )
     fields = readonly_fields
@@ -270,6 +271,35 @@ class EndUserAdmin(ReadOnlyScopedAdmin):
         return format_html(
             "<table><tr><th>path</th><th>status</th><th>current step</th><th>revision</th>"
             "<th>why this path</th></tr>{}</table>",
+            rows,
+        )
+
+    @admin.display(description="guardrail decisions")
+    def guardrail_decisions(self, obj):
+        """Why the user did or didn't get a nudge, an LLM call, an export: each rule that spoke."""
+        from guardrails import selectors as guardrail_selectors
+
+        decisions = guardrail_selectors.policy_decisions_recent(end_user=obj)
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    decision.decided_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    decision.action,
+                    decision.channel or "-",
+                    "allowed" if decision.allowed else "denied",
+                    "; ".join(reason.get("message", reason.get("code", "")) for reason in decision.reasons)
+                    or "-",
+                )
+                for decision in decisions
+            ),
+        )
+        if not rows:
+            return "none yet"
+        return format_html(
+            "<table><tr><th>time</th><th>action</th><th>channel</th><th>decision</th><th>why</th></tr>"
+            "{}</table>",
             rows,
         )
 

@@ -1,6 +1,7 @@
 """Admin of the policy engine: scoped to the admin's workspaces, read-only ledgers, editable policy."""
 
 import pytest
+from django.utils.html import escape
 
 from guardrails import policy, services, subjects
 from guardrails.models import ConsentRecord, PolicyDecision, Preference, Suppression, WorkspacePolicy
@@ -115,3 +116,17 @@ def test_a_suppression_can_be_found_by_the_address_it_was_made_for(two_workspace
 
     assert [row.reason for row in rows] == ["hard_bounce"]
     assert none == []
+
+
+def test_the_end_user_page_says_why_a_nudge_was_denied(two_workspaces, alice_client):
+    ada = two_workspaces["ada"]
+    decision = PolicyDecision.objects.get(end_user=ada)
+    reasons = [reason["message"] for reason in decision.reasons]
+
+    page = alice_client.get(f"/admin/onboarding/enduser/{ada.pk}/change/").content.decode()
+
+    assert not decision.allowed and reasons
+    assert "Guardrail decisions" in page
+    assert "nudge.send" in page and "denied" in page
+    for message in reasons:
+        assert escape(message) in page
