@@ -12,22 +12,7 @@ from guardrails import ratelimit
 from guardrails.abuse_flags import abuse_flags_resolve
 from guardrails.models import AbuseFlag
 from onboarding.admin import WorkspaceScopedAdmin
-from onboarding.admin_filters import WorkspaceFilter
-
-
-class ResolvedFilter(admin.SimpleListFilter):
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request, model_admin):
-        return (("open", "open"), ("resolved", "resolved"))
-
-    def queryset(self, request, queryset):
-        if self.value() == "open":
-            return queryset.filter(resolved_at__isnull=True)
-        if self.value() == "resolved":
-            return queryset.filter(resolved_at__isnull=False)
-        return queryset
+from onboarding.admin_filters import ResolvedFilter, WorkspaceFilter
 
 
 @admin.register(AbuseFlag)

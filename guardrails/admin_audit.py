@@ -195,21 +195,7 @@ class LLMCallAdmin(ExportableReadOnlyAdmin):
         "output",
     )
     readonly_fields = fields
-    export_fields = (
-        "created_at",
-        "workspace_id",
-        "end_user_id",
-        "purpose",
-        "model",
-        "outcome",
-        "fallback_reason",
-        "prompt_tokens",
-        "completion_tokens",
-        "cost_usd",
-        "latency_ms",
-        "redacted_input",
-        "output",
-    )
+    export_fields = tuple(f"{name}_id" if name in ("workspace", "end_user") else name for name in fields)
 
 
 # --- Admin users: their recent sign-ins -------------------------------------------------------

@@ -87,3 +87,20 @@ class ApiKeyStatusFilter(admin.SimpleListFilter):
         if self.value() == "revoked":
             return queryset.filter(revoked_at__isnull=False)
         return queryset
+
+
+class ResolvedFilter(admin.SimpleListFilter):
+    """Open or resolved, by resolved_at: signals, abuse flags."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return (("open", "open"), ("resolved", "resolved"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset

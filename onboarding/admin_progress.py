@@ -4,23 +4,14 @@ from django.contrib import admin, messages
 
 from onboarding import enrollment_signals, selectors
 from onboarding.admin import ReadOnlyScopedAdmin, WorkspaceScopedAdmin
+from onboarding.admin_filters import ResolvedFilter
 from onboarding.models import AnswerTotal, EnrollmentSignal
 from paths.models import PathVersion
 
 
-class SignalStatusFilter(admin.SimpleListFilter):
+class SignalStatusFilter(ResolvedFilter):
     title = "status"
     parameter_name = "status"
-
-    def lookups(self, request, model_admin):
-        return (("open", "open"), ("resolved", "resolved"))
-
-    def queryset(self, request, queryset):
-        if self.value() == "open":
-            return queryset.filter(resolved_at__isnull=True)
-        if self.value() == "resolved":
-            return queryset.filter(resolved_at__isnull=False)
-        return queryset
 
 
 class SignalWorkspaceFilter(admin.SimpleListFilter):
