@@ -124,26 +124,18 @@ def _judge_key(
     history, recent = counts[:BASELINE_MINUTES], counts[BASELINE_MINUTES:]
     window = {"recent_minutes": RECENT_MINUTES, "since": _minute_start(recent_minutes[0]).isoformat()}
     findings: list[tuple[str, dict]] = []
-    burst = burst_over_baseline(
-        recent=[minute.events for minute in recent],
-        history=[minute.events for minute in history],
-        floor=EVENT_BURST_FLOOR_PER_MINUTE,
-    )
-    if burst:
-        detail = _burst_detail(
-            burst, recent_minutes=recent_minutes, floor=EVENT_BURST_FLOOR_PER_MINUTE, unit="events"
+    for kind, unit, floor in (
+        (AbuseFlag.Kind.EVENT_RATE, "events", EVENT_BURST_FLOOR_PER_MINUTE),
+        (AbuseFlag.Kind.IDENTIFY_RATE, "identifies", IDENTIFY_BURST_FLOOR_PER_MINUTE),
+    ):
+        burst = burst_over_baseline(
+            recent=[getattr(minute, unit) for minute in recent],
+            history=[getattr(minute, unit) for minute in history],
+            floor=floor,
         )
-        findings.append((AbuseFlag.Kind.EVENT_RATE, detail))
-    burst = burst_over_baseline(
-        recent=[minute.identifies for minute in recent],
-        history=[minute.identifies for minute in history],
-        floor=IDENTIFY_BURST_FLOOR_PER_MINUTE,
-    )
-    if burst:
-        detail = _burst_detail(
-            burst, recent_minutes=recent_minutes, floor=IDENTIFY_BURST_FLOOR_PER_MINUTE, unit="identifies"
-        )
-        findings.append((AbuseFlag.Kind.IDENTIFY_RATE, detail))
+        if burst:
+            detail = _burst_detail(burst, recent_minutes=recent_minutes, floor=floor, unit=unit)
+            findings.append((kind, detail))
     invalid = invalid_payloads(recent)
     if invalid:
         findings.append(

@@ -26,12 +26,6 @@ def minute_start(minute: int) -> str:
     return datetime.fromtimestamp(minute * 60, tz=UTC).isoformat()
 
 
-def _clear_redis(url: str) -> None:
-    client = redis.Redis.from_url(url)
-    for key in client.scan_iter("abuse:*"):
-        client.delete(key)
-
-
 @pytest.fixture(autouse=True)
 def _fresh_state(settings):
     ratelimit.reset_for_tests()
@@ -40,19 +34,6 @@ def _fresh_state(settings):
     settings.INGEST_RATE_LIMIT_IDENTIFIES_PER_SECOND = 0
     yield
     ratelimit.reset_for_tests()
-
-
-@pytest.fixture(params=["process", "redis"])
-def limiter(request, settings):
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-        _clear_redis(url)
-        settings.REDIS_URL = url
-        yield request.param
-        _clear_redis(url)
-    else:
-        settings.REDIS_URL = ""
-        yield request.param
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from django.core.cache import cache
 from guardrails import ratelimit
 from guardrails.abuse_counters import RedisCounters
 from onboarding.models import Event
+from tests.guardrails.conftest import clear_abuse_counters
 
 pytestmark = pytest.mark.django_db
 
@@ -31,26 +32,6 @@ def _fresh_limiter():
     cache.delete(ratelimit.UNAVAILABLE_CACHE_KEY)
     yield
     ratelimit.reset_for_tests()
-
-
-def _clear_redis_counters(url: str) -> None:
-    client = redis.Redis.from_url(url)
-    for key in client.scan_iter("abuse:*"):
-        client.delete(key)
-
-
-@pytest.fixture(params=["process", "redis"])
-def limiter(request, settings):
-    """Each test runs on the in-process limiter and, when Redis is reachable, on the Lua one."""
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-        _clear_redis_counters(url)
-        settings.REDIS_URL = url
-        yield request.param
-        _clear_redis_counters(url)
-    else:
-        settings.REDIS_URL = ""
-        yield request.param
 
 
 @pytest.fixture
@@ -189,7 +170,7 @@ def test_with_redis_down_requests_are_allowed_logged_once_and_counted(settings, 
 def test_a_redis_timeout_allows_and_the_count_reaches_redis_once_it_answers(
     redis_url, settings, small_limit, segment, monkeypatch
 ):
-    _clear_redis_counters(redis_url)
+    clear_abuse_counters(redis_url)
     settings.REDIS_URL = redis_url
     real_admit = RedisCounters.admit
 
@@ -207,7 +188,7 @@ def test_a_redis_timeout_allows_and_the_count_reaches_redis_once_it_answers(
     assert answered.status_code == 200
     assert cache.get(ratelimit.UNAVAILABLE_CACHE_KEY) == 3  # flushed by the Lua call, across processes
     assert ratelimit.detector_unavailable_count() == 3
-    _clear_redis_counters(redis_url)
+    clear_abuse_counters(redis_url)
 
 
 def test_an_unreachable_limiter_costs_no_timeout_while_the_breaker_is_open(settings, monkeypatch, tenant):

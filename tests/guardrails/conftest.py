@@ -1,0 +1,25 @@
+"""Fixtures shared by the rate-limit and abuse-detection tests."""
+
+import pytest
+import redis
+
+
+def clear_abuse_counters(url: str) -> None:
+    """Drop the limiter's and detector's Redis keys, so each test starts from zero."""
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter("abuse:*"):
+        client.delete(key)
+
+
+@pytest.fixture(params=["process", "redis"])
+def limiter(request, settings):
+    """Each test runs on the in-process limiter and, when Redis is reachable, on the Lua one."""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        clear_abuse_counters(url)
+        settings.REDIS_URL = url
+        yield request.param
+        clear_abuse_counters(url)
+    else:
+        settings.REDIS_URL = ""
+        yield request.param
