@@ -98,6 +98,9 @@ TEMPLATES = [
     },
 ]
 
+# Threads per server process that run HTTP requests (config.http); more only queue on the GIL.
+HTTP_THREADS = env.int("HTTP_THREADS", default=4)
+
 # --- Database: PostgreSQL (psycopg 3) in production, SQLite for the embedded demo.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -107,8 +110,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 elif env.bool("DATABASE_POOL", default=True):
-    # Under ASGI every request runs in a thread of its own, so persistent connections would be
-    # one new PostgreSQL connection per request: a per-process psycopg pool serves them instead.
+    # HTTP requests (config.http) and websocket consumers' database calls run in different
+    # threads: a per-process psycopg pool lends each of them a connection.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),

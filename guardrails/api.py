@@ -25,9 +25,7 @@ from onboarding.progress_api import ActsForUser
 
 def _end_user_for(request, user_id: str) -> EndUser:
     workspace = request.user.workspace
-    end_user = (
-        onboarding_selectors.end_user_get(workspace=workspace, external_id=user_id) if workspace else None
-    )
+    end_user = onboarding_selectors.end_user_get(workspace=workspace, external_id=user_id)
     if end_user is None:
         raise exceptions.NotFound(f"No such user: {user_id!r}.")
     token = request.auth if isinstance(request.auth, tokens.EndUserToken) else None

@@ -1,13 +1,8 @@
 """Segment-compatible ingestion: /v1/identify, track, page, screen, group, alias and batch."""
 
-import functools
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from pydantic import TypeAdapter, ValidationError
@@ -67,28 +62,6 @@ def _result_response(result, *, single: bool) -> Response:
     )
 
 
-# Under ASGI, Django runs each sync view in a thread made for its request. Ingestion runs in this
-# small pool of long-lived threads instead: no thread per request, a bound on the batches a process
-# works on at once, and each thread borrows its connection from the pool (settings.DATABASES).
-# Three overlap batches' database waits with each other's Python work; two left the cores idle,
-# four only contended for the GIL (bench/ingest.py). Under WSGI nothing changes.
-INGEST_THREADS = 3
-_ingest_executor = ThreadPoolExecutor(max_workers=INGEST_THREADS, thread_name_prefix="ingest")
-
-
-def _run_in_ingest_thread(view, request, *args, **kwargs):
-    """What Django's request cycle does around a view for this thread's connection: drop it
-    when it has errors or is past CONN_MAX_AGE, before and after (request_started/finished)."""
-    close_old_connections()
-    try:
-        response = view(request, *args, **kwargs)
-        if hasattr(response, "render"):
-            response.render()  # here rather than back in the request's thread
-        return response
-    finally:
-        close_old_connections()
-
-
 class _IngestApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasScope]
@@ -103,23 +76,6 @@ class _IngestApi(APIView):
     def finalize_response(self, request, response, *args, **kwargs):
         ratelimit.ingest_rejected_record(request=request, response=response)  # abuse counters
         return super().finalize_response(request, response, *args, **kwargs)
-
-    @classmethod
-    def as_view(cls, **initkwargs):
-        view = super().as_view(**initkwargs)
-        # sync_to_async keeps the event loop known to the pool thread, so the live debugger's
-        # async_to_sync publish still runs on the server's loop (and its Redis connection).
-        in_pool = sync_to_async(
-            functools.partial(_run_in_ingest_thread, view), thread_sensitive=False, executor=_ingest_executor
-        )
-
-        @functools.wraps(view)  # keeps csrf_exempt, view_class and initkwargs
-        def ingest_view(request, *args, **kwargs):
-            if isinstance(request, ASGIRequest):
-                return async_to_sync(in_pool)(request, *args, **kwargs)
-            return view(request, *args, **kwargs)
-
-        return ingest_view
 
 
 class SegmentCallApi(_IngestApi):

@@ -60,8 +60,6 @@ class EventDebuggerConsumer(AsyncJsonWebsocketConsumer):
 @database_sync_to_async
 def _state_for_token(token: tokens.EndUserToken) -> dict | None:
     workspace = tokens.token_workspace(token)
-    if workspace is None:
-        return None
     enrollment = enrollment_get_for_user(workspace=workspace, user_id=token.external_id)
     if enrollment is None or enrollment.end_user_id != token.end_user_id:
         return None

@@ -21,7 +21,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from onboarding import answers, enrollment_signals, retry
+from onboarding import answers, completions_cache, enrollment_signals, retry
 from onboarding.models import EndUser, Enrollment, Event, StepCompletion, Workspace
 from onboarding.progress_state import EVENT, CompletionState, Derived, active_completions, derive
 from paths import planner, rules
@@ -52,6 +52,17 @@ def load_completions(enrollment_ids: Iterable[int]) -> dict[int, dict[str, Compl
             step_key, method, event_id, completed_at, reverted_at
         )
     return by_enrollment
+
+
+def completions_for(enrollments: Iterable[Enrollment]) -> dict[int, dict[str, CompletionState]]:
+    """Each enrollment's completions at the revision it was read at: from the cache the last
+    writer filled (onboarding.completions_cache), else from the database."""
+    enrollments = list(enrollments)
+    found = completions_cache.completions_cached(enrollments)
+    missing = [enrollment.pk for enrollment in enrollments if enrollment.pk not in found]
+    if missing:
+        found.update(load_completions(missing))
+    return found
 
 
 def load_events(
@@ -86,9 +97,11 @@ def save(
     derived: Derived,
     bump_revision: bool = True,
     force: bool = False,
+    answers_changed: bool = False,
 ) -> bool:
-    """Write what changed (completions, then the enrollment with a new revision) and push the
-    new state after commit. Returns whether anything changed. Call with the enrollment locked."""
+    """Write what changed (completions, then the enrollment with a new revision, and its
+    answers when the caller changed them) and push the new state after commit. Returns whether
+    anything changed. Call with the enrollment locked."""
     from onboarding import live_progress
 
     new_rows, changed_rows, deleted_keys = [], [], []
@@ -144,9 +157,12 @@ def save(
         updates["stuck_at"] = enrollment.stuck_at = None
     if bump_revision:
         updates["revision"] = F("revision") + 1
+    if answers_changed:
+        updates["answers"] = enrollment.answers
     Enrollment.objects.filter(pk=enrollment.pk).update(**updates)
     if bump_revision:
         enrollment.revision += 1
+    completions_cache.completions_remember(enrollment=enrollment, completions=derived.completions)
     is_completed = enrollment.status == Enrollment.Status.COMPLETED
     if is_completed and not was_completed:
         answers.answers_snapshot_record(enrollment=enrollment)
@@ -256,7 +272,7 @@ def evaluate(
             lock=commit if lock is None else lock,
         )
     enrollments.sort(key=lambda enrollment: enrollment.pk)
-    completions = load_completions(enrollment.pk for enrollment in enrollments)
+    completions = completions_for(enrollments)
     plans, names, end_user_ids = [], set(), set()
     for enrollment in enrollments:
         compiled = rules.compiled_version(enrollment.path_version)
@@ -280,11 +296,7 @@ def evaluate(
                     step_keys.add(rule.step_key)
             if not step_keys:
                 continue
-            pending = list(step_keys)
-            while pending:
-                step = compiled.step(pending.pop())
-                names.add(step.rule.event_name)
-                pending.extend(dependent.key for dependent in compiled.dependents(step.key))
+            names.update(compiled.rule_event_names(compiled.with_dependents(step_keys)))
         plans.append((enrollment, compiled, before, step_keys))
         end_user_ids.add(enrollment.end_user_id)
     events = load_events(workspace_id=workspace_id, end_user_ids=end_user_ids, names=names)

@@ -6,13 +6,8 @@ the enrollment's state with `ETag: "<revision>"`; a write carrying a stale `If-M
 gets 409 with the current state, so a client never overwrites a change it has not seen.
 """
 
-import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import async_to_sync, sync_to_async
-from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.parsers import JSONParser
@@ -62,44 +57,11 @@ class PreconditionRequired(exceptions.APIException):
     default_code = "precondition_required"
 
 
-# Under ASGI, Django runs each sync view in a thread made for its request, so every request
-# would open a new PostgreSQL connection (several ms). These views run in a pool of long-lived
-# threads instead, each keeping its connection (CONN_MAX_AGE), as ingestion does (onboarding.api).
-PROGRESS_THREADS = 8
-_executor = ThreadPoolExecutor(max_workers=PROGRESS_THREADS, thread_name_prefix="progress")
-
-
-def _run_in_pool_thread(view, request, *args, **kwargs):
-    close_old_connections()
-    try:
-        response = view(request, *args, **kwargs)
-        if hasattr(response, "render"):
-            response.render()
-        return response
-    finally:
-        close_old_connections()
-
-
 class _ProgressApi(APIView):
     authentication_classes = [EndUserTokenAuthentication, ApiKeyAuthentication]
     permission_classes = [ActsForUser]
     parser_classes = [JSONParser]
     allows_end_user_tokens = True
-
-    @classmethod
-    def as_view(cls, **initkwargs):
-        view = super().as_view(**initkwargs)
-        in_pool = sync_to_async(
-            functools.partial(_run_in_pool_thread, view), thread_sensitive=False, executor=_executor
-        )
-
-        @functools.wraps(view)
-        def progress_view(request, *args, **kwargs):
-            if isinstance(request, ASGIRequest):
-                return async_to_sync(in_pool)(request, *args, **kwargs)
-            return view(request, *args, **kwargs)
-
-        return progress_view
 
 
 # --- Enrollment lookup, If-Match, responses -------------------------------------------------------
@@ -107,16 +69,14 @@ class _ProgressApi(APIView):
 
 def _enrollment_for(request, user_id: str) -> Enrollment:
     workspace = request.user.workspace
-    enrollment = (
-        enrollments.enrollment_get_for_user(workspace=workspace, user_id=user_id) if workspace else None
-    )
+    enrollment = enrollments.enrollment_get_for_user(workspace=workspace, user_id=user_id)
     token = request.auth if isinstance(request.auth, tokens.EndUserToken) else None
     if token is not None and enrollment is not None and enrollment.end_user_id != token.end_user_id:
         # Same external id, another person: the user was deleted and re-created after issuing.
         raise exceptions.PermissionDenied("This end-user token is for another user.")
     if enrollment is not None:
         return enrollment
-    if workspace is None or selectors.end_user_get(workspace=workspace, external_id=user_id) is None:
+    if selectors.end_user_get(workspace=workspace, external_id=user_id) is None:
         raise exceptions.NotFound(f"No such user: {user_id!r}.")
     raise exceptions.NotFound(f"User {user_id!r} has no enrollment.")
 

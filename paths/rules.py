@@ -97,6 +97,22 @@ class CompiledPath:
             found = step.key == key
         return []
 
+    def rule_event_names(self, keys: Iterable[str]) -> set[str]:
+        """The event names that the rules of those steps (the ones with a rule) read."""
+        wanted = set(keys)
+        return {step.rule.event_name for step in self.steps if step.key in wanted and step.rule is not None}
+
+    def with_dependents(self, keys: Iterable[str]) -> set[str]:
+        """The steps, and every step whose window hangs on one of them, however indirectly:
+        what to evaluate again when those steps' completions change."""
+        found, pending = set(), list(keys)
+        while pending:
+            key = pending.pop()
+            if key not in found:
+                found.add(key)
+                pending.extend(dependent.key for dependent in self.dependents(key))
+        return found
+
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:

@@ -1,0 +1,114 @@
+"""The HTTP half of the ASGI application: Django's request cycle run once per request, in one
+long-lived thread of a bounded pool.
+
+Every view here is synchronous (DRF, the admin). Django's own ASGIHandler serves them by hopping
+threads at each sync/async boundary: every MiddlewareMixin middleware runs its process_request
+and process_response through its own `sync_to_async`, each request gets a new thread, and the
+response is closed in yet another hop. With this project's middleware that cost more CPU than
+most views (a `SELECT 1` health check took ~10 ms here). This handler does what a WSGI server
+does instead: the body is read on the event loop, then request_started, the whole synchronous
+middleware chain, the view, rendering and request_finished run in one pool thread, where the
+thread's database connection comes from and goes back to the pool.
+
+Each thread also keeps one `contextvars` context for all the requests it serves, as a WSGI
+thread does. Django keeps its cache connections per context: in a fresh context per request,
+every request built a new Redis connection pool and connected again.
+
+Websocket frames sent from a view with `async_to_sync` still run on the server's event loop (and
+its Redis connections): `sync_to_async` tells the thread which loop it came from.
+"""
+
+import contextvars
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers import base
+from django.core.handlers.asgi import ASGIHandler
+from django.http import HttpResponse
+from django.urls import set_script_prefix
+
+
+class ThreadPoolASGIHandler(ASGIHandler):
+    """Serves ASGI HTTP with Django's synchronous request cycle in `threads` worker threads."""
+
+    def __init__(self, threads: int):
+        base.BaseHandler.__init__(self)
+        self.load_middleware(is_async=False)
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="http")
+        self._thread = threading.local()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"Django serves HTTP only, not {scope['type']}.")
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            run = sync_to_async(
+                self._respond_in_thread_context, thread_sensitive=False, executor=self._executor
+            )
+            response = await run(scope, body_file, send)
+        finally:
+            body_file.close()
+        if response is not None:  # not streamed from the thread: send it from here
+            await self.send_response(response, send)
+
+    def _respond_in_thread_context(self, scope, body_file, send) -> HttpResponse | None:
+        context = getattr(self._thread, "context", None)
+        if context is None:
+            context = self._thread.context = contextvars.Context()
+        return context.run(self._respond, scope, body_file, send)
+
+    def _respond(self, scope, body_file, send) -> HttpResponse | None:
+        """The request cycle, in a pool thread. Streaming responses are sent from here, so that
+        their iterator (often a database cursor) runs in the thread that owns the connection."""
+        set_script_prefix(self._script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        response = error_response if request is None else self.get_response(request)
+        try:
+            if not response.streaming:
+                return response
+            if response.is_async:
+                return response  # an async iterator is consumed on the event loop
+            self._send_streaming(response, send)
+            return None
+        finally:
+            response.close()  # request_finished: the thread's connection goes back to the pool
+
+    def _send_streaming(self, response, send) -> None:
+        send_now = async_to_sync(send)
+        send_now(
+            {"type": "http.response.start", "status": response.status_code, "headers": _headers(response)}
+        )
+        try:
+            for part in response.streaming_content:
+                for chunk, _ in self.chunk_bytes(part):
+                    send_now({"type": "http.response.body", "body": chunk, "more_body": True})
+        except OSError:
+            return  # the client went away
+        send_now({"type": "http.response.body"})
+
+    @staticmethod
+    def _script_prefix(scope) -> str:
+        if settings.FORCE_SCRIPT_NAME:
+            return settings.FORCE_SCRIPT_NAME
+        return scope.get("root_path", "") or "/"
+
+
+def _headers(response) -> list[tuple[bytes, bytes]]:
+    """Response headers and cookies as ASGI wants them (what ASGIHandler.send_response builds)."""
+    headers = [
+        (name.encode("ascii") if isinstance(name, str) else name, value.encode("latin1"))
+        for name, value in response.items()
+    ]
+    headers += [
+        (b"Set-Cookie", cookie.output(header="").encode("ascii").strip())
+        for cookie in response.cookies.values()
+    ]
+    return headers
