@@ -369,9 +369,9 @@ class AutoAnalyzer(threading.Thread):
 
     TABLES = ("onboarding_enduser", "onboarding_anonymousidentity", "onboarding_contact")
 
-    def __init__(self, dsn: str):
+    def __init__(self, dsn: str, tables: tuple[str, ...] = TABLES):
         super().__init__(daemon=True)
-        self.dsn, self.runs = dsn, 0
+        self.dsn, self.tables, self.runs = dsn, tables, 0
         self.stop_event = threading.Event()
 
     def run(self) -> None:
@@ -380,7 +380,7 @@ class AutoAnalyzer(threading.Thread):
                 stale = conn.execute(
                     "SELECT relname FROM pg_stat_user_tables"
                     " WHERE n_mod_since_analyze > 50 + 0.1 * n_live_tup AND relname = ANY(%s)",
-                    (list(self.TABLES),),
+                    (list(self.tables),),
                 ).fetchall()
                 for (table,) in stale:
                     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))

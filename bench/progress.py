@@ -37,6 +37,8 @@ import websockets
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import (  # bench/ is not a package: bench/ingest.py is on sys.path
     HOST,
+    AutoAnalyzer,
+    CpuSampler,
     _database_url,
     _free_port,
     _load,
@@ -51,6 +53,13 @@ from ingest import (  # bench/ is not a package: bench/ingest.py is on sys.path
 )
 
 BENCH_STEPS = 20
+# With autovacuum off, the tables whose lookups the bench times (bench/ingest.py's AutoAnalyzer).
+ANALYZED_TABLES = (
+    *AutoAnalyzer.TABLES,
+    "onboarding_enrollment",
+    "onboarding_stepcompletion",
+    "onboarding_event",
+)
 SETUP = """
 import json
 from onboarding import services
@@ -133,6 +142,19 @@ async def _read_response_with_etag(reader: asyncio.StreamReader) -> tuple[int, b
     return status, await reader.readexactly(length), etag
 
 
+def _cpu_report(sampler: CpuSampler, start: float, end: float, count: int, unit: str) -> str:
+    """Where the cores went between start and end: % of one core per group, and CPU ms per
+    `unit` (event, request), which says how fast this could go with the machine to itself."""
+    sampler.sample()
+    elapsed, cpu = sampler.between(start, end)
+    if elapsed <= 0 or not count:
+        return "  CPU: no samples"
+    groups = ("server", "postgresql", "redis", "load generator")
+    shares = ", ".join(f"{group} {100 * cpu[group] / elapsed:.0f}%" for group in groups)
+    per_unit = ", ".join(f"{group} {1000 * cpu[group] / count:.1f}" for group in groups[:3])
+    return f"  CPU (2 cores = 200%): {shares}; ms per {unit}: {per_unit}"
+
+
 def _percentiles(label: str, values_ms: list[float]) -> str:
     if not values_ms:
         return f"{label}: no samples"
@@ -185,7 +207,9 @@ async def enrol_users(port: int, write_key: str, secret_key: str, users: list[st
 # --- Event to frame -------------------------------------------------------------------------------
 
 
-async def event_to_frame(port: int, write_key: str, tokens: dict[str, str], samples: int, rate: float):
+async def event_to_frame(
+    port: int, write_key: str, tokens: dict[str, str], samples: int, rate: float, sampler: CpuSampler
+):
     users = list(tokens)
     arrivals: dict[tuple[str, int], float] = {}
     sent: dict[tuple[str, int], float] = {}
@@ -252,6 +276,7 @@ async def event_to_frame(port: int, write_key: str, tokens: dict[str, str], samp
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(send(user, step)))
     await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    sent_all = time.monotonic()
     deadline = time.monotonic() + 10
     while len(arrivals) < len(plan) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
@@ -264,6 +289,7 @@ async def event_to_frame(port: int, write_key: str, tokens: dict[str, str], samp
     for failure in failures[:3]:
         print(f"    {failure}")
     print("  " + _percentiles("event POST -> websocket frame", latencies))
+    print(_cpu_report(sampler, start, sent_all, len(plan), "event"))
     for socket in sockets:
         await socket.close()
     for task in readers:
@@ -276,7 +302,9 @@ async def event_to_frame(port: int, write_key: str, tokens: dict[str, str], samp
 # --- Progress API ---------------------------------------------------------------------------------
 
 
-async def progress_api(port: int, tokens: dict[str, str], clients: int, seconds: float, think: float):
+async def progress_api(
+    port: int, tokens: dict[str, str], clients: int, seconds: float, think: float, sampler: CpuSampler
+):
     users = list(tokens)[:clients]
     results: dict[str, list[float]] = {"GET": [], "PATCH": []}
     statuses: dict[tuple[str, int], int] = {}
@@ -309,33 +337,35 @@ async def progress_api(port: int, tokens: dict[str, str], clients: int, seconds:
         await asyncio.wait_for(
             asyncio.gather(*(client(user, method, stop_at) for user in users)), seconds + 120
         )
-        elapsed = time.monotonic() - started
+        finished = time.monotonic()
+        elapsed = finished - started
         codes = {status: count for (name, status), count in statuses.items() if name == method}
         print(
             f"  {method:<5} {len(results[method]) / elapsed:7,.0f} req/s, status {codes}; "
             + _percentiles("latency", results[method])
         )
+        print(_cpu_report(sampler, started, finished, len(results[method]), "request"))
         results[method].clear()
 
 
 # --- Main -----------------------------------------------------------------------------------------
 
 
-async def run(port: int, keys: dict, options) -> None:
+async def run(port: int, keys: dict, options, sampler: CpuSampler) -> None:
     users = [f"ws-{index}" for index in range(options.users)]
     print(f"\nenrolling {len(users):,} users and getting their tokens ...", flush=True)
     tokens = await enrol_users(port, keys["write_key"], keys["secret_key"], users)
 
     print(f"\nevent to frame, {len(users):,} websockets connected, {options.rate:.0f} events/s:", flush=True)
-    await event_to_frame(port, keys["write_key"], tokens, options.samples, options.rate)
+    await event_to_frame(port, keys["write_key"], tokens, options.samples, options.rate, sampler)
 
     print(
         f"\nprogress API, {options.clients} concurrent clients, {options.think_ms:.0f} ms think time:",
         flush=True,
     )
-    await progress_api(port, tokens, options.clients, options.seconds, options.think_ms / 1000)
+    await progress_api(port, tokens, options.clients, options.seconds, options.think_ms / 1000, sampler)
     print(f"progress API, {options.clients} concurrent clients, no think time (saturation):", flush=True)
-    await progress_api(port, tokens, options.clients, options.seconds, 0)
+    await progress_api(port, tokens, options.clients, options.seconds, 0, sampler)
 
     print(
         f"\ningestion, {options.events:,} events in batches of 100, {options.ingest_clients} clients:",
@@ -395,6 +425,12 @@ def main() -> None:
     _manage(env, "migrate", "--noinput")
     keys = json.loads(_manage(env, "shell", "-c", SETUP).strip().splitlines()[-1])
 
+    with psycopg.connect(dsn) as conn:
+        autovacuum = conn.execute("SHOW autovacuum").fetchone()[0]
+    analyzer = AutoAnalyzer(dsn, tables=ANALYZED_TABLES) if autovacuum == "off" else None
+    if analyzer:
+        print("autovacuum is off on this instance: the bench runs its ANALYZE rule itself")
+        analyzer.start()
     port = _free_port()
     server = start_server(env, port, options.workers, "config.asgi:application")
     try:
@@ -404,9 +440,21 @@ def main() -> None:
             "PostgreSQL, Redis channel layer",
             flush=True,
         )
-        asyncio.run(asyncio.wait_for(run(port, keys, options), 1800))
+        sampler = CpuSampler(server.pid, os.getpid(), dsn)
+        sampler.sample()
+        sampler.start()
+        try:
+            asyncio.run(asyncio.wait_for(run(port, keys, options, sampler), 1800))
+        finally:
+            sampler.stop_event.set()
+            sampler.join(timeout=10)
+            sampler.close()
     finally:
         stop_server(server)
+        if analyzer:
+            analyzer.stop_event.set()
+            analyzer.join(timeout=30)
+            print(f"(ANALYZE ran {analyzer.runs} times)")
         if not options.keep_db:
             with contextlib.suppress(psycopg.Error):
                 drop_database(options.database_url, db_name)
