@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "onboarding",
     "paths",
     "guardrails",
+    "nudges",
+    "anymail",
 ]
 
 MIDDLEWARE = [

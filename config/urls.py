@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from config import health
@@ -49,4 +49,5 @@ urlpatterns = [
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("healthz", health.healthz, name="healthz"),
     path("u/<str:token>", guardrails_views.unsubscribe, name="unsubscribe"),
+    path("", include("nudges.urls")),
 ]

@@ -24,6 +24,8 @@ class Workspace(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # Granted per workspace with django-guardian: the second pair of eyes on nudge templates.
+        permissions = [("approve_nudge_templates", "Can approve nudge templates")]
 
     def __str__(self) -> str:
         return self.name

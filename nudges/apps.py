@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class NudgesConfig(AppConfig):
+    name = "nudges"
+    verbose_name = "Nudges"
