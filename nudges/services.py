@@ -133,6 +133,34 @@ def _moves(current: str, new: str) -> bool:
     return RANK.get(new, -1) > RANK.get(current, -1)
 
 
+@transaction.atomic
+def nudge_retry(*, nudge: Nudge, actor=None) -> bool:
+    """Send a dead letter (a failed nudge) again: back to queued, then through the pipeline.
+    Returns False when the nudge is not failed (nothing to retry)."""
+    from config.jobs import enqueue
+    from guardrails.audit import audit_record
+    from nudges.jobs import nudge_process_job
+
+    if not Nudge.objects.filter(pk=nudge.pk, status=Status.FAILED).update(
+        status=Status.QUEUED, failed_at=None
+    ):
+        return False
+    nudge.status, nudge.failed_at = Status.QUEUED, None
+    NudgeEvent.objects.create(nudge=nudge, status=Status.QUEUED, source="retry", detail={})
+    who = actor.get_username() if getattr(actor, "pk", None) else "system"
+    nudge_trace(nudge=nudge, stage="retry", message=f"sent again from the dead-letter list by {who}")
+    audit_record(
+        action="nudge.retry",
+        actor=actor,
+        workspace=nudge.workspace,
+        obj=nudge,
+        before={"status": Status.FAILED},
+        after={"status": Status.QUEUED},
+    )
+    enqueue(nudge_process_job, nudge.pk)
+    return True
+
+
 def template_version_sent(*, template_version: TemplateVersion) -> None:
     """Count a send for the bandit."""
     TemplateVersion.objects.filter(pk=template_version.pk).update(sends=F("sends") + 1)

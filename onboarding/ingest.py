@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from guardrails import reimport
+from nudges import hooks as nudge_hooks
 from onboarding import event_store, live, profiles, progress, retry
 from onboarding.identity import resolve_end_users
 from onboarding.models import CONTACT_TRAITS, Workspace
@@ -208,6 +209,7 @@ def _store_once(*, workspace: Workspace, events: list[dict], received_at: dateti
         # Step completions and enrolment on identify; in a retried savepoint that, should it
         # still fail, is logged and rolled back alone: the events commit whatever happens.
         progress.progress_on_events(workspace=workspace, events=new_events)
+        nudge_hooks.events_stored(workspace_id=workspace.pk, events=new_events)
         transaction.on_commit(lambda: live.publish_events(workspace_id=workspace.pk, events=new_events))
     return new_ids
 

@@ -21,6 +21,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from nudges import hooks as nudge_hooks
 from onboarding import answers, completions_cache, enrollment_signals, retry
 from onboarding.models import EndUser, Enrollment, Event, StepCompletion, Workspace
 from onboarding.progress_state import EVENT, CompletionState, Derived, active_completions, derive
@@ -170,6 +171,18 @@ def save(
         answers.answers_snapshot_remove(enrollment=enrollment)  # reopened: its answers leave the totals
     if step_changed and was_stuck:
         enrollment_signals.stuck_signals_resolve(enrollment=enrollment)
+    newly_done = [
+        key
+        for key, row in derived.completions.items()
+        if row.is_active and not (before.get(key) is not None and before[key].is_active)
+    ]
+    if newly_done:
+        nudge_hooks.steps_completed(
+            workspace_id=enrollment.workspace_id,
+            enrollment_id=enrollment.pk,
+            step_keys=newly_done,
+            at=max(derived.completions[key].completed_at for key in newly_done),
+        )
     # The state as saved, built from what is in hand: pushed after commit, and kept on the
     # enrollment for the caller's response (enrollments.saved_state), with no query.
     from onboarding.enrollments import enrollment_state
@@ -206,6 +219,7 @@ def enrol(*, end_user: EndUser, enrolled_at: datetime, published: list | None = 
     try:
         with transaction.atomic():
             enrollment.save(force_insert=True)
+            nudge_hooks.enrollment_started(workspace_id=enrollment.workspace_id, enrollment_id=enrollment.pk)
     except IntegrityError:
         return None  # enrolled at the same moment by a concurrent batch (one active per user)
     logger.info(

@@ -1,0 +1,33 @@
+"""RQ entry points for nudges: ids in, load, call one service. Safe to run twice."""
+
+import logging
+from datetime import datetime
+
+logger = logging.getLogger(__name__)
+
+
+def progress_changed_job(items: list[tuple[int, bool, list[str], str | None]]) -> None:
+    """New enrollments (welcome) and completed steps (milestones, conversions), from
+    nudges.hooks: [(enrollment id, created, step keys completed, completed at)]."""
+    from nudges import conversion, triggers
+
+    for enrollment_id, created, step_keys, completed_at in items:
+        at = datetime.fromisoformat(completed_at) if completed_at else None
+        if step_keys and at is not None:
+            conversion.conversions_record(enrollment_id=enrollment_id, step_keys=step_keys, completed_at=at)
+        triggers.on_progress(enrollment_id=enrollment_id, created=created, step_keys=step_keys)
+
+
+def events_stored_job(items: list[tuple[int, int, str, str, str]]) -> None:
+    """Named events just stored, for "A without B within T" triggers:
+    [(workspace id, end user id, name, message id, timestamp)]."""
+    from nudges import triggers
+
+    triggers.on_events(items)
+
+
+def nudge_process_job(nudge_id: int) -> None:
+    """Take one queued (or due deferred) nudge through the pipeline (nudges.pipeline)."""
+    from nudges import pipeline
+
+    pipeline.nudge_process(nudge_id=nudge_id)
