@@ -31,3 +31,17 @@ def nudge_process_job(nudge_id: int) -> None:
     from nudges import pipeline
 
     pipeline.nudge_process(nudge_id=nudge_id)
+
+
+def triggers_scan_job() -> dict[str, int]:
+    """The periodic pass of the time-based triggers over every workspace."""
+    from nudges import triggers
+
+    return triggers.scan_all()
+
+
+def nudges_due_job() -> int:
+    """Deferred nudges whose time has come (and queued ones whose job was lost)."""
+    from nudges import pipeline
+
+    return pipeline.process_due()

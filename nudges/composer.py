@@ -1,0 +1,148 @@
+"""What a nudge says: the template for its audience, the variant (bandit or cold-start rule), the
+draft with feature variables, and the final message with the recipient's own details.
+
+The LLM (nudges.personalize) works on the draft, in which contact variables and the unsubscribe
+link are still placeholders; `message_for` fills them last, for the one recipient.
+"""
+
+import html
+import re
+from dataclasses import dataclass
+
+from guardrails.unsubscribe import list_unsubscribe_headers, unsubscribe_url
+from nudges import bandit, rendering, tracking
+from nudges.gateways.base import Message, Recipient
+from nudges.models import Nudge, NudgeSettings, NudgeTemplate, TemplateVersion, Trigger
+from nudges.personalize import Draft
+from onboarding.models import EndUser
+
+# Filled only in the final message: the recipient's contact details and their unsubscribe link.
+LATE_VARIABLES = rendering.KEEP_CONTACT | {"unsubscribe_url"}
+# New users' first events get the rule-based choice only (the seeds' cold start).
+COLD_START_EVENTS = 3
+DEFAULT_UI_COMPONENT = {"in_app": "tooltip", "email": "email"}
+
+
+@dataclass(frozen=True)
+class VersionChoice:
+    version: TemplateVersion
+    explanation: str
+
+
+def _locale_rank(template_locale: str, user_locale: str) -> int | None:
+    """0: exact, 1: same language, 2: any-locale template; None: another locale."""
+    if not template_locale:
+        return 2
+    wanted, offered = user_locale.lower().replace("_", "-"), template_locale.lower().replace("_", "-")
+    if wanted == offered:
+        return 0
+    if wanted.split("-")[0] == offered.split("-")[0]:
+        return 1
+    return None
+
+
+def template_for(*, trigger: Trigger, channel: str, end_user: EndUser) -> NudgeTemplate | None:
+    """The template that fits the user best: their persona before any persona, their locale
+    (then language) before any locale. Only templates with an active version count."""
+    best, best_rank = None, None
+    templates = NudgeTemplate.objects.filter(
+        trigger=trigger, channel=channel, versions__status=TemplateVersion.Status.ACTIVE
+    ).distinct()
+    for template in templates:
+        if template.persona and template.persona.lower() != (end_user.persona or "").lower():
+            continue
+        locale_rank = _locale_rank(template.locale, end_user.locale or "")
+        if locale_rank is None:
+            continue
+        rank = (0 if template.persona else 1, locale_rank, template.pk)
+        if best_rank is None or rank < best_rank:
+            best, best_rank = template, rank
+    return best
+
+
+def choose_version(*, template: NudgeTemplate, cold_start: bool) -> VersionChoice | None:
+    versions = list(template.versions.filter(status=TemplateVersion.Status.ACTIVE).order_by("variant", "pk"))
+    if not versions:
+        return None
+    if cold_start or len(versions) == 1:
+        why = "cold start (fewer than 3 events): rule-based" if cold_start else "the only active variant"
+        return VersionChoice(versions[0], f"variant {versions[0].variant}: {why}")
+    arms = [bandit.Arm(version.pk, version.variant, version.sends, version.rewards) for version in versions]
+    choice = bandit.choose(arms, template_id=template.pk)
+    chosen = next(version for version in versions if version.pk == choice.arm.version_id)
+    return VersionChoice(chosen, choice.explanation())
+
+
+def draft_for(*, version: TemplateVersion, variables: dict, channel: str) -> Draft:
+    keep = frozenset(LATE_VARIABLES)
+    return Draft(
+        subject=rendering.render(version.subject, variables, keep=keep),
+        body=rendering.render(version.body, variables, keep=keep),
+        cta_text=rendering.render(version.cta_text, variables, keep=keep),
+        cta_url=rendering.render(version.cta_url, variables, keep=keep),
+        ui_component=DEFAULT_UI_COMPONENT.get(channel, ""),
+    )
+
+
+def _paragraphs(text: str) -> str:
+    blocks = [block.strip() for block in re.split(r"\n\s*\n", text) if block.strip()]
+    return "".join(f"<p>{html.escape(block).replace(chr(10), '<br>')}</p>" for block in blocks)
+
+
+def message_for(
+    *,
+    nudge: Nudge,
+    channel: str,
+    draft: Draft,
+    recipient: Recipient,
+    nudge_settings: NudgeSettings,
+    end_user: EndUser,
+    purpose: str,
+    status_callback_url: str = "",
+) -> Message:
+    """The message as the recipient gets it: their details filled in, the call to action through
+    the click-tracking link; for email the CAN-SPAM footer (postal address, unsubscribe link),
+    List-Unsubscribe headers and the open pixel; for SMS the opt-out text."""
+    late = rendering.contact_values(
+        first_name=recipient.first_name, last_name=recipient.last_name, name=recipient.name
+    )
+    headers: dict[str, str] = {}
+    if channel == "email":
+        late["unsubscribe_url"] = unsubscribe_url(end_user=end_user, channel=channel, purpose=purpose)
+        headers = list_unsubscribe_headers(end_user=end_user, channel=channel, purpose=purpose)
+    subject = rendering.render(draft.subject, late)
+    body = rendering.render(draft.body, late)
+    cta_text = rendering.render(draft.cta_text, late)
+    click = tracking.click_url(nudge_id=nudge.pk) if draft.cta_url else ""
+    html_part = ""
+    if channel == "email":
+        footer = f"{nudge_settings.postal_address}\nUnsubscribe: {late['unsubscribe_url']}"
+        text = f"{body}\n\n{cta_text}: {click}" if click else body
+        pixel = html.escape(tracking.open_pixel_url(nudge_id=nudge.pk))
+        html_part = (
+            _paragraphs(body)
+            + (f'<p><a href="{html.escape(click)}">{html.escape(cta_text or click)}</a></p>' if click else "")
+            + f'<hr><p style="font-size:12px;color:#666">{html.escape(nudge_settings.postal_address)}<br>'
+            + f'<a href="{html.escape(late["unsubscribe_url"])}">Unsubscribe</a></p>'
+            + f'<img src="{pixel}" width="1" height="1" alt="">'
+        )
+        body = f"{text}\n\n--\n{footer}"
+    elif channel == "sms":
+        opt_out = nudge_settings.sms_opt_out_text
+        body = f"{body} {click}".strip() if click else body
+        if opt_out and opt_out.lower() not in body.lower():
+            body = f"{body} {opt_out}"
+    return Message(
+        nudge_id=nudge.pk,
+        workspace_id=nudge.workspace_id,
+        idempotency_key=nudge.idempotency_key,
+        channel=channel,
+        subject=subject,
+        body=body,
+        cta_text=cta_text,
+        cta_url=click,
+        ui_component=draft.ui_component,
+        html=html_part,
+        headers=headers,
+        status_callback_url=status_callback_url,
+    )
