@@ -5,6 +5,7 @@ Without DATABASE_URL and REDIS_URL the project runs on the embedded default: SQL
 in-process, an in-memory channel layer and a local-memory cache.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +17,13 @@ VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
 env = environ.Env()
 if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env")
+
+# Prometheus metrics from every process (web and RQ workers) are summed at /metrics: each process
+# writes its own files here (config/metrics.py). Set before any module creates a metric.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str(
@@ -273,6 +281,20 @@ REGION_ENDPOINTS = {
     }
     for service, variable in REGION_ENDPOINT_VARIABLES.items()
 }
+# --- Nudges (nudges/): the LLM that personalises them, and their providers.
+# Without OPENAI_API_KEY every nudge uses its static template (the admin's preview says so).
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=3.0)
+LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)
+LLM_MAX_COMPLETION_TOKENS = env.int("LLM_MAX_COMPLETION_TOKENS", default=400)
+LLM_PRICE_PER_1K_PROMPT_TOKENS_USD = env.float("LLM_PRICE_PER_1K_PROMPT_TOKENS_USD", default=0.00015)
+LLM_PRICE_PER_1K_COMPLETION_TOKENS_USD = env.float("LLM_PRICE_PER_1K_COMPLETION_TOKENS_USD", default=0.0006)
+LLM_CACHE_SECONDS = env.int("LLM_CACHE_SECONDS", default=24 * 3600)
+# A provider that failed three times in a row is skipped (its backup used) for this long.
+NUDGE_PROVIDER_COOLDOWN_SECONDS = env.int("NUDGE_PROVIDER_COOLDOWN_SECONDS", default=300)
+NUDGE_PROVIDER_TIMEOUT_SECONDS = env.float("NUDGE_PROVIDER_TIMEOUT_SECONDS", default=5.0)
+
 # GDPR erasure (guardrails/erasure.py): histories up to this many events are erased within the
 # DELETE request; longer ones by an RQ job (202 with its id).
 GDPR_ERASE_INLINE_MAX_EVENTS = env.int("GDPR_ERASE_INLINE_MAX_EVENTS", default=5000)

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from config import health
+from config import health, metrics
 from guardrails import views as guardrails_views
 from guardrails.api import PreferencesApi
 from guardrails.gdpr_api import DataExportApi, EndUserEraseApi
@@ -48,6 +48,7 @@ urlpatterns = [
     *progress_api,
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("u/<str:token>", guardrails_views.unsubscribe, name="unsubscribe"),
     path("", include("nudges.urls")),
 ]

@@ -261,6 +261,8 @@ class LLMCall(_AppendOnly):
     class Meta:
         verbose_name = "LLM call"
         ordering = ["-created_at", "-pk"]
+        # The daily LLM budget sums a workspace's calls of the day (guardrails.policy_rules).
+        indexes = [models.Index(fields=["workspace", "created_at"], name="llmcall_workspace_day_idx")]
 
     def __str__(self) -> str:
         return f"{self.model or 'LLM'} {self.get_outcome_display()}"

@@ -161,9 +161,10 @@ def _restore_statement_timeout(previous: str | None) -> None:
 
 
 def _evaluate(
-    facts: Facts, rules: list[Rule], deadline: float
+    facts: Facts, rules: list[Rule], deadline: float, *, reserve: bool = True
 ) -> tuple[dict[str, Reason], caps.Reservation | None]:
-    """Each failing rule's reason by code, and the reservation when the check is allowed."""
+    """Each failing rule's reason by code, and the reservation when the check is allowed (never
+    without `reserve`: the reserving rules only read then)."""
     failures: dict[str, Reason] = {}
 
     def run(rule: Rule, function: Callable) -> Any:
@@ -186,7 +187,7 @@ def _evaluate(
             failures[rule.code] = reason
     reservation = None
     for rule in (rule for rule in rules if rule.reserve is not None):
-        if failures:
+        if failures or not reserve:
             reason = run(rule, rule.check)
         else:
             reason, reservation = run(rule, rule.reserve) or (None, None)
@@ -206,12 +207,17 @@ def _timeout_reason(budget: float, after: str) -> Reason:
     )
 
 
-def check(action: str, end_user: EndUser, context: Mapping[str, Any] | None = None) -> Decision:
+def check(
+    action: str, end_user: EndUser, context: Mapping[str, Any] | None = None, *, dry_run: bool = False
+) -> Decision:
     """Whether `action` is allowed for `end_user` now, with every reason it is not.
 
     context: nudge.send needs channel and purpose; llm.call takes estimated_cost_usd; all take
     now (an aware datetime, default the current time) and, for suppression, the address a
     gateway is about to use (default: the user's Contact).
+
+    dry_run (the admin's template preview): every rule is evaluated as above, but nothing is
+    recorded (no PolicyDecision, decision_id None) and the daily cap is only read, not reserved.
     """
     if action not in PolicyDecision.Action.values:
         raise ValueError(f"unknown policy action {action!r}")
@@ -226,7 +232,7 @@ def check(action: str, end_user: EndUser, context: Mapping[str, Any] | None = No
     try:
         with _bounded_statements():
             previous = _statement_timeout(max(1, int(budget * 1000)))
-            failures, reservation = _evaluate(facts, rules, deadline)
+            failures, reservation = _evaluate(facts, rules, deadline, reserve=not dry_run)
             _restore_statement_timeout(previous)
     except _Timeout as timeout:
         failures = timeout.failures
@@ -241,6 +247,8 @@ def check(action: str, end_user: EndUser, context: Mapping[str, Any] | None = No
     if reasons and reservation is not None:
         caps.cap_release(reservation)
         reservation = None
+    if dry_run:
+        return Decision(not reasons, reasons)
     return _record(facts, reasons, reservation, started)
 
 

@@ -7,7 +7,11 @@ link are still placeholders; `message_for` fills them last, for the one recipien
 
 import html
 import re
+import threading
 from dataclasses import dataclass
+
+from cachetools import TTLCache
+from django.db.models import Prefetch
 
 from guardrails.unsubscribe import list_unsubscribe_headers, unsubscribe_url
 from nudges import bandit, rendering, tracking
@@ -21,6 +25,37 @@ LATE_VARIABLES = rendering.KEEP_CONTACT | {"unsubscribe_url"}
 # New users' first events get the rule-based choice only (the seeds' cold start).
 COLD_START_EVENTS = 3
 DEFAULT_UI_COMPONENT = {"in_app": "tooltip", "email": "email"}
+# Templates and their active versions, per (trigger, channel), read once per process per
+# TEMPLATE_CACHE_SECONDS: a version activated in the admin is sent within that time, and the
+# bandit's counts it samples are at most that old.
+TEMPLATE_CACHE_SECONDS = 5
+_audiences: TTLCache = TTLCache(maxsize=4096, ttl=TEMPLATE_CACHE_SECONDS)
+_audiences_lock = threading.Lock()
+
+
+def forget() -> None:
+    """Drop the cached templates (tests; a worker picks up changes by itself within seconds)."""
+    with _audiences_lock:
+        _audiences.clear()
+
+
+def _templates(trigger: Trigger, channel: str) -> list[NudgeTemplate]:
+    """The trigger's templates on the channel that have an active version, each with its
+    `active_versions` (by variant)."""
+    key = (trigger.pk, channel)
+    with _audiences_lock:
+        found = _audiences.get(key)
+    if found is None:
+        active = TemplateVersion.objects.filter(status=TemplateVersion.Status.ACTIVE).order_by(
+            "variant", "pk"
+        )
+        templates = NudgeTemplate.objects.filter(trigger=trigger, channel=channel).prefetch_related(
+            Prefetch("versions", queryset=active, to_attr="active_versions")
+        )
+        found = [template for template in templates if template.active_versions]
+        with _audiences_lock:
+            _audiences[key] = found
+    return found
 
 
 @dataclass(frozen=True)
@@ -45,10 +80,7 @@ def template_for(*, trigger: Trigger, channel: str, end_user: EndUser) -> NudgeT
     """The template that fits the user best: their persona before any persona, their locale
     (then language) before any locale. Only templates with an active version count."""
     best, best_rank = None, None
-    templates = NudgeTemplate.objects.filter(
-        trigger=trigger, channel=channel, versions__status=TemplateVersion.Status.ACTIVE
-    ).distinct()
-    for template in templates:
+    for template in _templates(trigger, channel):
         if template.persona and template.persona.lower() != (end_user.persona or "").lower():
             continue
         locale_rank = _locale_rank(template.locale, end_user.locale or "")
@@ -61,7 +93,11 @@ def template_for(*, trigger: Trigger, channel: str, end_user: EndUser) -> NudgeT
 
 
 def choose_version(*, template: NudgeTemplate, cold_start: bool) -> VersionChoice | None:
-    versions = list(template.versions.filter(status=TemplateVersion.Status.ACTIVE).order_by("variant", "pk"))
+    versions = getattr(template, "active_versions", None)
+    if versions is None:
+        versions = list(
+            template.versions.filter(status=TemplateVersion.Status.ACTIVE).order_by("variant", "pk")
+        )
     if not versions:
         return None
     if cold_start or len(versions) == 1:

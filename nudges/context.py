@@ -25,7 +25,7 @@ class NudgeContext:
     progress: dict[str, Any] | None
     recent_events: list[dict[str, Any]]
     target_step: dict[str, Any] | None
-    event_count: int
+    event_count: int  # the user's events, counted up to RECENT_EVENTS (enough for the cold start)
     variables: dict[str, Any] = field(default_factory=dict)
 
     def for_llm(self) -> dict[str, Any]:
@@ -90,7 +90,6 @@ def nudge_context(
         .order_by("-timestamp", "-pk")
         .values("type", "name", "timestamp", "properties")[:RECENT_EVENTS]
     )
-    event_count = Event.objects.filter(workspace=workspace, end_user=end_user).count()
     recent = [
         {
             "type": event["type"],
@@ -123,7 +122,7 @@ def nudge_context(
         progress=_progress(state),
         recent_events=recent,
         target_step=target,
-        event_count=event_count,
+        event_count=len(events),
         variables=variables,
     )
 

@@ -20,10 +20,12 @@ once. Deferred nudges are picked up by `process_due` (every minute, nudges.cron 
 
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cachetools import TTLCache
 from django.db import transaction
 from django.utils import timezone
 from prometheus_client import Histogram
@@ -31,7 +33,7 @@ from prometheus_client import Histogram
 from config.jobs import enqueue
 from guardrails import policy
 from guardrails.localtime import zone_named
-from nudges import composer, personalize, sendtime, services
+from nudges import composer, personalize, sendtime, services, webhooks
 from nudges.context import context_for_nudge
 from nudges.gateways import base as gateway_base
 from nudges.gateways.recipients import recipient_for
@@ -79,10 +81,34 @@ def _claim(nudge_id: int, now: datetime) -> Nudge | None:
     return nudge
 
 
+def _note(nudge: Nudge, stage: str, message: str) -> None:
+    """Add a line to the nudge's trace in memory: it is saved with the nudge's next status, in
+    the same UPDATE (a nudge's run writes its row a couple of times, not once per line)."""
+    nudge.trace = [*nudge.trace, services.trace_line(stage, message)]
+
+
+# A workspace's nudge settings, read once per process every few seconds.
+_settings_cache: TTLCache = TTLCache(maxsize=1024, ttl=5)
+_settings_lock = threading.Lock()
+
+
 def _settings(workspace_id: int) -> NudgeSettings:
-    return NudgeSettings.objects.filter(workspace_id=workspace_id).first() or NudgeSettings(
-        workspace_id=workspace_id
-    )
+    with _settings_lock:
+        found = _settings_cache.get(workspace_id)
+    if found is None:
+        found = NudgeSettings.objects.filter(workspace_id=workspace_id).first() or NudgeSettings(
+            workspace_id=workspace_id
+        )
+        with _settings_lock:
+            _settings_cache[workspace_id] = found
+    return found
+
+
+def forget() -> None:
+    """Drop the cached settings and templates (tests)."""
+    with _settings_lock:
+        _settings_cache.clear()
+    composer.forget()
 
 
 def _reasons(decision: policy.Decision) -> str:
@@ -101,15 +127,33 @@ def _deferral(decision: policy.Decision, now: datetime) -> datetime | None:
 
 
 def _defer(nudge: Nudge, until: datetime, why: str, source: str = "pipeline") -> Outcome:
-    services.nudge_trace(nudge=nudge, stage="deferred", message=why)
+    _note(nudge, "deferred", why)
     services.nudge_status_advance(
         nudge=nudge,
         status=Status.DEFERRED,
         source=source,
         detail={"until": until.isoformat()},
-        fields={"send_after": until},
+        fields={"send_after": until, "trace": nudge.trace, "last_error": nudge.last_error, **_content(nudge)},
     )
     return Outcome(Status.DEFERRED, why)
+
+
+CONTENT_FIELDS = (
+    "channel",
+    "template_version",
+    "subject",
+    "body",
+    "cta_text",
+    "cta_url",
+    "ui_component",
+    "personalised",
+    "llm_call_id",
+)
+
+
+def _content(nudge: Nudge) -> dict:
+    """What the nudge says (set once a template was chosen), saved with its status."""
+    return {name: getattr(nudge, name) for name in CONTENT_FIELDS}
 
 
 def _backoff(attempts: int, now: datetime) -> datetime:
@@ -141,9 +185,7 @@ def nudge_process(*, nudge_id: int, now: datetime | None = None) -> Outcome | No
             until = _deferral(decision, now)
             if until is not None:
                 deferrals.append((until, f"{channel}: {_reasons(decision)}"))
-            services.nudge_trace(
-                nudge=nudge, stage="policy", message=f"{channel} denied: {_reasons(decision)}"
-            )
+            _note(nudge, "policy", f"{channel} denied: {_reasons(decision)}")
             continue
         outcome = _try_channel(nudge, channel, decision, context, nudge_settings, cold_start, now)
         if outcome is not None:
@@ -151,8 +193,10 @@ def nudge_process(*, nudge_id: int, now: datetime | None = None) -> Outcome | No
     if deferrals:
         until, why = min(deferrals)
         return _defer(nudge, until, f"held until {until.isoformat()} ({why})")
-    services.nudge_status_advance(nudge=nudge, status=Status.SUPPRESSED, source="pipeline")
-    services.nudge_trace(nudge=nudge, stage="suppressed", message="no channel could send it (see above)")
+    _note(nudge, "suppressed", "no channel could send it (see above)")
+    services.nudge_status_advance(
+        nudge=nudge, status=Status.SUPPRESSED, source="pipeline", fields={"trace": nudge.trace}
+    )
     return Outcome(Status.SUPPRESSED)
 
 
@@ -165,9 +209,9 @@ def _try_channel(nudge, channel, decision, context, nudge_settings, cold_start, 
     choice = composer.choose_version(template=template, cold_start=cold_start) if template else None
     if choice is None:
         policy.release(decision)
-        services.nudge_trace(nudge=nudge, stage="template", message=f"{channel}: no active template fits")
+        _note(nudge, "template", f"{channel}: no active template fits")
         return None
-    services.nudge_trace(nudge=nudge, stage="template", message=f"{template.name}: {choice.explanation}")
+    _note(nudge, "template", f"{template.name}: {choice.explanation}")
     draft = composer.draft_for(version=choice.version, variables=context.variables, channel=channel)
     if cold_start:
         result = personalize.Personalisation(draft=draft, personalised=False, fallback_reason="cold_start")
@@ -180,12 +224,10 @@ def _try_channel(nudge, channel, decision, context, nudge_settings, cold_start, 
             allowed_links=_allowed_links(nudge),
             channel=channel,
         )
-    services.nudge_trace(
-        nudge=nudge,
-        stage="personalisation",
-        message="personalised by the LLM"
-        if result.personalised
-        else f"static template ({result.fallback_reason})",
+    _note(
+        nudge,
+        "personalisation",
+        "personalised by the LLM" if result.personalised else f"static template ({result.fallback_reason})",
     )
     content = {
         "channel": channel,
@@ -198,7 +240,6 @@ def _try_channel(nudge, channel, decision, context, nudge_settings, cold_start, 
         "personalised": result.personalised,
         "llm_call_id": result.llm_call_id,
     }
-    Nudge.objects.filter(pk=nudge.pk).update(**content)
     for name, value in content.items():
         setattr(nudge, name, value)
     if (
@@ -211,8 +252,8 @@ def _try_channel(nudge, channel, decision, context, nudge_settings, cold_start, 
         if when is not None:
             policy.release(decision)
             return _defer(nudge, when, why)
-        services.nudge_trace(nudge=nudge, stage="send_time", message=why)
-    recipient = recipient_for(end_user=end_user)
+        _note(nudge, "send_time", why)
+    recipient = recipient_for(end_user=end_user, channel=channel)
     message = composer.message_for(
         nudge=nudge,
         channel=channel,
@@ -221,6 +262,9 @@ def _try_channel(nudge, channel, decision, context, nudge_settings, cold_start, 
         nudge_settings=nudge_settings,
         end_user=end_user,
         purpose=trigger.purpose,
+        status_callback_url=webhooks.twilio_status_callback_url(workspace=trigger.workspace)
+        if channel == "sms"
+        else "",
     )
     started = time.monotonic()
     try:
@@ -229,7 +273,7 @@ def _try_channel(nudge, channel, decision, context, nudge_settings, cold_start, 
         )
     except gateway_base.NoAddress as error:
         policy.release(decision)
-        services.nudge_trace(nudge=nudge, stage="delivery", message=f"{channel}: {error.reason}")
+        _note(nudge, "delivery", f"{channel}: {error.reason}")
         return None
     except gateway_base.RateLimited as error:
         policy.release(decision)
@@ -254,10 +298,10 @@ def _sent(nudge: Nudge, channel: str, sent, version, started: float) -> Outcome:
         f"{attempt.get('provider')}: {attempt.get('outcome')}" for attempt in getattr(sent, "attempts", [])
     )
     elapsed_ms = 1000 * (time.monotonic() - started)
-    services.nudge_trace(
-        nudge=nudge,
-        stage="delivery",
-        message=f"sent by {sent.provider.get_provider_display()} in {elapsed_ms:.0f} ms"
+    _note(
+        nudge,
+        "delivery",
+        f"sent by {sent.provider.get_provider_display()} in {elapsed_ms:.0f} ms"
         + (f" ({attempts})" if attempts else ""),
     )
     with transaction.atomic():
@@ -271,6 +315,8 @@ def _sent(nudge: Nudge, channel: str, sent, version, started: float) -> Outcome:
                 "provider_message_id": sent.result.provider_message_id,
                 "send_after": None,
                 "last_error": "",
+                "trace": nudge.trace,
+                **_content(nudge),
             },
         )
         services.template_version_sent(template_version=version)
@@ -283,16 +329,19 @@ def _sent(nudge: Nudge, channel: str, sent, version, started: float) -> Outcome:
 
 
 def _retry_or_fail(nudge: Nudge, until: datetime, why: str) -> Outcome:
-    Nudge.objects.filter(pk=nudge.pk).update(last_error=why[:500])
+    nudge.last_error = why[:500]
     if nudge.attempts >= MAX_ATTEMPTS:
         return _fail(nudge, f"{why}; gave up after {nudge.attempts} attempts")
     return _defer(nudge, until, f"attempt {nudge.attempts} failed ({why}); retry at {until.isoformat()}")
 
 
 def _fail(nudge: Nudge, why: str) -> Outcome:
-    services.nudge_trace(nudge=nudge, stage="failed", message=why)
+    _note(nudge, "failed", why)
     services.nudge_status_advance(
-        nudge=nudge, status=Status.FAILED, source="pipeline", detail={}, fields={"last_error": why[:500]}
+        nudge=nudge,
+        status=Status.FAILED,
+        source="pipeline",
+        fields={"last_error": why[:500], "trace": nudge.trace, **_content(nudge)},
     )
     logger.warning("nudge.failed", extra={"nudge_id": nudge.pk, "attempts": nudge.attempts})
     return Outcome(Status.FAILED, why)

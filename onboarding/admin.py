@@ -1,6 +1,7 @@
 """Admin: each admin user sees only the workspaces granted to them (django-guardian)."""
 
 from django.contrib import admin, messages
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 from guardian.admin import ReinforcedGuardedModelAdminMixin
@@ -224,6 +225,7 @@ class EndUserAdmin(ReadOnlyScopedAdmin):
         "onboarding",
         "guardrail_decisions",
         "recent_events",
+        "timeline",
     )
     fields = readonly_fields
     inlines = [AnonymousIdentityInline]
@@ -314,6 +316,13 @@ class EndUserAdmin(ReadOnlyScopedAdmin):
             ((event.timestamp.strftime("%Y-%m-%d %H:%M:%S"), event.type, event.name) for event in events),
         )
         return format_html("<table><tr><th>time</th><th>type</th><th>name</th></tr>{}</table>", rows)
+
+    @admin.display(description="timeline: events, steps and nudges with their decision traces")
+    def timeline(self, obj):
+        from nudges.timeline import end_user_timeline
+
+        items = end_user_timeline(workspace=obj.workspace, end_user=obj)
+        return render_to_string("admin/nudges/timeline.html", {"items": items})
 
 
 @admin.register(Event)

@@ -107,6 +107,10 @@ class OnboardingProgressConsumer(AsyncJsonWebsocketConsumer):
     async def onboarding_state(self, message):
         await self._send_state(message["state"])
 
+    async def nudge_inbox(self, message):
+        """An in-app nudge just sent (nudges.gateways.in_app): the inbox item, as the API shows it."""
+        await self.send_json({"type": "nudge", "nudge": message["nudge"]})
+
     async def _send_state(self, state: dict | None) -> None:
         if state is not None:
             if state["revision"] <= self.revision and state.get("enrollment_id") == self.enrollment_id:

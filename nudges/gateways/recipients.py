@@ -5,14 +5,17 @@ from nudges.models import PushSubscription
 from onboarding.models import Contact, EndUser
 
 
-def recipient_for(*, end_user: EndUser) -> Recipient:
+def recipient_for(*, end_user: EndUser, channel: str) -> Recipient:
+    """The recipient's contact details, and their push subscriptions when sending by push."""
     contact = Contact.objects.filter(end_user=end_user).first()
-    targets = tuple(
-        PushTarget(subscription.pk, subscription.endpoint, subscription.p256dh, subscription.auth)
-        for subscription in PushSubscription.objects.filter(
-            end_user=end_user, revoked_at__isnull=True
-        ).order_by("pk")
-    )
+    targets = ()
+    if channel == "push":
+        targets = tuple(
+            PushTarget(subscription.pk, subscription.endpoint, subscription.p256dh, subscription.auth)
+            for subscription in PushSubscription.objects.filter(
+                end_user=end_user, revoked_at__isnull=True
+            ).order_by("pk")
+        )
     return Recipient(
         end_user_id=end_user.pk,
         external_id=end_user.external_id or "",

@@ -165,6 +165,7 @@ def test_what_stays_is_tombstoned_and_counted(tenant, people):
             "enrollments": 1,
             "preferences": 1,
             "llm_calls": 1,
+            "nudges": 0,
         },
         "events": {"total": 3, "erased": 3},
     }
@@ -421,11 +422,11 @@ def test_the_erasure_registry_takes_a_later_apps_eraser(tenant, people, monkeypa
     workspace, _, _ = tenant
     monkeypatch.setattr(erasure, "ERASERS", dict(erasure.ERASERS))
     seen = []
-    erasure.eraser("nudges")(lambda scope: seen.append(scope.end_user.pk) or 4)
+    erasure.eraser("experiments")(lambda scope: seen.append(scope.end_user.pk) or 4)
 
     result = erasure.gdpr_erase(workspace=workspace, user_id=ZELDA.user_id, actor_label="test")
 
-    assert result.erased["nudges"] == 4
+    assert result.erased["experiments"] == 4
     assert seen == [result.end_user_ids[0]]
 
 

@@ -103,3 +103,86 @@ class NudgeFactory(factory.django.DjangoModelFactory):
     cta_text = "Continue"
     cta_url = "https://app.example.com/setup"
     sent_at = factory.LazyFunction(timezone.now)
+
+
+# --- Tracking, webhooks and the in-app inbox (webhooks, inbox API, conversion) ----------------------
+
+
+class InAppNudgeFactory(NudgeFactory):
+    """An in-app nudge the pipeline sent and marked delivered: it shows in the user's inbox."""
+
+    channel = "in_app"
+    status = Nudge.Status.DELIVERED
+    ui_component = "modal"
+    delivered_at = factory.LazyFunction(timezone.now)
+
+
+# --- Channel gateways and delivery (nudges.gateways, nudges.delivery) -----------------------------
+
+
+class ProviderWithSecretFactory(ChannelProviderFactory):
+    """A ChannelProvider whose key is stored as its WorkspaceSecret: `secret="..."` sets the
+    value (default "test-api-key"), `secret=""` stores none."""
+
+    class Meta:
+        skip_postgeneration_save = True
+
+    secret_name = factory.Sequence(lambda number: f"provider_key_{number}")
+
+    @factory.post_generation
+    def secret(provider, create, value, **kwargs):
+        from guardrails.secrets import workspace_secret_set
+
+        if create and value != "":
+            workspace_secret_set(
+                workspace=provider.workspace, name=provider.secret_name, value=value or "test-api-key"
+            )
+
+
+# --- LLM personalisation (nudges.personalize, nudges.llm_output) ---------------------------------
+
+
+class LLMCallFactory(factory.django.DjangoModelFactory):
+    """An LLM call already made today: what the workspace's daily LLM budget counts."""
+
+    class Meta:
+        model = "guardrails.LLMCall"
+
+    end_user = factory.SubFactory(EndUserFactory)
+    workspace = factory.SelfAttribute("end_user.workspace")
+    model = "gpt-4o-mini"
+    prompt_tokens = 1000
+    completion_tokens = 100
+    cost_usd = "0.000210"
+    latency_ms = 800
+    outcome = "ok"
+
+
+# --- Template workflow and admin (nudges.templates_service, nudges.admin*) -----------------------
+
+
+class DraftVersionFactory(TemplateVersionFactory):
+    """A draft that passes every check of an email template (the workspace needs NudgeSettings)."""
+
+    status = TemplateVersion.Status.DRAFT
+    activated_at = None
+    cta_url = "{{ step_link }}"
+
+
+class FailedNudgeFactory(NudgeFactory):
+    """A dead letter: every attempt failed."""
+
+    status = Nudge.Status.FAILED
+    sent_at = None
+    attempts = 3
+    last_error = "SendGrid answered 503"
+    failed_at = factory.LazyFunction(timezone.now)
+
+
+class NudgeEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "nudges.NudgeEvent"
+
+    nudge = factory.SubFactory(NudgeFactory)
+    status = Nudge.Status.SENT
+    source = "pipeline"

@@ -60,7 +60,10 @@ def test_welcome_fires_once_per_enrollment_and_says_why(workspace, queued):
 
 def test_milestone_on_a_step_fires_for_that_step_only(workspace, queued):
     trigger = TriggerFactory(
-        workspace=workspace, kind=Trigger.Kind.MILESTONE, config={"step": "create-project"}, channels=["email"]
+        workspace=workspace,
+        kind=Trigger.Kind.MILESTONE,
+        config={"step": "create-project"},
+        channels=["email"],
     )
     enrollment = enrol(workspace.write_key, "u-1", workspace)
 
@@ -139,7 +142,10 @@ def test_stuck_signal_is_taken_once_by_every_stuck_trigger(workspace, queued):
     in_app = TriggerFactory(workspace=workspace, kind=Trigger.Kind.STUCK, channels=["in_app"])
     enrollment = enrol(workspace.write_key, "u-1", workspace)
     signal = EnrollmentSignal.objects.create(
-        enrollment=enrollment, kind=EnrollmentSignal.Kind.STUCK, step_key="create-project", reason="2 h on step"
+        enrollment=enrollment,
+        kind=EnrollmentSignal.Kind.STUCK,
+        step_key="create-project",
+        reason="2 h on step",
     )
 
     assert triggers.scan(workspace=workspace).created == 2
@@ -190,8 +196,9 @@ def test_custom_a_without_b_fires_after_the_window(workspace, queued):
     assert report.created == 1
     [nudge] = _nudges(trigger)
     assert nudge.end_user.external_id == "browser"
-    assert "'Cart Viewed'" in nudge.trace[0]["message"] and "without 'Order Completed' within 24 h" in (
-        nudge.trace[0]["message"]
+    assert (
+        "'Cart Viewed'" in nudge.trace[0]["message"]
+        and "without 'Order Completed' within 24 h" in (nudge.trace[0]["message"])
     )
     assert triggers.scan(workspace=workspace).created == 0
 
@@ -229,7 +236,9 @@ def test_configuration_errors_name_the_field(kind, config, errors):
     assert triggers.config_errors(kind, config) == errors
 
 
-def test_ingestion_sends_one_progress_job_per_batch(workspace, monkeypatch, django_capture_on_commit_callbacks):
+def test_ingestion_sends_one_progress_job_per_batch(
+    workspace, monkeypatch, django_capture_on_commit_callbacks
+):
     TriggerFactory(workspace=workspace, kind=Trigger.Kind.MILESTONE, config={"step": "create-project"})
     jobs = []
     monkeypatch.setattr(hooks, "enqueue", lambda func, items, **kwargs: jobs.append((func.__name__, items)))

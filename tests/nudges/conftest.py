@@ -1,0 +1,14 @@
+"""Per-process caches of the nudges app start empty in every test (ids repeat across tests)."""
+
+import pytest
+
+from nudges import hooks, pipeline
+
+
+@pytest.fixture(autouse=True)
+def _fresh_nudge_caches():
+    hooks.forget()
+    pipeline.forget()
+    yield
+    hooks.forget()
+    pipeline.forget()

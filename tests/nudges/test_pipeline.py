@@ -1,0 +1,308 @@
+"""The pipeline end to end: a stuck user's nudge through policy, template, personalisation and a
+provider answering as SendGrid's API does, with every decision in the nudge's trace."""
+
+import json
+from datetime import time, timedelta
+
+import pytest
+from django.utils import timezone
+from werkzeug import Response
+
+from guardrails import services as guardrails_services
+from guardrails.models import PolicyDecision, WorkspacePolicy
+from guardrails.secrets import workspace_secret_set
+from nudges import hooks, pipeline, triggers
+from nudges.models import ChannelProvider, Nudge, NudgeEvent, Trigger
+from onboarding import services as onboarding_services
+from onboarding.models import EnrollmentSignal
+from tests.factories import CANARY_EMAIL, CANARY_FIRST_NAME, ContactFactory
+from tests.nudges.factories import (
+    NudgeSettingsFactory,
+    NudgeTemplateFactory,
+    TemplateVersionFactory,
+    TriggerFactory,
+)
+from tests.onboarding.progress_setup import enrol, published_path, track
+
+pytestmark = pytest.mark.django_db
+
+SENDGRID_PATH = "/v3/mail/send"
+
+
+@pytest.fixture
+def setup(httpserver, monkeypatch):
+    """A workspace with a path, a stuck trigger on email then in-app, templates for both, SendGrid
+    pointed at the local server, and a user with contact data and three events."""
+    hooks.forget()
+    monkeypatch.setattr(triggers, "enqueue", lambda *args, **kwargs: None)  # the test runs the pipeline
+    workspace, write_key, _ = onboarding_services.workspace_create(name="Acme")
+    published_path(workspace)
+    workspace.refresh_from_db()
+    NudgeSettingsFactory(workspace=workspace)
+    trigger = TriggerFactory(workspace=workspace, kind=Trigger.Kind.STUCK, channels=["email", "in_app"])
+    email = TemplateVersionFactory(
+        template=NudgeTemplateFactory(trigger=trigger, channel="email", name="Stuck email"),
+        subject="Finish {{ step_title }}",
+        body="Hi {{ first_name }}, you are {{ percent_complete }}% through {{ path_name }}.",
+        cta_url="https://app.example.com/projects/new",
+    )
+    in_app = TemplateVersionFactory(
+        template=NudgeTemplateFactory(trigger=trigger, channel="in_app", name="Stuck tooltip"),
+        subject="",
+        body="Create your first project to get going.",
+        cta_url="https://app.example.com/projects/new",
+    )
+    workspace_secret_set(workspace=workspace, name="sendgrid_api_key", value="SG.test-key")
+    ChannelProvider.objects.create(
+        workspace=workspace,
+        channel="email",
+        provider=ChannelProvider.Provider.SENDGRID,
+        settings={"from_email": "hello@acme.example", "api_url": httpserver.url_for("/v3")},
+        secret_name="sendgrid_api_key",
+    )
+    ChannelProvider.objects.create(
+        workspace=workspace, channel="in_app", provider=ChannelProvider.Provider.IN_APP
+    )
+    enrollment = enrol(write_key.key, "u-1", workspace)
+    ContactFactory(end_user=enrollment.end_user)
+    for name in ("Dashboard Viewed", "Report Viewed", "Settings Opened"):
+        track(write_key.key, "u-1", name)
+    yield {
+        "workspace": workspace,
+        "trigger": trigger,
+        "enrollment": enrollment,
+        "email": email,
+        "in_app": in_app,
+    }
+    hooks.forget()
+
+
+def _stuck(enrollment) -> Nudge:
+    EnrollmentSignal.objects.create(
+        enrollment=enrollment,
+        kind=EnrollmentSignal.Kind.STUCK,
+        step_key="create-project",
+        reason="3 h on step",
+    )
+    triggers.scan(workspace=enrollment.workspace)
+    return Nudge.objects.get(end_user=enrollment.end_user)
+
+
+def _accept(httpserver, message_id="sg-message-1"):
+    httpserver.expect_request(SENDGRID_PATH, method="POST").respond_with_response(
+        Response("", status=202, headers={"X-Message-Id": message_id})
+    )
+
+
+def _stages(nudge):
+    return [line["stage"] for line in nudge.trace]
+
+
+def test_a_stuck_user_gets_an_email_with_every_decision_traced(setup, httpserver):
+    _accept(httpserver)
+    nudge = _stuck(setup["enrollment"])
+
+    outcome = pipeline.nudge_process(nudge_id=nudge.pk)
+
+    assert outcome.status == Nudge.Status.SENT
+    nudge.refresh_from_db()
+    assert (nudge.status, nudge.channel) == ("sent", "email")
+    assert nudge.template_version == setup["email"]
+    assert _stages(nudge) == ["trigger", "template", "personalisation", "delivery"]
+    assert nudge.trace[1]["message"] == "Stuck email: variant A: the only active variant"
+    assert nudge.trace[2]["message"].startswith("static template (")
+    assert nudge.trace[3]["message"].startswith("sent by SendGrid in ")
+    # What is stored keeps the contact variable as a placeholder: no contact data in the row.
+    assert nudge.subject == "Finish Create a project"
+    assert nudge.body == "Hi {{ first_name }}, you are 0% through Main path."
+    assert setup["email"].__class__.objects.get(pk=setup["email"].pk).sends == 1
+    assert list(NudgeEvent.objects.filter(nudge=nudge).values_list("status", flat=True)) == ["queued", "sent"]
+
+    [(request, _)] = httpserver.log
+    sent = json.loads(request.data)
+    assert request.headers["Authorization"] == "Bearer SG.test-key"
+    # Anymail's id for the message, which SendGrid's webhook events carry back.
+    assert sent["personalizations"][0]["custom_args"]["anymail_id"] == nudge.provider_message_id != ""
+    assert sent["custom_args"]["nudge_id"] == str(nudge.pk)
+    assert sent["personalizations"][0]["to"][0]["email"] == CANARY_EMAIL
+    text = next(part["value"] for part in sent["content"] if part["type"] == "text/plain")
+    assert text.startswith(f"Hi {CANARY_FIRST_NAME}, you are 0% through Main path.")
+    assert "Acme Inc., 1 Market Street" in text and "Unsubscribe: http" in text
+    assert "/n/c/" in text  # the call to action goes through the click-tracking link
+    html = next(part["value"] for part in sent["content"] if part["type"] == "text/html")
+    assert "/n/o/" in html  # the open pixel
+    assert sent["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_running_the_job_twice_sends_once(setup, httpserver):
+    _accept(httpserver)
+    nudge = _stuck(setup["enrollment"])
+    pipeline.nudge_process(nudge_id=nudge.pk)
+    assert pipeline.nudge_process(nudge_id=nudge.pk) is None
+    assert len(httpserver.log) == 1
+
+
+def test_without_email_consent_the_next_channel_is_used_and_the_denial_is_traced(setup, httpserver):
+    end_user = setup["enrollment"].end_user
+    guardrails_services.consent_record(
+        end_user=end_user, channel="email", purpose="onboarding", granted=False, source="api"
+    )
+    nudge = _stuck(setup["enrollment"])
+
+    outcome = pipeline.nudge_process(nudge_id=nudge.pk)
+
+    nudge.refresh_from_db()
+    assert (outcome.status, nudge.status, nudge.channel) == ("sent", "delivered", "in_app")
+    assert nudge.trace[1]["stage"] == "policy"
+    assert nudge.trace[1]["message"].startswith("email denied: consent")
+    assert httpserver.log == []
+
+
+def test_the_daily_cap_suppresses_the_second_nudge_of_the_day_and_says_so(setup, httpserver):
+    _accept(httpserver)
+    first = _stuck(setup["enrollment"])
+    pipeline.nudge_process(nudge_id=first.pk)
+    welcome = TriggerFactory(workspace=setup["workspace"], kind=Trigger.Kind.WELCOME, channels=["email"])
+    TemplateVersionFactory(template=NudgeTemplateFactory(trigger=welcome, channel="email"))
+    [second] = triggers.on_progress(enrollment_id=setup["enrollment"].pk, created=True, step_keys=[])
+
+    outcome = pipeline.nudge_process(nudge_id=second.pk)
+
+    second.refresh_from_db()
+    assert (outcome.status, second.status) == ("suppressed", "suppressed")
+    assert second.trace[1]["message"].startswith("email denied: daily_cap: daily cap of 1 reached at ")
+    assert second.trace[-1]["message"] == "no channel could send it (see above)"
+    assert len(httpserver.log) == 1
+    assert PolicyDecision.objects.filter(end_user=second.end_user, allowed=False).exists()
+
+
+def test_quiet_hours_defer_the_nudge_to_their_end_then_it_is_sent(setup, httpserver):
+    _accept(httpserver)
+    WorkspacePolicy.objects.update_or_create(
+        workspace=setup["workspace"],
+        defaults={"quiet_hours_start": time(0, 0), "quiet_hours_end": time(23, 59)},
+    )
+    setup["trigger"].channels = ["email"]
+    setup["trigger"].save()
+    nudge = _stuck(setup["enrollment"])
+
+    outcome = pipeline.nudge_process(nudge_id=nudge.pk)
+
+    nudge.refresh_from_db()
+    assert (outcome.status, nudge.status) == ("deferred", "deferred")
+    assert nudge.send_after is not None and nudge.send_after > timezone.now()
+    assert "quiet_hours" in nudge.trace[-1]["message"]
+    assert httpserver.log == []
+    assert pipeline.nudge_process(nudge_id=nudge.pk) is None  # not due yet
+
+    WorkspacePolicy.objects.filter(workspace=setup["workspace"]).update(
+        quiet_hours_start=None, quiet_hours_end=None
+    )
+    assert pipeline.process_due(now=nudge.send_after + timedelta(seconds=1)) == 1
+    outcome = pipeline.nudge_process(nudge_id=nudge.pk, now=nudge.send_after + timedelta(seconds=1))
+    assert outcome.status == "sent"
+    assert len(httpserver.log) == 1
+
+
+def test_a_provider_that_is_down_is_retried_with_backoff_then_dead_lettered(setup, httpserver):
+    httpserver.expect_request(SENDGRID_PATH, method="POST").respond_with_data("upstream down", status=503)
+    setup["trigger"].channels = ["email"]
+    setup["trigger"].save()
+    nudge = _stuck(setup["enrollment"])
+    now = timezone.now()
+    retries = []
+    for _ in range(pipeline.MAX_ATTEMPTS):
+        outcome = pipeline.nudge_process(nudge_id=nudge.pk, now=now)
+        nudge.refresh_from_db()
+        if outcome.status == "deferred":
+            retries.append((nudge.send_after - now).total_seconds())
+            now = nudge.send_after + timedelta(seconds=1)
+
+    assert (outcome.status, nudge.status, nudge.attempts) == ("failed", "failed", pipeline.MAX_ATTEMPTS)
+    # Exponential backoff with up to +50% jitter.
+    for waited, base in zip(retries, pipeline.BACKOFF_SECONDS, strict=True):
+        assert base <= waited <= base * 1.5
+    assert "gave up after 4 attempts" in nudge.last_error, nudge.last_error
+    # Three consecutive failures opened SendGrid's circuit breaker: the fourth attempt found no
+    # provider to try (there is no backup) and did not call it.
+    assert len(httpserver.log) == 3
+    assert "circuit" in nudge.last_error or "breaker" in nudge.last_error, nudge.last_error
+    # The cap slot was given back each time: the user can still get another nudge today.
+    assert (
+        PolicyDecision.objects.filter(end_user=nudge.end_user, allowed=True).count() == pipeline.MAX_ATTEMPTS
+    )
+
+
+def test_a_provider_refusal_fails_the_nudge_at_once(setup, httpserver):
+    httpserver.expect_request(SENDGRID_PATH, method="POST").respond_with_json(
+        {
+            "errors": [
+                {"message": "Does not contain a valid address.", "field": "personalizations.0.to.0.email"}
+            ]
+        },
+        status=400,
+    )
+    setup["trigger"].channels = ["email"]
+    setup["trigger"].save()
+    nudge = _stuck(setup["enrollment"])
+
+    outcome = pipeline.nudge_process(nudge_id=nudge.pk)
+
+    nudge.refresh_from_db()
+    assert (outcome.status, nudge.status, nudge.attempts) == ("failed", "failed", 1)
+    assert "valid address" in nudge.last_error
+    assert CANARY_EMAIL not in nudge.last_error
+
+
+def test_no_template_for_any_channel_suppresses(setup, httpserver):
+    setup["email"].template.delete()
+    setup["in_app"].template.delete()
+    nudge = _stuck(setup["enrollment"])
+    assert pipeline.nudge_process(nudge_id=nudge.pk).status == "suppressed"
+    nudge.refresh_from_db()
+    assert [line["message"] for line in nudge.trace[1:3]] == [
+        "email: no active template fits",
+        "in_app: no active template fits",
+    ]
+
+
+def test_new_users_get_the_rule_based_variant_and_no_llm(setup, httpserver, monkeypatch):
+    _accept(httpserver)
+    TemplateVersionFactory(template=setup["email"].template, variant="B", sends=10, rewards=9)
+    end_user = setup["enrollment"].end_user
+    end_user.events.exclude(type="identify").delete()  # one event: a cold start
+    called = []
+    monkeypatch.setattr(pipeline.personalize, "personalise", lambda **kwargs: called.append(kwargs))
+    nudge = _stuck(setup["enrollment"])
+
+    pipeline.nudge_process(nudge_id=nudge.pk)
+
+    nudge.refresh_from_db()
+    assert called == []
+    assert nudge.template_version.variant == "A"
+    assert "cold start (fewer than 3 events): rule-based" in nudge.trace[1]["message"]
+    assert nudge.trace[2]["message"] == "static template (cold_start)"
+
+
+def test_a_persona_template_wins_over_the_generic_one(setup, httpserver):
+    _accept(httpserver)
+    end_user = setup["enrollment"].end_user  # persona "admin" (identify in progress_setup)
+    admin_only = TemplateVersionFactory(
+        template=NudgeTemplateFactory(
+            trigger=setup["trigger"], channel="email", persona="admin", name="For admins"
+        ),
+        subject="Admins: finish {{ step_title }}",
+    )
+    nudge = _stuck(setup["enrollment"])
+    pipeline.nudge_process(nudge_id=nudge.pk)
+    nudge.refresh_from_db()
+    assert (nudge.template_version, end_user.persona) == (admin_only, "admin")
+
+
+def test_the_latency_metric_is_recorded(setup, httpserver):
+    _accept(httpserver)
+    before = pipeline.LATENCY.labels(channel="email", personalised="false")._sum.get()
+    nudge = _stuck(setup["enrollment"])
+    Nudge.objects.filter(pk=nudge.pk).update(created_at=timezone.now() - timedelta(seconds=2))
+    pipeline.nudge_process(nudge_id=nudge.pk)
+    assert pipeline.LATENCY.labels(channel="email", personalised="false")._sum.get() - before >= 2
