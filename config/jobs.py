@@ -32,21 +32,29 @@ def _run_inline(func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
         logger.exception("jobs.inline.failed", extra={"job": _name(func)})
 
 
-def _send(func: Callable[..., Any], args: tuple, kwargs: dict, queue: str) -> None:
+def _send(func: Callable[..., Any], args: tuple, kwargs: dict, queue: str, options: dict) -> None:
     if settings.JOBS_RUN_INLINE:
         _run_inline(func, args, kwargs)
         return
     try:
-        django_rq.get_queue(queue).enqueue(func, args=args, kwargs=kwargs)
+        django_rq.get_queue(queue).enqueue(func, args=args, kwargs=kwargs, **options)
     except RedisError:
         logger.warning("jobs.enqueue.failed", extra={"job": _name(func), "queue": queue}, exc_info=True)
         _run_inline(func, args, kwargs)
 
 
-def enqueue(func: Callable[..., Any], *args: Any, queue: str = "default", **kwargs: Any) -> None:
+def enqueue(
+    func: Callable[..., Any],
+    *args: Any,
+    queue: str = "default",
+    job_options: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> None:
     """Run `func(*args, **kwargs)` once the current transaction commits (at once outside one).
 
     `func` must be importable by name (a module-level function) and its arguments picklable:
-    pass ids, not model instances, so the worker loads fresh rows.
+    pass ids, not model instances, so the worker loads fresh rows. `job_options` go to RQ's
+    enqueue (e.g. result_ttl=0 for jobs whose result nobody reads).
     """
-    transaction.on_commit(lambda: _send(func, args, kwargs, queue))
+    options = job_options or {}
+    transaction.on_commit(lambda: _send(func, args, kwargs, queue, options))

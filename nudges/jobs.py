@@ -33,6 +33,18 @@ def nudge_process_job(nudge_id: int) -> None:
     pipeline.nudge_process(nudge_id=nudge_id)
 
 
+def nudges_process_job(nudge_ids: list[int]) -> None:
+    """Take a small batch of nudges through the pipeline, each on its own: one that fails
+    unexpectedly is logged (and picked up again by the due scan), the others go on."""
+    from nudges import pipeline
+
+    for nudge_id in nudge_ids:
+        try:
+            pipeline.nudge_process(nudge_id=nudge_id)
+        except Exception:
+            logger.exception("nudge.process_failed", extra={"nudge_id": nudge_id})
+
+
 def triggers_scan_job() -> dict[str, int]:
     """The periodic pass of the time-based triggers over every workspace."""
     from nudges import triggers

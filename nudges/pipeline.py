@@ -47,7 +47,8 @@ MAX_ATTEMPTS = 4  # a first try and three retries
 BACKOFF_SECONDS = (60, 240, 960)  # before retries 1, 2, 3; each with up to +50% jitter
 MAX_DEFER = timedelta(hours=24)
 DEFERRABLE = {"quiet_hours", "snoozed"}
-STALE_QUEUED = timedelta(minutes=10)  # a queued nudge whose job was lost is sent again
+STALE_QUEUED = timedelta(minutes=10)
+PIPELINE_BATCH = 20  # nudges per job (nudges.triggers)  # a queued nudge whose job was lost is sent again
 
 # The seeds' metric: from the trigger firing to the provider accepting the nudge.
 LATENCY = Histogram(
@@ -66,7 +67,7 @@ class Outcome:
 
 def _claim(nudge_id: int, now: datetime) -> Nudge | None:
     nudge = (
-        Nudge.objects.select_related("trigger", "trigger__workspace", "end_user", "enrollment")
+        Nudge.objects.select_related("trigger__workspace", "end_user", "enrollment__path_version__path")
         .filter(pk=nudge_id, status__in=(Status.QUEUED, Status.DEFERRED))
         .first()
     )
@@ -78,6 +79,8 @@ def _claim(nudge_id: int, now: datetime) -> Nudge | None:
     if not claimed:
         return None  # another worker has it
     nudge.attempts += 1
+    if nudge.enrollment is not None:
+        nudge.enrollment.end_user = nudge.end_user  # the same person: no second read
     return nudge
 
 
@@ -349,7 +352,7 @@ def _fail(nudge: Nudge, why: str) -> Outcome:
 
 def process_due(*, now: datetime | None = None, limit: int = 1000) -> int:
     """Send the deferred nudges whose time has come, and queued ones whose job was lost."""
-    from nudges.jobs import nudge_process_job
+    from nudges.jobs import nudges_process_job
 
     now = now or timezone.now()
     due = list(
@@ -362,6 +365,6 @@ def process_due(*, now: datetime | None = None, limit: int = 1000) -> int:
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
-    for nudge_id in due:
-        enqueue(nudge_process_job, nudge_id)
+    for start in range(0, len(due), PIPELINE_BATCH):
+        enqueue(nudges_process_job, due[start : start + PIPELINE_BATCH], job_options={"result_ttl": 0})
     return len(due)

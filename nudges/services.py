@@ -100,7 +100,12 @@ def nudge_status_advance(
     (failed, bounced, suppressed) before delivery. A click or a conversion rewards the variant
     once. `fields`: more columns to save with it (channel, provider, content ...)."""
     at = at or timezone.now()
-    locked = Nudge.objects.select_for_update().get(pk=nudge.pk)
+    # Only what the move depends on, locked: webhooks, clicks and the pipeline may race.
+    locked = (
+        Nudge.objects.select_for_update()
+        .only("status", "template_version_id", *TIMESTAMP_OF.values())
+        .get(pk=nudge.pk)
+    )
     NudgeEvent.objects.create(nudge=locked, status=status, source=source, detail=detail or {})
     updates: dict[str, Any] = dict(fields or {})
     timestamp_field = TIMESTAMP_OF.get(status)

@@ -14,7 +14,9 @@ Configuration (Trigger.config), validated by `config_errors`:
 """
 
 import logging
+import threading
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -97,6 +99,46 @@ def _days(trigger: Trigger) -> int:
     return int(trigger.config.get("days", DEFAULT_DAYS.get(trigger.kind, 3)))
 
 
+# New nudges go to the pipeline in jobs of PIPELINE_BATCH: a scan that fires for thousands of
+# users queues a few hundred jobs, not thousands (RQ's own work per job is about a third of a
+# nudge's). Each nudge of a job is processed on its own: one failing does not stop the others.
+PIPELINE_BATCH = 20
+JOB_OPTIONS = {"result_ttl": 0}  # the outcome is on the nudge; nothing reads the job's result
+_outbox = threading.local()
+
+
+@contextmanager
+def _dispatching():
+    """Collect the nudges fired inside, and send them on in batches (at the latest on exit)."""
+    if getattr(_outbox, "ids", None) is not None:
+        yield  # nested: the outer block sends
+        return
+    _outbox.ids = []
+    try:
+        yield
+    finally:
+        ids, _outbox.ids = _outbox.ids, None
+        _dispatch(ids)
+
+
+def _outbox_add(nudge_id: int) -> None:
+    ids = getattr(_outbox, "ids", None)
+    if ids is None:
+        _dispatch([nudge_id])
+        return
+    ids.append(nudge_id)
+    if len(ids) >= PIPELINE_BATCH:
+        _dispatch(ids[:])
+        ids.clear()
+
+
+def _dispatch(nudge_ids: list[int]) -> None:
+    from nudges.jobs import nudges_process_job
+
+    for start in range(0, len(nudge_ids), PIPELINE_BATCH):
+        enqueue(nudges_process_job, nudge_ids[start : start + PIPELINE_BATCH], job_options=JOB_OPTIONS)
+
+
 def _active(workspace_id: int, kinds: tuple[str, ...]) -> list[Trigger]:
     return list(
         Trigger.objects.filter(workspace_id=workspace_id, kind__in=kinds, is_active=True).order_by("pk")
@@ -127,9 +169,7 @@ def _fire(
         else:
             report.created += 1
     if nudge is not None:
-        from nudges.jobs import nudge_process_job
-
-        enqueue(nudge_process_job, nudge.pk)
+        _outbox_add(nudge.pk)
         logger.info(
             "nudge.triggered",
             extra={"nudge_id": nudge.pk, "trigger_id": trigger.pk, "kind": trigger.kind},
@@ -142,6 +182,11 @@ def _fire(
 
 def on_progress(*, enrollment_id: int, created: bool, step_keys: list[str]) -> list[Nudge]:
     """Welcome on a new enrollment; milestones for the steps just completed."""
+    with _dispatching():
+        return _on_progress(enrollment_id=enrollment_id, created=created, step_keys=step_keys)
+
+
+def _on_progress(*, enrollment_id: int, created: bool, step_keys: list[str]) -> list[Nudge]:
     enrollment = (
         Enrollment.objects.select_related("end_user", "path_version__path").filter(pk=enrollment_id).first()
     )
@@ -260,7 +305,11 @@ def _custom_events(trigger: Trigger, events) -> int:
 
 def scan(*, workspace: Workspace, now: datetime | None = None) -> ScanReport:
     """One pass of the time-based triggers over a workspace. Idempotent."""
-    now = now or timezone.now()
+    with _dispatching():
+        return _scan(workspace=workspace, now=now or timezone.now())
+
+
+def _scan(*, workspace: Workspace, now: datetime) -> ScanReport:
     report = ScanReport()
     triggers = _active(workspace.pk, (Kind.STUCK, Kind.INACTIVITY, Kind.REENGAGEMENT, Kind.CUSTOM))
     stuck = [trigger for trigger in triggers if trigger.kind == Kind.STUCK]

@@ -55,7 +55,7 @@ def test_welcome_fires_once_per_enrollment_and_says_why(workspace, queued):
     assert nudge.target_step_key == "create-project"
     assert nudge.trace[0]["stage"] == "trigger"
     assert nudge.trace[0]["message"].startswith("welcome: enrolled on Main path")
-    assert queued == [("nudge_process_job", (nudge.pk,))]
+    assert queued == [("nudges_process_job", ([nudge.pk],))]
 
 
 def test_milestone_on_a_step_fires_for_that_step_only(workspace, queued):

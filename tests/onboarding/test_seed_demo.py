@@ -201,3 +201,31 @@ def test_the_simulation_is_deterministic():
     assert first != other
     assert len({call["messageId"] for _, call in first}) == len(first)
     assert [moment for moment, _ in first] == sorted(moment for moment, _ in first)
+
+
+def test_a_user_who_signs_up_in_the_demo_gets_a_welcome_nudge_in_the_inbox(
+    seeded, api_client, django_capture_on_commit_callbacks
+):
+    """The demo's in-app nudges: only new sign-ups are welcomed (not the simulated history)."""
+    from nudges import hooks
+    from nudges.models import Nudge
+
+    credentials, output = seeded
+    assert "Created the demo's in-app nudges" in output
+    assert Nudge.objects.count() == 0
+    hooks.forget()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post(
+            "/v1/identify",
+            {"userId": "new-sign-up", "traits": {"persona": "developer"}},
+            format="json",
+            HTTP_AUTHORIZATION=basic_auth(credentials["write_key"]),
+        )
+    assert response.status_code == 200, response.content
+    inbox = api_client.get(
+        "/api/v1/users/new-sign-up/nudges", HTTP_AUTHORIZATION=f"Bearer {credentials['secret_key']}"
+    )
+    assert inbox.status_code == 200, inbox.content
+    [item] = inbox.json()["results"]
+    assert item["subject"] in ("Welcome aboard", "Good to see you")
+    assert item["status"] == "delivered"

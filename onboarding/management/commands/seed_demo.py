@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from nudges.demo import demo_nudges_create
 from onboarding import demo, selectors, services
 from onboarding.management.totp_instructions import totp_instructions, totp_secret
 from onboarding.models import Workspace
@@ -113,6 +114,8 @@ class Command(BaseCommand):
             self._seed_events(workspace=workspace, credentials=credentials)
             credentials["seeded"] = True
             _write_private(path, credentials)
+        if demo_nudges_create(workspace=workspace):
+            self.stdout.write("Created the demo's in-app nudges: welcome, stuck and halfway-there triggers.")
         self._print_credentials(credentials, path)
 
     def _create(self, *, path: Path, username: str, users: int, days: int, seed: int) -> dict[str, Any]:
