@@ -271,6 +271,9 @@ class Nudge(models.Model):
     )
     trace = models.JSONField(default=list, blank=True, help_text='[{"at", "stage", "message"}]: why.')
     attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_until = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="A worker is processing it until then (its lease)."
+    )
     provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from cachetools import TTLCache
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from prometheus_client import Histogram
 
@@ -48,6 +49,7 @@ BACKOFF_SECONDS = (60, 240, 960)  # before retries 1, 2, 3; each with up to +50%
 MAX_DEFER = timedelta(hours=24)
 DEFERRABLE = {"quiet_hours", "snoozed"}
 STALE_QUEUED = timedelta(minutes=10)
+LEASE = timedelta(minutes=5)  # longer than the slowest run: LLM and provider timeouts and retries
 PIPELINE_BATCH = 20  # nudges per job (nudges.triggers)  # a queued nudge whose job was lost is sent again
 
 # The seeds' metric: from the trigger firing to the provider accepting the nudge.
@@ -66,19 +68,26 @@ class Outcome:
 
 
 def _claim(nudge_id: int, now: datetime) -> Nudge | None:
-    nudge = (
-        Nudge.objects.select_related("trigger__workspace", "end_user", "enrollment__path_version__path")
-        .filter(pk=nudge_id, status__in=(Status.QUEUED, Status.DEFERRED))
-        .first()
+    """The nudge, leased to this worker for LEASE, when it is due and no other worker holds it.
+
+    One conditional UPDATE takes the lease: of workers racing for a nudge exactly one wins, and
+    one that comes later finds it leased (or no longer queued). A worker that dies leaves a
+    lease that runs out, and the due scan sends the nudge on.
+    """
+    due = (
+        Q(status=Status.QUEUED)
+        | Q(status=Status.DEFERRED, send_after__lte=now)
+        | Q(status=Status.DEFERRED, send_after__isnull=True)
     )
-    if nudge is None or (nudge.status == Status.DEFERRED and nudge.send_after and nudge.send_after > now):
-        return None
-    claimed = Nudge.objects.filter(pk=nudge.pk, attempts=nudge.attempts, status=nudge.status).update(
-        attempts=nudge.attempts + 1
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    claimed = Nudge.objects.filter(due & free, pk=nudge_id).update(
+        claimed_until=now + LEASE, attempts=F("attempts") + 1
     )
     if not claimed:
-        return None  # another worker has it
-    nudge.attempts += 1
+        return None
+    nudge = Nudge.objects.select_related(
+        "trigger__workspace", "end_user", "enrollment__path_version__path"
+    ).get(pk=nudge_id)
     if nudge.enrollment is not None:
         nudge.enrollment.end_user = nudge.end_user  # the same person: no second read
     return nudge
@@ -136,7 +145,13 @@ def _defer(nudge: Nudge, until: datetime, why: str, source: str = "pipeline") ->
         status=Status.DEFERRED,
         source=source,
         detail={"until": until.isoformat()},
-        fields={"send_after": until, "trace": nudge.trace, "last_error": nudge.last_error, **_content(nudge)},
+        fields={
+            "send_after": until,
+            "trace": nudge.trace,
+            "last_error": nudge.last_error,
+            "claimed_until": None,
+            **_content(nudge),
+        },
     )
     return Outcome(Status.DEFERRED, why)
 
@@ -198,7 +213,10 @@ def nudge_process(*, nudge_id: int, now: datetime | None = None) -> Outcome | No
         return _defer(nudge, until, f"held until {until.isoformat()} ({why})")
     _note(nudge, "suppressed", "no channel could send it (see above)")
     services.nudge_status_advance(
-        nudge=nudge, status=Status.SUPPRESSED, source="pipeline", fields={"trace": nudge.trace}
+        nudge=nudge,
+        status=Status.SUPPRESSED,
+        source="pipeline",
+        fields={"trace": nudge.trace, "claimed_until": None},
     )
     return Outcome(Status.SUPPRESSED)
 
@@ -319,6 +337,7 @@ def _sent(nudge: Nudge, channel: str, sent, version, started: float) -> Outcome:
                 "send_after": None,
                 "last_error": "",
                 "trace": nudge.trace,
+                "claimed_until": None,
                 **_content(nudge),
             },
         )
@@ -344,7 +363,7 @@ def _fail(nudge: Nudge, why: str) -> Outcome:
         nudge=nudge,
         status=Status.FAILED,
         source="pipeline",
-        fields={"last_error": why[:500], "trace": nudge.trace, **_content(nudge)},
+        fields={"last_error": why[:500], "trace": nudge.trace, "claimed_until": None, **_content(nudge)},
     )
     logger.warning("nudge.failed", extra={"nudge_id": nudge.pk, "attempts": nudge.attempts})
     return Outcome(Status.FAILED, why)
