@@ -10,7 +10,9 @@
    users and times each from the POST to the frame on that user's socket showing step i done.
 3. Progress API: --clients clients (each its own user and token, one keep-alive connection)
    call GET, then PATCH (answers, If-Match from the previous ETag), for --seconds each, with
-   --think-ms between calls; p50/p95/p99 and requests/s. Then once more with no think time.
+   a think time between calls drawn from 0.5x to 1.5x --think-ms (and a random start), so the
+   clients do not call in lockstep; p50/p95/p99 and requests/s. Then once more with no think
+   time (saturation). --phases picks which of frames, api and ingest run.
 4. Ingestion with progress evaluation on: the same realistic batches as bench/ingest.py into the
    workspace with paths and into the baseline one; events/s of each.
 
@@ -23,6 +25,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import secrets
 import sys
 import time
@@ -308,6 +311,7 @@ async def progress_api(
     users = list(tokens)[:clients]
     results: dict[str, list[float]] = {"GET": [], "PATCH": []}
     statuses: dict[tuple[str, int], int] = {}
+    rng = random.Random(5)
 
     async def client(user: str, method: str, stop_at: float) -> None:
         http = Http(port)
@@ -315,6 +319,8 @@ async def progress_api(
         headers = {"Authorization": f"Bearer {tokens[user]}"}
         _, _, etag = await http.request("GET", url, headers)
         team_size = 0
+        if think:
+            await asyncio.sleep(rng.uniform(0, think))  # clients start spread over one think time
         while time.monotonic() < stop_at:
             if method == "GET":
                 started = time.monotonic()
@@ -328,7 +334,7 @@ async def progress_api(
             results[method].append(1000 * (time.monotonic() - started))
             statuses[(method, status)] = statuses.get((method, status), 0) + 1
             if think:
-                await asyncio.sleep(think)
+                await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
         http.close()
 
     for method in ("GET", "PATCH"):
@@ -356,9 +362,19 @@ async def run(port: int, keys: dict, options, sampler: CpuSampler) -> None:
     print(f"\nenrolling {len(users):,} users and getting their tokens ...", flush=True)
     tokens = await enrol_users(port, keys["write_key"], keys["secret_key"], users)
 
-    print(f"\nevent to frame, {len(users):,} websockets connected, {options.rate:.0f} events/s:", flush=True)
-    await event_to_frame(port, keys["write_key"], tokens, options.samples, options.rate, sampler)
+    phases = set(options.phases.split(","))
+    if "frames" in phases:
+        print(
+            f"\nevent to frame, {len(users):,} websockets connected, {options.rate:.0f} events/s:", flush=True
+        )
+        await event_to_frame(port, keys["write_key"], tokens, options.samples, options.rate, sampler)
+    if "api" in phases:
+        await _progress_api_phases(port, tokens, options, sampler)
+    if "ingest" in phases:
+        await _ingest_phase(port, keys, options)
 
+
+async def _progress_api_phases(port: int, tokens: dict[str, str], options, sampler: CpuSampler) -> None:
     print(
         f"\nprogress API, {options.clients} concurrent clients, {options.think_ms:.0f} ms think time:",
         flush=True,
@@ -367,6 +383,8 @@ async def run(port: int, keys: dict, options, sampler: CpuSampler) -> None:
     print(f"progress API, {options.clients} concurrent clients, no think time (saturation):", flush=True)
     await progress_api(port, tokens, options.clients, options.seconds, 0, sampler)
 
+
+async def _ingest_phase(port: int, keys: dict, options) -> None:
     print(
         f"\ningestion, {options.events:,} events in batches of 100, {options.ingest_clients} clients:",
         flush=True,
@@ -395,7 +413,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100, help="events/s while timing frames")
     parser.add_argument("--clients", type=int, default=100, help="concurrent progress API clients")
     parser.add_argument("--seconds", type=float, default=10, help="per progress API phase")
-    parser.add_argument("--think-ms", type=float, default=100, help="pause between a client's calls")
+    parser.add_argument("--think-ms", type=float, default=100, help="mean pause between a client's calls")
+    parser.add_argument("--phases", default="frames,api,ingest", help="which phases to run, comma-separated")
     parser.add_argument("--events", type=int, default=30_000, help="events per ingestion run")
     parser.add_argument("--ingest-clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")

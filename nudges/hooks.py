@@ -10,9 +10,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from django.db import transaction
-
 from config.jobs import enqueue
+from config.on_commit import on_commit_batched
 
 CACHE_SECONDS = 10.0
 _uses_nudges: dict[int, tuple[float, bool]] = {}
@@ -37,31 +36,8 @@ def forget() -> None:
 
 
 def _batched(name: str, job: Callable, item) -> None:
-    """Add `item` to this transaction's batch for `job`, sent once after commit.
-
-    The batch lives on the connection with its on_commit callback. A rollback (of the
-    transaction or of the savepoint that registered it) discards the callback, and with it the
-    batch: the next call, not finding the callback any more, starts a new one.
-    """
-    connection = transaction.get_connection()
-    batches = connection.__dict__.setdefault("_nudge_hook_batches", {})
-    batch = batches.get(name)
-    if batch is None or not any(entry[1] is batch[1] for entry in connection.run_on_commit):
-        items: list = []
-
-        def flush(items=items) -> None:
-            if batches.get(name, (None,))[0] is items:
-                del batches[name]
-            enqueue(job, items, queue="default")
-
-        batch = batches[name] = (items, flush)
-        if connection.in_atomic_block:
-            transaction.on_commit(flush)
-        else:
-            items.append(item)
-            flush()
-            return
-    batch[0].append(item)
+    """Add `item` to this transaction's batch for `job`, sent as one job after commit."""
+    on_commit_batched(f"nudges.{name}", lambda items: enqueue(job, items, queue="default"), item)
 
 
 def enrollment_started(*, workspace_id: int, enrollment_id: int) -> None:

@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterable
 
 from django.core.cache import cache
-from django.db import transaction
 
+from config.on_commit import on_commit_batched
 from onboarding.models import Enrollment
 from onboarding.progress_state import CompletionState
 
@@ -60,16 +60,15 @@ def completions_cached(enrollments: Iterable[Enrollment]) -> dict[int, Completio
 
 def completions_remember(*, enrollment: Enrollment, completions: Completions) -> None:
     """After the current transaction commits, cache the completions saved at the enrollment's
-    (new) revision."""
+    (new) revision; a transaction's entries are written in one round trip."""
     key = _key(enrollment.pk, enrollment.revision, enrollment.enrolled_at)
-    saved = dict(completions)
+    on_commit_batched("progress.completions", _remember_all, (key, dict(completions)))
 
-    def remember() -> None:
-        if not _available():
-            return
-        try:
-            cache.set(key, saved, TIMEOUT_SECONDS)
-        except Exception:
-            _failed("set")
 
-    transaction.on_commit(remember)
+def _remember_all(entries: list[tuple[str, Completions]]) -> None:
+    if not _available():
+        return
+    try:
+        cache.set_many(dict(entries), TIMEOUT_SECONDS)
+    except Exception:
+        _failed("set")

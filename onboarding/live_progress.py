@@ -5,10 +5,13 @@ API keeps accepting events and progress (PostgreSQL is the source of truth, and 
 the state on reconnect), so a failed push is logged, never raised.
 """
 
+import asyncio
 import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+
+from config.on_commit import on_commit_batched
 
 logger = logging.getLogger(__name__)
 
@@ -27,4 +30,39 @@ def push(*, end_user_id: int, state: dict) -> None:
     except Exception:
         logger.warning(
             "progress.push_failed", extra={"enrollment_id": state.get("enrollment_id")}, exc_info=True
+        )
+
+
+def push_after_commit(*, end_user_id: int, state: dict) -> None:
+    """Push the state once the transaction commits: all of a transaction's pushes go out in one
+    round (one hop to the event loop, the group sends in flight together)."""
+    on_commit_batched("progress.push", _push_all, (end_user_id, state))
+
+
+def _push_all(items: list[tuple[int, dict]]) -> None:
+    if len(items) == 1:
+        end_user_id, state = items[0]
+        push(end_user_id=end_user_id, state=state)
+        return
+
+    async def send_all() -> list:
+        layer = get_channel_layer()
+        return await asyncio.gather(
+            *(
+                layer.group_send(progress_group(end_user_id), {"type": MESSAGE_TYPE, "state": state})
+                for end_user_id, state in items
+            ),
+            return_exceptions=True,
+        )
+
+    try:
+        results = async_to_sync(send_all)()
+    except Exception:
+        logger.warning("progress.push_failed", extra={"pushes": len(items)}, exc_info=True)
+        return
+    failed = [result for result in results if isinstance(result, Exception)]
+    if failed:
+        logger.warning(
+            "progress.push_failed",
+            extra={"pushes": len(items), "failed": len(failed), "error_type": type(failed[0]).__name__},
         )

@@ -189,7 +189,7 @@ def save(
 
     enrollment.saved_state = state = enrollment_state(enrollment=enrollment, completions=derived.completions)
     end_user_id = enrollment.end_user_id
-    transaction.on_commit(lambda: live_progress.push(end_user_id=end_user_id, state=state))
+    live_progress.push_after_commit(end_user_id=end_user_id, state=state)
     return True
 
 
@@ -219,9 +219,9 @@ def enrol(*, end_user: EndUser, enrolled_at: datetime, published: list | None = 
     try:
         with transaction.atomic():
             enrollment.save(force_insert=True)
-            nudge_hooks.enrollment_started(workspace_id=enrollment.workspace_id, enrollment_id=enrollment.pk)
     except IntegrityError:
         return None  # enrolled at the same moment by a concurrent batch (one active per user)
+    nudge_hooks.enrollment_started(workspace_id=enrollment.workspace_id, enrollment_id=enrollment.pk)
     logger.info(
         "enrollment.started",
         extra={
