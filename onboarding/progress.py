@@ -15,6 +15,7 @@ them changes nothing. `derive` is that function; the rest loads its inputs and w
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, OperationalError, transaction
@@ -22,7 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from nudges import hooks as nudge_hooks
-from onboarding import answers, completions_cache, enrollment_signals, retry
+from onboarding import answers, bulk, completions_cache, enrollment_signals, retry
 from onboarding.models import EndUser, Enrollment, Event, StepCompletion, Workspace
 from onboarding.progress_state import EVENT, CompletionState, Derived, active_completions, derive
 from paths import planner, rules
@@ -91,20 +92,34 @@ def state_fields(enrollment: Enrollment) -> tuple:
     )
 
 
-def save(
+@dataclass(slots=True)
+class _Write:
+    """What saving one enrollment writes, worked out before anything is written."""
+
+    enrollment: Enrollment
+    before: dict[str, CompletionState]
+    derived: Derived
+    new_rows: list[StepCompletion]
+    changed_rows: list[CompletionState]
+    deleted_keys: list[str]
+    was_completed: bool
+    was_stuck: bool
+    step_changed: bool
+    bump_revision: bool
+    answers_changed: bool
+
+
+def _plan_write(
     enrollment: Enrollment,
     *,
     before: dict[str, CompletionState],
     derived: Derived,
-    bump_revision: bool = True,
-    force: bool = False,
-    answers_changed: bool = False,
-) -> bool:
-    """Write what changed (completions, then the enrollment with a new revision, and its
-    answers when the caller changed them) and push the new state after commit. Returns whether
-    anything changed. Call with the enrollment locked."""
-    from onboarding import live_progress
-
+    bump_revision: bool,
+    force: bool,
+    answers_changed: bool,
+) -> _Write | None:
+    """The completion rows to insert, change and delete, with the enrollment's new state set
+    on it; None when nothing changed."""
     new_rows, changed_rows, deleted_keys = [], [], []
     for key in sorted(before.keys() | derived.completions.keys()):
         old, new = before.get(key), derived.completions.get(key)
@@ -125,28 +140,51 @@ def save(
             )
         else:
             changed_rows.append(new)
-    if deleted_keys:
-        StepCompletion.objects.filter(enrollment=enrollment, step_key__in=deleted_keys).delete()
-    if new_rows:
-        StepCompletion.objects.bulk_create(new_rows)
-    for row in changed_rows:
-        StepCompletion.objects.filter(enrollment=enrollment, step_key=row.step_key).update(
-            method=row.method,
-            event_id=row.event_id,
-            completed_at=row.completed_at,
-            reverted_at=row.reverted_at,
-        )
     old_fields = state_fields(enrollment)
-    was_completed = enrollment.status == Enrollment.Status.COMPLETED
-    was_stuck = enrollment.stuck_at is not None
-    step_changed = enrollment.current_step_key != derived.current_step_key
+    write = _Write(
+        enrollment=enrollment,
+        before=before,
+        derived=derived,
+        new_rows=new_rows,
+        changed_rows=changed_rows,
+        deleted_keys=deleted_keys,
+        was_completed=enrollment.status == Enrollment.Status.COMPLETED,
+        was_stuck=enrollment.stuck_at is not None,
+        step_changed=enrollment.current_step_key != derived.current_step_key,
+        bump_revision=bump_revision,
+        answers_changed=answers_changed,
+    )
     enrollment.status = derived.status
     enrollment.current_step_key = derived.current_step_key
     enrollment.step_entered_at = derived.step_entered_at
     enrollment.completed_at = derived.completed_at
     changed = force or bool(new_rows or changed_rows or deleted_keys)
     if not changed and old_fields == state_fields(enrollment):
-        return False
+        return None
+    return write
+
+
+def _write_completions(writes: list[_Write]) -> None:
+    new_rows = [row for write in writes for row in write.new_rows]
+    for write in writes:
+        if write.deleted_keys:
+            StepCompletion.objects.filter(
+                enrollment=write.enrollment, step_key__in=write.deleted_keys
+            ).delete()
+    if new_rows:
+        StepCompletion.objects.bulk_create(new_rows)
+    for write in writes:
+        for row in write.changed_rows:
+            StepCompletion.objects.filter(enrollment=write.enrollment, step_key=row.step_key).update(
+                method=row.method,
+                event_id=row.event_id,
+                completed_at=row.completed_at,
+                reverted_at=row.reverted_at,
+            )
+
+
+def _write_enrollment(write: _Write) -> None:
+    enrollment = write.enrollment
     updates = {
         "status": enrollment.status,
         "current_step_key": enrollment.current_step_key,
@@ -154,22 +192,68 @@ def save(
         "completed_at": enrollment.completed_at,
         "updated_at": timezone.now(),
     }
-    if step_changed:
+    if write.step_changed:
         updates["stuck_at"] = enrollment.stuck_at = None
-    if bump_revision:
+    if write.bump_revision:
         updates["revision"] = F("revision") + 1
-    if answers_changed:
+    if write.answers_changed:
         updates["answers"] = enrollment.answers
     Enrollment.objects.filter(pk=enrollment.pk).update(**updates)
-    if bump_revision:
+    if write.bump_revision:
         enrollment.revision += 1
+
+
+ENROLLMENT_STATE_COLUMNS = (
+    "status",
+    "current_step_key",
+    "step_entered_at",
+    "completed_at",
+    "updated_at",
+    "stuck_at",
+    "revision",
+)
+
+
+def _write_locked_enrollments(writes: list[_Write]) -> None:
+    """One UPDATE for many enrollments, with the revisions worked out here: only for rows
+    this transaction holds locked (or inserted), whose revision nobody else can move."""
+    now = timezone.now()
+    rows = []
+    for write in writes:
+        enrollment = write.enrollment
+        if write.step_changed:
+            enrollment.stuck_at = None
+        if write.bump_revision:
+            enrollment.revision += 1
+        rows.append(
+            (
+                enrollment.pk,
+                enrollment.status,
+                enrollment.current_step_key,
+                enrollment.step_entered_at,
+                enrollment.completed_at,
+                now,
+                enrollment.stuck_at,
+                enrollment.revision,
+            )
+        )
+    bulk.update(Enrollment, ENROLLMENT_STATE_COLUMNS, rows)
+
+
+def _after_write(write: _Write) -> None:
+    """What follows a saved change: the completions cache, answer totals, stuck signals, nudge
+    hooks, and the new state pushed after commit."""
+    from onboarding import live_progress
+    from onboarding.enrollments import enrollment_state
+
+    enrollment, before, derived = write.enrollment, write.before, write.derived
     completions_cache.completions_remember(enrollment=enrollment, completions=derived.completions)
     is_completed = enrollment.status == Enrollment.Status.COMPLETED
-    if is_completed and not was_completed:
+    if is_completed and not write.was_completed:
         answers.answers_snapshot_record(enrollment=enrollment)
-    elif was_completed and not is_completed:
+    elif write.was_completed and not is_completed:
         answers.answers_snapshot_remove(enrollment=enrollment)  # reopened: its answers leave the totals
-    if step_changed and was_stuck:
+    if write.step_changed and write.was_stuck:
         enrollment_signals.stuck_signals_resolve(enrollment=enrollment)
     newly_done = [
         key
@@ -185,20 +269,69 @@ def save(
         )
     # The state as saved, built from what is in hand: pushed after commit, and kept on the
     # enrollment for the caller's response (enrollments.saved_state), with no query.
-    from onboarding.enrollments import enrollment_state
-
     enrollment.saved_state = state = enrollment_state(enrollment=enrollment, completions=derived.completions)
-    end_user_id = enrollment.end_user_id
-    live_progress.push_after_commit(end_user_id=end_user_id, state=state)
+    live_progress.push_after_commit(end_user_id=enrollment.end_user_id, state=state)
+
+
+def save(
+    enrollment: Enrollment,
+    *,
+    before: dict[str, CompletionState],
+    derived: Derived,
+    bump_revision: bool = True,
+    force: bool = False,
+    answers_changed: bool = False,
+) -> bool:
+    """Write what changed (completions, then the enrollment with a new revision, and its
+    answers when the caller changed them) and push the new state after commit. Returns whether
+    anything changed. Call with the enrollment locked."""
+    write = _plan_write(
+        enrollment,
+        before=before,
+        derived=derived,
+        bump_revision=bump_revision,
+        force=force,
+        answers_changed=answers_changed,
+    )
+    if write is None:
+        return False
+    _write_completions([write])
+    _write_enrollment(write)
+    _after_write(write)
     return True
+
+
+def save_locked(items: Iterable[tuple[Enrollment, dict[str, CompletionState], Derived, bool]]) -> None:
+    """`save` for many enrollments this transaction holds locked or created, each item
+    (enrollment, before, derived, bump revision): one completion INSERT and one enrollment
+    UPDATE for them all, however many there are."""
+    writes = [
+        write
+        for enrollment, before, derived, bump_revision in items
+        if (
+            write := _plan_write(
+                enrollment,
+                before=before,
+                derived=derived,
+                bump_revision=bump_revision,
+                force=False,
+                answers_changed=False,
+            )
+        )
+    ]
+    if not writes:
+        return
+    _write_completions(writes)
+    _write_locked_enrollments(writes)
+    for write in writes:
+        _after_write(write)
 
 
 # --- Enrolment on identify ------------------------------------------------------------------------
 
 
-def enrol(*, end_user: EndUser, enrolled_at: datetime, published: list | None = None) -> Enrollment | None:
-    """Enrol an end user who has no enrollment at all on the planner's path. Idempotent: a
-    concurrent enrolment of the same user wins and this returns None."""
+def _new_enrollment(*, end_user: EndUser, enrolled_at: datetime, published: list | None) -> Enrollment | None:
+    """The planner's enrollment for this user, not yet saved; None when no path matches."""
     decision = planner.choose_path(end_user=end_user, published=published)
     if decision.path_version is None:
         logger.info(
@@ -216,21 +349,72 @@ def enrol(*, end_user: EndUser, enrolled_at: datetime, published: list | None = 
         enrolled_at=enrolled_at,
         step_entered_at=enrolled_at,
     )
+    enrollment.decision_source = decision.source
+    return enrollment
+
+
+def _enrollment_started(enrollment: Enrollment) -> None:
+    nudge_hooks.enrollment_started(workspace_id=enrollment.workspace_id, enrollment_id=enrollment.pk)
+    logger.info(
+        "enrollment.started",
+        extra={
+            "end_user_id": enrollment.end_user_id,
+            "path_version_id": enrollment.path_version_id,
+            "source": enrollment.decision_source,
+        },
+    )
+
+
+def enrol(*, end_user: EndUser, enrolled_at: datetime, published: list | None = None) -> Enrollment | None:
+    """Enrol an end user who has no enrollment at all on the planner's path. Idempotent: a
+    concurrent enrolment of the same user wins and this returns None."""
+    enrollment = _new_enrollment(end_user=end_user, enrolled_at=enrolled_at, published=published)
+    if enrollment is None:
+        return None
     try:
         with transaction.atomic():
             enrollment.save(force_insert=True)
     except IntegrityError:
         return None  # enrolled at the same moment by a concurrent batch (one active per user)
-    nudge_hooks.enrollment_started(workspace_id=enrollment.workspace_id, enrollment_id=enrollment.pk)
-    logger.info(
-        "enrollment.started",
-        extra={
-            "end_user_id": end_user.pk,
-            "path_version_id": decision.path_version.pk,
-            "source": decision.source,
-        },
-    )
+    _enrollment_started(enrollment)
     return enrollment
+
+
+def enrol_many(
+    *, end_users: list[EndUser], enrolled_at: dict[int, datetime], published: list | None
+) -> list[Enrollment]:
+    """Enrol a batch's new users in one INSERT. Should a concurrent batch have enrolled one of
+    them meanwhile, the INSERT rolls back to its savepoint and each user is enrolled on their
+    own, the way `enrol` does."""
+    pending = [
+        enrollment
+        for end_user in end_users
+        if (
+            enrollment := _new_enrollment(
+                end_user=end_user, enrolled_at=enrolled_at[end_user.pk], published=published
+            )
+        )
+    ]
+    if not pending:
+        return []
+    try:
+        with transaction.atomic():
+            Enrollment.objects.bulk_create(pending)
+    except IntegrityError:
+        enrollments = []
+        for enrollment in pending:
+            enrollment.pk = None
+            enrollment._state.adding = True
+            try:
+                with transaction.atomic():
+                    enrollment.save(force_insert=True)
+            except IntegrityError:
+                continue  # enrolled at the same moment by a concurrent batch
+            enrollments.append(enrollment)
+        pending = enrollments
+    for enrollment in pending:
+        _enrollment_started(enrollment)
+    return pending
 
 
 def _enrol_identified(workspace: Workspace, identified: dict[int, datetime]) -> set[int]:
@@ -238,18 +422,17 @@ def _enrol_identified(workspace: Workspace, identified: dict[int, datetime]) -> 
     enrolled = set(
         Enrollment.objects.filter(end_user_id__in=list(identified)).values_list("end_user_id", flat=True)
     )
-    new_ids = set()
     waiting = [end_user_id for end_user_id in identified if end_user_id not in enrolled]
     if not waiting:
-        return new_ids
+        return set()
     published = planner.published_versions(workspace_id=workspace.pk)
     if not published:
-        return new_ids  # no path to enrol on: nothing to decide for anyone in this batch
-    for end_user in EndUser.objects.filter(workspace=workspace, pk__in=waiting).order_by("pk"):
-        enrollment = enrol(end_user=end_user, enrolled_at=identified[end_user.pk], published=published)
-        if enrollment is not None:
-            new_ids.add(enrollment.pk)
-    return new_ids
+        return set()  # no path to enrol on: nothing to decide for anyone in this batch
+    end_users = list(EndUser.objects.filter(workspace=workspace, pk__in=waiting).order_by("pk"))
+    return {
+        enrollment.pk
+        for enrollment in enrol_many(end_users=end_users, enrolled_at=identified, published=published)
+    }
 
 
 # --- The batch hook ---------------------------------------------------------------------------------
@@ -328,8 +511,10 @@ def evaluate(
         )
         results[enrollment.pk] = (enrollment, before, derived)
     if commit:
-        for enrollment, before, derived in results.values():
-            save(enrollment, before=before, derived=derived, bump_revision=enrollment.pk not in created)
+        save_locked(
+            (enrollment, before, derived, enrollment.pk not in created)
+            for enrollment, before, derived in results.values()
+        )
     return results
 
 

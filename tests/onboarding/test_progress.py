@@ -10,7 +10,7 @@ from django.db import OperationalError
 from tenacity import wait_none
 
 from onboarding import enrollments, live_progress, progress, rebuild, retry
-from onboarding.models import Enrollment, Event, StepCompletion
+from onboarding.models import EndUser, Enrollment, Event, StepCompletion
 from tests.onboarding.engine_paths import T0, at, event_path, onboarding_path
 
 pytestmark = pytest.mark.django_db
@@ -127,6 +127,53 @@ def test_a_matching_track_completes_the_step_and_moves_the_current_step(workspac
         T0 + timedelta(hours=2),
         2,
     )
+
+
+def test_one_batch_enrols_and_moves_many_users_each_at_their_own_revision(workspace, send):
+    onboarding_path(workspace)
+    send(identify("old", 0))
+    send(track("old", "Project Created", 1, template="blank"))  # revision 2
+
+    # New users are enrolled and progressed together with an existing one, in one request.
+    send(
+        identify("new-1", 2),
+        identify("new-2", 2),
+        track("new-1", "Project Created", 3, message_id="n1", template="kanban"),
+        track("old", "Project Created", 3, message_id="old-again", template="crm"),
+        track("new-2", "Project Created", 3, message_id="n2-no-template"),
+    )
+
+    state = {
+        enrollment.end_user.external_id: (
+            enrollment.current_step_key,
+            enrollment.revision,
+            set(completions(enrollment)),
+        )
+        for enrollment in Enrollment.objects.select_related("end_user")
+    }
+    assert state == {
+        "old": ("profile", 2, {"create"}),  # already done: a later event changes nothing
+        "new-1": ("profile", 1, {"create"}),  # enrolled in this batch: keeps its first revision
+        "new-2": ("create", 1, set()),  # no template: the condition does not hold
+    }
+    assert StepCompletion.objects.get(enrollment__end_user__external_id="new-1").event.message_id == "n1"
+
+
+def test_enrolling_a_batch_when_one_user_was_enrolled_meanwhile_enrols_the_others(workspace, send):
+    onboarding_path(workspace)
+    send(track("early", "Page Viewed", 0), identify("taken", 0))
+    users = list(EndUser.objects.filter(external_id__in=["early", "taken"]).order_by("external_id"))
+    moment = T0 + timedelta(hours=1)
+
+    # "taken" has an active enrollment (as if a concurrent batch had enrolled it): the batch
+    # insert conflicts, and each user is enrolled on their own instead.
+    created = progress.enrol_many(
+        end_users=users, enrolled_at={user.pk: moment for user in users}, published=None
+    )
+
+    assert [enrollment.end_user.external_id for enrollment in created] == ["early"]
+    assert Enrollment.objects.filter(end_user__external_id="taken").count() == 1
+    assert Enrollment.objects.get(end_user__external_id="early").enrolled_at == moment
 
 
 def test_count_within_a_window_of_the_previous_step(workspace, send):
