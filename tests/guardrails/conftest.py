@@ -3,6 +3,8 @@
 import pytest
 import redis
 
+from guardrails import ratelimit
+
 
 def clear_abuse_counters(url: str) -> None:
     """Drop the limiter's and detector's Redis keys, so each test starts from zero."""
@@ -23,3 +25,14 @@ def limiter(request, settings):
     else:
         settings.REDIS_URL = ""
         yield request.param
+
+
+@pytest.fixture
+def at_minute(monkeypatch):
+    """Sets the limiter's clock to a minute: at_minute(m). Counting tests pin it, or a minute
+    boundary falling between two requests would split their counts."""
+
+    def set_minute(minute: int) -> None:
+        monkeypatch.setattr(ratelimit, "current_minute", lambda: minute)
+
+    return set_minute

@@ -41,16 +41,6 @@ def write_key(tenant) -> ApiKey:
     return tenant[0].api_keys.get(kind=ApiKey.Kind.WRITE)
 
 
-@pytest.fixture
-def at_minute(monkeypatch):
-    """Sets the limiter's clock to a minute: at_minute(m)."""
-
-    def set_minute(minute: int) -> None:
-        monkeypatch.setattr(ratelimit, "current_minute", lambda: minute)
-
-    return set_minute
-
-
 def send(at_minute, api_key: ApiKey, minute: int, *, events: int = 0, identifies: int = 0) -> None:
     at_minute(minute)
     ratelimit.admit(api_key=api_key, events=events + identifies, identifies=identifies)

@@ -209,25 +209,27 @@ def test_an_unreachable_limiter_costs_no_timeout_while_the_breaker_is_open(setti
     assert len(calls) == 1
 
 
-def test_the_single_call_and_batch_counts(limiter, settings, segment, tenant):
+def test_the_single_call_and_batch_counts(limiter, at_minute, settings, segment, tenant):
+    minute = ratelimit.current_minute()
+    at_minute(minute)
     settings.INGEST_RATE_LIMIT_EVENTS_PER_SECOND = 0
     segment("track", track(1))
     segment("batch", batch([identify(1), identify(2), track(2)]))
 
-    minute = ratelimit.current_minute()
     api_key = tenant[0].api_keys.get(kind="write")
     counts = ratelimit.counters().minute_counts(api_key_ids=[api_key.pk], minutes=[minute])[api_key.pk][0]
 
     assert (counts.events, counts.identifies, counts.invalid, counts.limited) == (4, 2, 0, 0)
 
 
-def test_invalid_events_are_counted_for_the_key(limiter, settings, segment, tenant):
+def test_invalid_events_are_counted_for_the_key(limiter, at_minute, settings, segment, tenant):
+    minute = ratelimit.current_minute()
+    at_minute(minute)
     settings.INGEST_RATE_LIMIT_EVENTS_PER_SECOND = 0
     response = segment("batch", batch([track(1), {"type": "track"}, {"type": "nonsense"}]))
     single = segment("track", {"type": "track", "userId": "ada"})  # no event name
     not_a_batch = segment("batch", {"batch": "nope"})
 
-    minute = ratelimit.current_minute()
     api_key = tenant[0].api_keys.get(kind="write")
     counts = ratelimit.counters().minute_counts(api_key_ids=[api_key.pk], minutes=[minute])[api_key.pk][0]
 
