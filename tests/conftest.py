@@ -10,6 +10,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from config.logging import JsonFormatter
@@ -105,6 +106,17 @@ def _fresh_debugger_listener_checks():
     live._listening.clear()
     yield
     live._listening.clear()
+
+
+@pytest.fixture
+def frozen_now(monkeypatch):
+    """Stops django.utils.timezone.now, which the code and the auto_now(_add) fields read, at the
+    current instant, and returns it. Tests that count per calendar day (the daily cap, the LLM
+    budget) use it: a midnight falling between two checks, or between a row's timestamp and the
+    check that reads it, would put them on different days."""
+    instant = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: instant)
+    return instant
 
 
 @pytest.fixture

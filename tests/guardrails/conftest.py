@@ -1,9 +1,12 @@
 """Fixtures shared by the rate-limit and abuse-detection tests."""
 
+import time
+from types import SimpleNamespace
+
 import pytest
 import redis
 
-from guardrails import ratelimit
+from guardrails import ratelimit, token_misuse
 
 
 def clear_abuse_counters(url: str) -> None:
@@ -36,3 +39,11 @@ def at_minute(monkeypatch):
         monkeypatch.setattr(ratelimit, "current_minute", lambda: minute)
 
     return set_minute
+
+
+@pytest.fixture
+def one_misuse_window(monkeypatch):
+    """Holds the token-misuse counter's clock at the current instant: its windows turn every
+    WINDOW_SECONDS, and a turn falling between a test's refusals would split their count."""
+    now = time.time()
+    monkeypatch.setattr(token_misuse, "time", SimpleNamespace(time=lambda: now))

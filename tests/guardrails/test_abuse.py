@@ -318,7 +318,9 @@ def ada_and_grace(tenant):
     )
 
 
-def test_a_token_used_on_another_users_url_again_and_again_flags_its_holder(api_client, ada_and_grace):
+def test_a_token_used_on_another_users_url_again_and_again_flags_its_holder(
+    api_client, ada_and_grace, one_misuse_window
+):
     ada, _ = ada_and_grace
     token, _ = tokens.token_issue(end_user=ada)
     client = _bearer(api_client, token)
@@ -347,7 +349,7 @@ def test_a_token_used_on_another_users_url_again_and_again_flags_its_holder(api_
 
 
 def test_an_expired_token_replayed_is_flagged_without_stopping_the_users_nudges(
-    api_client, ada_and_grace, monkeypatch
+    api_client, ada_and_grace, monkeypatch, one_misuse_window
 ):
     ada, _ = ada_and_grace
     token, expires_at = tokens.token_issue(end_user=ada, lifetime=timedelta(seconds=60))
@@ -367,7 +369,9 @@ def test_an_expired_token_replayed_is_flagged_without_stopping_the_users_nudges(
     assert "abuse_flag" not in [reason.code for reason in policy.check(policy.LLM_CALL, ada).reasons]
 
 
-def test_forged_tokens_are_counted_per_client_and_flagged_unverified(api_client, ada_and_grace, settings):
+def test_forged_tokens_are_counted_per_client_and_flagged_unverified(
+    api_client, ada_and_grace, settings, one_misuse_window
+):
     ada, _ = ada_and_grace
     token, _ = tokens.token_issue(end_user=ada)
     server_secret = settings.SECRET_KEY
@@ -389,7 +393,9 @@ def test_forged_tokens_are_counted_per_client_and_flagged_unverified(api_client,
     assert "127.0.0.1" not in str(flag.detail)
 
 
-def test_garbage_tokens_naming_no_workspace_are_only_logged(api_client, ada_and_grace, caplog):
+def test_garbage_tokens_naming_no_workspace_are_only_logged(
+    api_client, ada_and_grace, caplog, one_misuse_window
+):
     client = _bearer(api_client, "ut_garbage")
 
     statuses = {client.get(ONBOARDING.format("ada")).status_code for _ in range(token_misuse.THRESHOLD)}

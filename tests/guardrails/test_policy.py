@@ -142,6 +142,7 @@ def test_an_explicit_grant_allows_what_the_default_denies():
 # --- Daily cap -------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("frozen_now")
 def test_the_second_nudge_of_the_day_is_denied_with_when_the_cap_was_reached():
     end_user = user_in("Europe/Paris")
     first = send(end_user, "email")
@@ -168,6 +169,7 @@ def end_user_zone(end_user):
     return ZoneInfo(end_user.timezone)
 
 
+@pytest.mark.usefixtures("frozen_now")
 def test_the_workspace_sets_the_cap():
     end_user = user_in()
     workspace_policy(end_user, daily_nudge_cap=3)
@@ -349,6 +351,7 @@ def _llm_call(end_user, cost, created_at=None):
         LLMCall.objects.filter(pk=call.pk).update(created_at=created_at)
 
 
+@pytest.mark.usefixtures("frozen_now")
 def test_the_llm_budget_counts_today_s_calls_of_the_workspace():
     end_user = user_in()
     workspace_policy(end_user, llm_daily_budget_usd=Decimal("5.00"))

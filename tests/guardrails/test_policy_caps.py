@@ -23,6 +23,10 @@ from tests.guardrails.policy_setup import (  # noqa: F401  (fixtures)
 
 TRIGGERS = 50
 
+# Every test here checks one user twice or more and expects the same day's cap: the clock is held
+# still, or a midnight (in the user's zone) between two checks would start a new day's cap.
+pytestmark = pytest.mark.usefixtures("frozen_now")
+
 
 def _fifty_at_once(end_user) -> list[policy.Decision]:
     barrier = threading.Barrier(TRIGGERS)

@@ -353,6 +353,7 @@ def test_a_pii_detector_past_its_budget_blocks_the_call(llm, settings):
     assert llm.received == []
 
 
+@pytest.mark.usefixtures("frozen_now")  # the spend and the check on one (UTC) day
 def test_a_workspace_over_its_daily_llm_budget_gets_the_static_template(llm):
     email = case()
     WorkspacePolicy.objects.create(workspace=email.nudge.workspace, llm_daily_budget_usd=Decimal("0.0100"))

@@ -158,6 +158,7 @@ def test_without_email_consent_the_next_channel_is_used_and_the_denial_is_traced
     assert httpserver.log == []
 
 
+@pytest.mark.usefixtures("frozen_now")  # a midnight between the two would start a new cap
 def test_the_daily_cap_suppresses_the_second_nudge_of_the_day_and_says_so(setup, httpserver):
     _accept(httpserver)
     first = _stuck(setup["enrollment"])
@@ -178,9 +179,12 @@ def test_the_daily_cap_suppresses_the_second_nudge_of_the_day_and_says_so(setup,
 
 def test_quiet_hours_defer_the_nudge_to_their_end_then_it_is_sent(setup, httpserver):
     _accept(httpserver)
+    # From the start of this hour (UTC: the user has no time zone) for two hours: at least an
+    # hour of quiet ahead, whatever the time of day the test runs at.
+    hour = timezone.now().hour
     WorkspacePolicy.objects.update_or_create(
         workspace=setup["workspace"],
-        defaults={"quiet_hours_start": time(0, 0), "quiet_hours_end": time(23, 59)},
+        defaults={"quiet_hours_start": time(hour), "quiet_hours_end": time((hour + 2) % 24)},
     )
     setup["trigger"].channels = ["email"]
     setup["trigger"].save()

@@ -78,7 +78,7 @@ def test_ten_workers_on_one_nudge_send_it_once(postgres):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("generous_budget", "fresh_caps")
+@pytest.mark.usefixtures("generous_budget", "fresh_caps", "frozen_now")  # one day: see frozen_now
 def test_ten_triggers_for_one_user_at_once_send_only_the_daily_cap(postgres):
     end_user = EndUserFactory(timezone="Europe/Paris")
     for _ in range(3):

@@ -309,6 +309,7 @@ def test_retire_a_version_and_not_twice(template, author):
 # --- The policy's dry run (the preview) -------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("frozen_now")  # the real check and the dry run after it on one day
 def test_a_dry_run_evaluates_every_rule_but_records_and_reserves_nothing(settings):
     settings.REDIS_URL = ""  # the cap counted by the database, to see it unchanged
     end_user = EndUserFactory(timezone="Europe/Paris")

@@ -152,8 +152,9 @@ async def test_a_user_not_yet_enrolled_gets_null_then_the_enrollment(tenant):
 async def test_the_socket_closes_when_its_token_expires(tenant):
     enrolled = await _setup(tenant, "u-1")
     enrollment = enrolled["u-1"][1]
+    # Expiry is a whole second, rounded down: 2 s leaves at least 1 s to connect before it.
     short_lived, _ = await database_sync_to_async(tokens.token_issue)(
-        end_user=enrollment.end_user, lifetime=timedelta(seconds=1)
+        end_user=enrollment.end_user, lifetime=timedelta(seconds=2)
     )
     communicator, connected, _ = await _connect(short_lived)
     assert connected
