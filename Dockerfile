@@ -9,7 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=config.settings \
     VAR_DIR=/app/var \
     STATIC_ROOT=/app/staticfiles \
-    # uvicorn worker processes; bench/ingest.py measures the count to use for 2 cores.
+    # web worker processes (config/serve.py); bench/ingest.py measures the count to use for 2 cores.
     WEB_CONCURRENCY=3
 
 WORKDIR /app
@@ -30,5 +30,5 @@ RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=build-only-collectstatic-key-never-used-at-
 
 USER app
 EXPOSE 8000
-CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--timeout-graceful-shutdown", "30"]
+# config/serve.py: WEB_CONCURRENCY uvicorn workers (uvloop, httptools), a SO_REUSEPORT socket each.
+CMD ["python", "-m", "config.serve", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "30"]

@@ -426,11 +426,13 @@ def _manage(env: dict, *args: str) -> str:
 
 
 def start_server(env: dict, port: int, workers: int, app: str) -> subprocess.Popen:
-    """uvicorn with uvloop and httptools; W worker processes under uvicorn's supervisor."""
+    """The production server (config/serve.py): W uvicorn workers (uvloop, httptools), each on
+    its own SO_REUSEPORT socket."""
     command = [
         PYTHON,
         "-m",
-        "uvicorn",
+        "config.serve",
+        "--app",
         app,
         "--host",
         HOST,
@@ -438,12 +440,6 @@ def start_server(env: dict, port: int, workers: int, app: str) -> subprocess.Pop
         str(port),
         "--workers",
         str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--lifespan",
-        "off",
         "--no-access-log",
         "--log-level",
         "warning",
