@@ -99,6 +99,16 @@ def _static_files_without_collectstatic(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache. Cached completions are keyed by enrollment id,
+    revision and enrolment time: on SQLite a rolled-back test's ids are given out again, and with
+    fixed event times the next test's enrollment met the last one's entries."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_debugger_listener_checks():
     """Each process remembers for a second whether anyone listens; tests start unremembered."""
     from onboarding import live
