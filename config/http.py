@@ -15,12 +15,16 @@ thread does. Django keeps its cache connections per context: in a fresh context 
 every request built a new Redis connection pool and connected again.
 
 Websocket frames sent from a view with `async_to_sync` still run on the server's event loop (and
-its Redis connections): `sync_to_async` tells the thread which loop it came from.
+its Redis connections): `sync_to_async` tells the thread which loop it came from. Work the request
+need not wait for (the progress pushes after a write) goes to that loop with `run_soon` instead.
 """
 
+import asyncio
 import contextvars
+import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -30,6 +34,33 @@ from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpResponse
 from django.urls import set_script_prefix
+
+logger = logging.getLogger(__name__)
+
+# The server's event loop, in the threads serving its requests (unset anywhere else).
+_serving_loop: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
+    "serving_loop", default=None
+)
+_running: set[Future] = set()  # what run_soon started: referenced until done
+
+
+def run_soon(coroutine_function: Callable[..., Coroutine], *args) -> bool:
+    """In a request's thread, start `coroutine_function(*args)` on the server's event loop and
+    return at once: the request does not wait for it (nor for the loop to get to it). Elsewhere
+    (a test client, a job, a command) return False, and the caller runs it itself."""
+    loop = _serving_loop.get()
+    if loop is None or loop.is_closed():
+        return False
+    future = asyncio.run_coroutine_threadsafe(coroutine_function(*args), loop)
+    _running.add(future)
+    future.add_done_callback(_finished)
+    return True
+
+
+def _finished(future: Future) -> None:
+    _running.discard(future)
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("http.run_soon_failed", exc_info=future.exception())
 
 
 class ThreadPoolASGIHandler(ASGIHandler):
@@ -52,21 +83,22 @@ class ThreadPoolASGIHandler(ASGIHandler):
             run = sync_to_async(
                 self._respond_in_thread_context, thread_sensitive=False, executor=self._executor
             )
-            response = await run(scope, body_file, send)
+            response = await run(scope, body_file, send, asyncio.get_running_loop())
         finally:
             body_file.close()
         if response is not None:  # not streamed from the thread: send it from here
             await self.send_response(response, send)
 
-    def _respond_in_thread_context(self, scope, body_file, send) -> HttpResponse | None:
+    def _respond_in_thread_context(self, scope, body_file, send, loop) -> HttpResponse | None:
         context = getattr(self._thread, "context", None)
         if context is None:
             context = self._thread.context = contextvars.Context()
-        return context.run(self._respond, scope, body_file, send)
+        return context.run(self._respond, scope, body_file, send, loop)
 
-    def _respond(self, scope, body_file, send) -> HttpResponse | None:
+    def _respond(self, scope, body_file, send, loop) -> HttpResponse | None:
         """The request cycle, in a pool thread. Streaming responses are sent from here, so that
         their iterator (often a database cursor) runs in the thread that owns the connection."""
+        _serving_loop.set(loop)
         set_script_prefix(self._script_prefix(scope))
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)

@@ -11,6 +11,7 @@ import logging
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from config import http
 from config.on_commit import on_commit_batched
 
 logger = logging.getLogger(__name__)
@@ -24,13 +25,7 @@ def progress_group(end_user_id: int) -> str:
 
 def push(*, end_user_id: int, state: dict) -> None:
     """Send an enrollment's state to its end user's sockets; logged, never raised, on failure."""
-    try:
-        message = {"type": MESSAGE_TYPE, "state": state}
-        async_to_sync(get_channel_layer().group_send)(progress_group(end_user_id), message)
-    except Exception:
-        logger.warning(
-            "progress.push_failed", extra={"enrollment_id": state.get("enrollment_id")}, exc_info=True
-        )
+    _send([(end_user_id, state)])
 
 
 def push_after_commit(*, end_user_id: int, state: dict) -> None:
@@ -43,26 +38,43 @@ def _push_all(items: list[tuple[int, dict]]) -> None:
     if len(items) == 1:
         end_user_id, state = items[0]
         push(end_user_id=end_user_id, state=state)
+    else:
+        _send(items)
+
+
+def _send(items: list[tuple[int, dict]]) -> None:
+    """In a request's thread the request does not wait for the sends (config.http.run_soon);
+    elsewhere (jobs, commands, tests' clients) they are done before this returns."""
+    if http.run_soon(_send_all, items):
         return
-
-    async def send_all() -> list:
-        layer = get_channel_layer()
-        return await asyncio.gather(
-            *(
-                layer.group_send(progress_group(end_user_id), {"type": MESSAGE_TYPE, "state": state})
-                for end_user_id, state in items
-            ),
-            return_exceptions=True,
-        )
-
     try:
-        results = async_to_sync(send_all)()
-    except Exception:
+        async_to_sync(_send_all)(items)
+    except Exception:  # no event loop to be had, say
+        logger.warning("progress.push_failed", extra={"pushes": len(items)}, exc_info=True)
+
+
+async def _send_all(items: list[tuple[int, dict]]) -> None:
+    try:
+        layer = get_channel_layer()
+    except Exception:  # a layer that cannot be built (its settings, its server)
         logger.warning("progress.push_failed", extra={"pushes": len(items)}, exc_info=True)
         return
+    results = await asyncio.gather(
+        *(
+            layer.group_send(progress_group(end_user_id), {"type": MESSAGE_TYPE, "state": state})
+            for end_user_id, state in items
+        ),
+        return_exceptions=True,
+    )
     failed = [result for result in results if isinstance(result, Exception)]
     if failed:
         logger.warning(
             "progress.push_failed",
-            extra={"pushes": len(items), "failed": len(failed), "error_type": type(failed[0]).__name__},
+            extra={
+                "pushes": len(items),
+                "failed": len(failed),
+                "enrollment_id": items[0][1].get("enrollment_id"),
+                "error_type": type(failed[0]).__name__,
+            },
+            exc_info=failed[0] if len(items) == 1 else None,
         )

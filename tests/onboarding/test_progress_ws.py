@@ -1,15 +1,20 @@
 """The progress websocket: token authentication, the state on connect, a frame on every change,
 and never another user's frames."""
 
+import asyncio
+import json
 import time
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import HttpCommunicator
 from django.db import connection
 from rest_framework.test import APIClient
 
+from config.asgi import application
 from onboarding import tokens
 from tests.conftest import basic_auth
 from tests.onboarding import websockets
@@ -163,3 +168,38 @@ async def test_the_socket_closes_when_its_token_expires(tenant):
     closed = await communicator.receive_output(timeout=4)
 
     assert closed == {"type": "websocket.close", "code": 4401}
+
+
+async def test_through_the_server_a_write_is_answered_without_waiting_for_its_push(tenant, monkeypatch):
+    """In the server's request threads the push goes to the event loop: the response is sent
+    whatever the channel layer is doing, and the frame follows when the layer sends it."""
+    _, _, secret_key = tenant
+    enrolled = await _setup(tenant, "u-1")
+    socket, connected, _ = await _connect(enrolled["u-1"][0])
+    assert connected
+    await socket.receive_json_from(timeout=3)  # the state on connect
+    layer = get_channel_layer()
+    release = asyncio.Event()
+    group_send = layer.group_send
+
+    async def held_group_send(group, message):
+        await release.wait()
+        await group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", held_group_send)
+    request = HttpCommunicator(
+        application,
+        "POST",
+        "/api/v1/users/u-1/onboarding/steps/create-project/complete",
+        headers=[(b"host", b"testserver"), (b"authorization", basic_auth(secret_key).encode())],
+    )
+
+    response = await request.get_response(timeout=10)  # would time out were the push awaited
+
+    assert response["status"] == 200, response["body"]
+    assert await socket.receive_nothing(timeout=0.2)
+    release.set()
+    frame = await socket.receive_json_from(timeout=3)
+    assert frame["state"]["revision"] == json.loads(response["body"])["revision"]
+    assert frame["state"]["steps"][0]["status"] == "completed"
+    await socket.disconnect()
