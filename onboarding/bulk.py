@@ -11,7 +11,9 @@ model instance per row and a CASE per field and object: milliseconds a batch tha
 Only identifiers from models' own metadata are interpolated into SQL; every value is bound.
 """
 
+import json
 from collections.abc import Sequence
+from datetime import date, datetime, time
 from functools import cache
 from typing import Any
 
@@ -36,7 +38,18 @@ def _columns(model: type[Model], fields: tuple[str, ...]) -> tuple[tuple[str, ..
 
 
 def _postgresql_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    return orjson.dumps([dict(zip(columns, row, strict=True)) for row in rows]).decode()
+    document = [dict(zip(columns, row, strict=True)) for row in rows]
+    try:
+        return orjson.dumps(document).decode()
+    except TypeError:  # an integer beyond 64 bits (a JSON field parsed by the standard library)
+        return json.dumps(document, default=_isoformat)
+
+
+def _isoformat(value: Any) -> str:
+    """Datetimes as orjson writes them (RFC 3339, microseconds kept)."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _generic_params(model_fields, rows: Sequence[Sequence[Any]]) -> list[Any]:

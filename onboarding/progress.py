@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from nudges import hooks as nudge_hooks
@@ -183,26 +182,6 @@ def _write_completions(writes: list[_Write]) -> None:
             )
 
 
-def _write_enrollment(write: _Write) -> None:
-    enrollment = write.enrollment
-    updates = {
-        "status": enrollment.status,
-        "current_step_key": enrollment.current_step_key,
-        "step_entered_at": enrollment.step_entered_at,
-        "completed_at": enrollment.completed_at,
-        "updated_at": timezone.now(),
-    }
-    if write.step_changed:
-        updates["stuck_at"] = enrollment.stuck_at = None
-    if write.bump_revision:
-        updates["revision"] = F("revision") + 1
-    if write.answers_changed:
-        updates["answers"] = enrollment.answers
-    Enrollment.objects.filter(pk=enrollment.pk).update(**updates)
-    if write.bump_revision:
-        enrollment.revision += 1
-
-
 ENROLLMENT_STATE_COLUMNS = (
     "status",
     "current_step_key",
@@ -214,10 +193,12 @@ ENROLLMENT_STATE_COLUMNS = (
 )
 
 
-def _write_locked_enrollments(writes: list[_Write]) -> None:
-    """One UPDATE for many enrollments, with the revisions worked out here: only for rows
-    this transaction holds locked (or inserted), whose revision nobody else can move."""
+def _write_enrollments(writes: list[_Write]) -> None:
+    """One UPDATE for the enrollments of `writes` (and their answers, when a write changed them),
+    with the revisions worked out here: only for rows this transaction holds locked (or
+    inserted), whose revision nobody else can move."""
     now = timezone.now()
+    with_answers = any(write.answers_changed for write in writes)
     rows = []
     for write in writes:
         enrollment = write.enrollment
@@ -225,19 +206,19 @@ def _write_locked_enrollments(writes: list[_Write]) -> None:
             enrollment.stuck_at = None
         if write.bump_revision:
             enrollment.revision += 1
-        rows.append(
-            (
-                enrollment.pk,
-                enrollment.status,
-                enrollment.current_step_key,
-                enrollment.step_entered_at,
-                enrollment.completed_at,
-                now,
-                enrollment.stuck_at,
-                enrollment.revision,
-            )
+        row = (
+            enrollment.pk,
+            enrollment.status,
+            enrollment.current_step_key,
+            enrollment.step_entered_at,
+            enrollment.completed_at,
+            now,
+            enrollment.stuck_at,
+            enrollment.revision,
         )
-    bulk.update(Enrollment, ENROLLMENT_STATE_COLUMNS, rows)
+        rows.append((*row, enrollment.answers) if with_answers else row)
+    columns = (*ENROLLMENT_STATE_COLUMNS, "answers") if with_answers else ENROLLMENT_STATE_COLUMNS
+    bulk.update(Enrollment, columns, rows)
 
 
 def _after_write(write: _Write) -> None:
@@ -295,9 +276,7 @@ def save(
     )
     if write is None:
         return False
-    _write_completions([write])
-    _write_enrollment(write)
-    _after_write(write)
+    _apply([write])
     return True
 
 
@@ -319,10 +298,14 @@ def save_locked(items: Iterable[tuple[Enrollment, dict[str, CompletionState], De
             )
         )
     ]
+    _apply(writes)
+
+
+def _apply(writes: list[_Write]) -> None:
     if not writes:
         return
     _write_completions(writes)
-    _write_locked_enrollments(writes)
+    _write_enrollments(writes)
     for write in writes:
         _after_write(write)
 

@@ -323,6 +323,19 @@ def test_valid_answers_are_saved_and_complete_the_form_step(server):
     assert _steps(state)["profile"] == "completed"
 
 
+def test_a_number_beyond_64_bits_is_saved_as_sent(server):
+    """JSON numbers have no size limit, and the body is parsed as it came."""
+    response = server.post(
+        ONBOARDING.format("u-1") + "/answers",
+        {"step": "profile", "answers": {"role": "admin", "team_size": 10**30}},
+        format="json",
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["answers"]["profile"]["team_size"] == 10**30
+    assert Enrollment.objects.get().answers["profile"]["team_size"] == 10**30
+
+
 def test_answers_need_a_step_and_an_object(server):
     body = _assert_json_error(server.post(ONBOARDING.format("u-1") + "/answers", {}, format="json"), 400)
     assert {error["field"] for error in body["errors"]} == {"step", "answers"}
