@@ -352,15 +352,21 @@ def enrol(*, end_user: EndUser, enrolled_at: datetime, published: list | None = 
     """Enrol an end user who has no enrollment at all on the planner's path. Idempotent: a
     concurrent enrolment of the same user wins and this returns None."""
     enrollment = _new_enrollment(end_user=end_user, enrolled_at=enrolled_at, published=published)
-    if enrollment is None:
+    if enrollment is None or not _insert_alone(enrollment):
         return None
+    _enrollment_started(enrollment)
+    return enrollment
+
+
+def _insert_alone(enrollment: Enrollment) -> bool:
+    """INSERT one enrollment in a savepoint; False when the user was enrolled at the same moment
+    by a concurrent batch (one active enrollment per user)."""
     try:
         with transaction.atomic():
             enrollment.save(force_insert=True)
     except IntegrityError:
-        return None  # enrolled at the same moment by a concurrent batch (one active per user)
-    _enrollment_started(enrollment)
-    return enrollment
+        return False
+    return True
 
 
 def enrol_many(
@@ -384,17 +390,10 @@ def enrol_many(
         with transaction.atomic():
             Enrollment.objects.bulk_create(pending)
     except IntegrityError:
-        enrollments = []
-        for enrollment in pending:
+        for enrollment in pending:  # the rolled-back INSERT left them looking saved
             enrollment.pk = None
             enrollment._state.adding = True
-            try:
-                with transaction.atomic():
-                    enrollment.save(force_insert=True)
-            except IntegrityError:
-                continue  # enrolled at the same moment by a concurrent batch
-            enrollments.append(enrollment)
-        pending = enrollments
+        pending = [enrollment for enrollment in pending if _insert_alone(enrollment)]
     for enrollment in pending:
         _enrollment_started(enrollment)
     return pending
