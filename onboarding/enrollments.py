@@ -18,6 +18,7 @@ from django.utils import timezone
 from onboarding import answers as answer_aggregation
 from onboarding import progress, questions, retry
 from onboarding.models import EndUser, Enrollment, StepCompletion, Workspace
+from onboarding.prepared import PreparedQuery
 from onboarding.progress import CompletionState
 from paths import rules
 
@@ -65,12 +66,22 @@ def enrollment_get_for_user(*, workspace: Workspace, user_id: str) -> Enrollment
     """The end user's active enrollment, else their latest one; user_id is the external userId.
 
     A person has one enrollment, rarely a few, so they are all read and the choice is made
-    here: an ORDER BY on a CASE costs more to build than the rows cost to sort.
+    here: an ORDER BY on a CASE costs more to build than the rows cost to sort. Every progress
+    API call and socket starts here, so the query is built once per process (prepared.py).
     """
-    found = Enrollment.objects.filter(workspace=workspace, end_user__external_id=user_id).select_related(
-        "path_version__path", "end_user"
-    )
+    found = _ENROLLMENTS_OF_USER.all(workspace.pk, user_id)
     return max(found, key=_active_then_latest, default=None)
+
+
+_ENROLLMENTS_OF_USER = PreparedQuery(
+    lambda workspace_id, user_id: (
+        Enrollment.objects.filter(workspace_id=workspace_id, end_user__external_id=user_id)
+        .select_related("path_version__path", "end_user")
+        .order_by()
+    ),
+    0,
+    "",
+)
 
 
 def _active_then_latest(enrollment: Enrollment) -> tuple:
@@ -199,11 +210,19 @@ def _locked(enrollment: Enrollment) -> Enrollment:
     """The enrollment's row as it is now, locked until the transaction ends, so a concurrent
     writer holding the same revision waits and then finds it stale. Its path version (pinned)
     and end user are the ones the caller read."""
-    locked = Enrollment.objects.select_for_update(no_key=True).get(pk=enrollment.pk)
+    found = _ENROLLMENT_LOCKED.all(enrollment.pk)
+    if not found:
+        raise Enrollment.DoesNotExist(f"enrollment {enrollment.pk} was deleted")
+    locked = found[0]
     locked.end_user = enrollment.end_user
     if locked.path_version_id == enrollment.path_version_id:
         locked.path_version = enrollment.path_version
     return locked
+
+
+_ENROLLMENT_LOCKED = PreparedQuery(
+    lambda pk: Enrollment.objects.select_for_update(no_key=True).filter(pk=pk).order_by(), 0
+)
 
 
 def _now_after(row: CompletionState | None) -> datetime:

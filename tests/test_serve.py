@@ -14,7 +14,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"),
+    # The servers use the tests' database, which pytest-django creates only for tests that ask.
+    pytest.mark.django_db,
+]
 
 
 def _free_port() -> int:
@@ -52,12 +56,26 @@ def _server_side_inode(server_port: int, client_port: int) -> str | None:
     return None
 
 
+def _database_url_of_tests() -> dict:
+    """On PostgreSQL the server uses the tests' database: the one DATABASE_URL names may not exist
+    on a developer's machine, and /healthz answers 503 without it."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql" or "DATABASE_URL" not in os.environ:
+        return {}
+    scheme, _, rest = os.environ["DATABASE_URL"].partition("://")
+    server_part = rest.split("/", 1)[0]
+    return {"DATABASE_URL": f"{scheme}://{server_part}/{database['NAME']}"}
+
+
 @pytest.fixture
 def server():
     """Starts `python -m config.serve` with two workers; yields (process, port)."""
     port = _free_port()
     env = {
         **os.environ,
+        **_database_url_of_tests(),
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": "serve-test-" + "k" * 50,
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
