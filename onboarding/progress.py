@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from nudges import hooks as nudge_hooks
 from onboarding import answers, bulk, completions_cache, enrollment_signals, retry
 from onboarding.models import EndUser, Enrollment, Event, StepCompletion, Workspace
+from onboarding.prepared import PreparedQuery
 from onboarding.progress_state import EVENT, CompletionState, Derived, active_completions, derive
 from paths import planner, rules
 
@@ -420,12 +422,33 @@ def _enrol_identified(workspace: Workspace, identified: dict[int, datetime]) -> 
 # --- The batch hook ---------------------------------------------------------------------------------
 
 
-def locked_enrollments(queryset, *, lock: bool = True) -> list[Enrollment]:
+def _for_update(queryset: QuerySet, *, lock: bool = True) -> QuerySet:
     """Enrollments with their path version, locked in primary-key order so concurrent batches
     never deadlock. Only the enrollment rows are locked, not the shared path version row."""
     if lock:
         queryset = queryset.select_for_update(no_key=True, of=("self",))
-    return list(queryset.select_related("path_version__path", "end_user").order_by("pk"))
+    return queryset.select_related("path_version__path", "end_user").order_by("pk")
+
+
+def _live_enrollments_locked(workspace_id: int, end_user_ids: list[int]) -> list[Enrollment]:
+    """The people's live enrollments, locked. One person's (a client's single event: most
+    requests) through a query compiled once: building it took a fifth of such a request's CPU."""
+    if len(end_user_ids) == 1:
+        return _LIVE_ENROLLMENTS_OF_END_USER.all(workspace_id, end_user_ids[0], *LIVE_STATUSES)
+    queryset = Enrollment.objects.filter(
+        workspace_id=workspace_id, end_user_id__in=end_user_ids, status__in=LIVE_STATUSES
+    )
+    return list(_for_update(queryset))
+
+
+_LIVE_ENROLLMENTS_OF_END_USER = PreparedQuery(
+    lambda workspace_id, end_user_id, *statuses: _for_update(
+        Enrollment.objects.filter(workspace_id=workspace_id, end_user_id=end_user_id, status__in=statuses)
+    ),
+    0,
+    1,
+    *(f"status-{index}" for index in range(len(LIVE_STATUSES))),
+)
 
 
 def evaluate(
@@ -446,10 +469,8 @@ def evaluate(
     enrollments = list(known.values())
     missing = [pk for pk in scopes if pk not in known]
     if missing:
-        enrollments += locked_enrollments(
-            Enrollment.objects.filter(pk__in=missing, workspace_id=workspace_id),
-            lock=commit if lock is None else lock,
-        )
+        queryset = Enrollment.objects.filter(pk__in=missing, workspace_id=workspace_id)
+        enrollments += _for_update(queryset, lock=commit if lock is None else lock)
     enrollments.sort(key=lambda enrollment: enrollment.pk)
     completions = completions_for(enrollments)
     plans, names, end_user_ids = [], set(), set()
@@ -517,11 +538,7 @@ def _evaluate_batch(workspace: Workspace, events: list[dict]) -> None:
     scopes.update(dict.fromkeys(created))
     candidates: list[Enrollment] = []
     if by_user:
-        candidates = locked_enrollments(
-            Enrollment.objects.filter(
-                workspace=workspace, end_user_id__in=list(by_user), status__in=LIVE_STATUSES
-            )
-        )
+        candidates = _live_enrollments_locked(workspace.pk, list(by_user))
         for enrollment in candidates:
             if enrollment.pk in scopes:
                 continue
