@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -61,7 +62,21 @@ def _worker(options: argparse.Namespace) -> None:
     config.load()  # imports Django and the application
     _freeze_startup_objects()
     sock = reuse_port_socket(options.host, options.port)
+    _stop_when_orphaned(os.getppid())
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _stop_when_orphaned(parent_pid: int) -> None:
+    """A worker whose server process died (killed, out of memory) stops as if told to, instead of
+    serving on, unsupervised, on the server's port."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1)
+        logger.warning("the server process %s is gone; worker %s stops", parent_pid, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _freeze_startup_objects() -> None:

@@ -87,11 +87,22 @@ def server():
         _wait_serving(port, process)
         yield process, port
     finally:
+        workers = _children_or_empty(process.pid)  # read before the server goes, and they with it
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
-        for pid in _children_or_empty(process.pid):
-            os.kill(pid, signal.SIGKILL)
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Neither gone nor a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def _children_or_empty(pid: int) -> set[int]:
@@ -187,7 +198,22 @@ def test_sigterm_stops_the_workers_and_the_server(server):
     process.send_signal(signal.SIGTERM)
 
     assert process.wait(timeout=30) == 0
-    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    assert not any(_running(pid) for pid in workers)
+
+
+def test_workers_stop_when_the_server_process_is_killed(server):
+    process, port = server
+    workers = _workers(process, port)
+
+    process.kill()  # SIGKILL: the server cannot tell its workers
+    process.wait(timeout=10)
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_running(pid) for pid in workers):
+        time.sleep(0.2)
+    assert not any(_running(pid) for pid in workers)
+    with pytest.raises(OSError):
+        http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/healthz")
 
 
 def test_a_taken_port_is_refused_with_a_reason():
