@@ -5,7 +5,8 @@ than PostgreSQL spends answering it: of the enrollment lookup's 1.7 ms of CPU he
 the ORM's and 0.2 ms the database driver's. A `PreparedQuery` has the ORM write the SQL once per
 database vendor, from a queryset whose filter values are placeholders; each call binds the real
 values, and turns the rows into models exactly as a queryset does (the ORM's converters, then
-`Model.from_db` and Django's own populators for the select_related objects).
+`Model.from_db` and Django's own populators for the select_related objects; for a `values_list()`
+queryset, the converted rows).
 
 Only for querysets whose SQL does not depend on the values: no `__in` lists, no None.
 """
@@ -33,6 +34,9 @@ class _Compiled:
         self.order = [placeholders.index(param) for param in params]
         select, klass_info = compiler.select, compiler.klass_info
         self.converters = compiler.get_converters([column for column, _, _ in select])
+        self.model = None
+        if queryset.query.values_select or klass_info is None:  # values_list(): rows it is
+            return
         self.model = klass_info["model"]
         fields = klass_info["select_fields"]
         self.start, self.end = fields[0], fields[-1] + 1
@@ -58,17 +62,17 @@ class PreparedQuery:
             self._compiled[connection.vendor] = compiled
         return compiled
 
+    def rows(self, *values: Any) -> list[list]:
+        """The rows, their values converted as the ORM converts them (a `values_list()` queryset)."""
+        return self._rows(self._for_connection(), values)
+
     def all(self, *values: Any) -> list[Model]:
+        """The model instances, with their select_related objects."""
         compiled = self._for_connection()
-        with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, [values[index] for index in compiled.order])
-            rows = cursor.fetchall()
+        if compiled.model is None:
+            raise TypeError("a values_list() query has rows, not model instances: call .rows()")
         found = []
-        for fetched in rows:
-            row = list(fetched)
-            for position, (converters, expression) in compiled.converters.items():
-                for converter in converters:
-                    row[position] = converter(row[position], expression, connection)
+        for row in self._rows(compiled, values):
             instance = compiled.model.from_db(
                 connection.alias, compiled.attnames, row[compiled.start : compiled.end]
             )
@@ -76,3 +80,17 @@ class PreparedQuery:
                 populator.populate(row, instance)
             found.append(instance)
         return found
+
+    @staticmethod
+    def _rows(compiled: _Compiled, values: tuple) -> list[list]:
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, [values[index] for index in compiled.order])
+            fetched = cursor.fetchall()
+        rows = []
+        for found in fetched:
+            row = list(found)
+            for position, (converters, expression) in compiled.converters.items():
+                for converter in converters:
+                    row[position] = converter(row[position], expression, connection)
+            rows.append(row)
+        return rows

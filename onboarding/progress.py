@@ -12,6 +12,7 @@ them changes nothing. `derive` is that function; the rest loads its inputs and w
 - The rules themselves are `derive`, in onboarding.progress_state.
 """
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -76,12 +77,34 @@ def load_events(
     found: dict[tuple[int, str], list[rules.StoredEvent]] = defaultdict(list)
     if not names or not end_user_ids:
         return found
-    rows = Event.objects.filter(
-        workspace_id=workspace_id, end_user_id__in=end_user_ids, name__in=names
-    ).values_list("id", "end_user_id", "name", "timestamp", "properties")
+    if len(end_user_ids) == 1 and len(names) <= _PREPARED_NAME_COUNT:
+        rows = _events_of_end_user(len(names)).rows(workspace_id, end_user_ids[0], *names)
+    else:
+        rows = _events(workspace_id, end_user_ids, names)
     for event_id, end_user_id, name, timestamp, properties in rows:
         found[(end_user_id, name)].append(rules.StoredEvent(event_id, timestamp, properties or {}))
     return found
+
+
+def _events(workspace_id: int, end_user_ids: list[int], names: list[str]) -> QuerySet:
+    return Event.objects.filter(
+        workspace_id=workspace_id, end_user_id__in=end_user_ids, name__in=names
+    ).values_list("id", "end_user_id", "name", "timestamp", "properties")
+
+
+# One person's events (a single event's request) go through a query compiled once per number of
+# event names; more names than this are rare and take the ORM's way.
+_PREPARED_NAME_COUNT = 8
+
+
+@functools.cache
+def _events_of_end_user(name_count: int) -> PreparedQuery:
+    return PreparedQuery(
+        lambda workspace_id, end_user_id, *names: _events(workspace_id, [end_user_id], list(names)),
+        0,
+        1,
+        *(f"name-{index}" for index in range(name_count)),
+    )
 
 
 def state_fields(enrollment: Enrollment) -> tuple:

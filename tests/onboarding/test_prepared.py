@@ -86,3 +86,39 @@ def test_placeholders_must_be_distinct_and_all_bound():
     for query in (same_twice, unused):
         with pytest.raises(ValueError, match="placeholders"):
             query.all(5, 6)
+
+
+def test_one_persons_events_read_through_the_prepared_query_equal_the_orms(tenant, other_tenant):
+    from onboarding.progress import load_events
+    from tests.onboarding.progress_setup import track
+
+    workspace, write_key, _ = tenant
+    published_path(workspace)
+    published_path(other_tenant[0])
+    first, second = (enrol(write_key, user_id, workspace) for user_id in ("ada", "grace"))
+    for user_id in ("ada", "grace"):
+        assert track(write_key, user_id, "Project Created", plan={"tier": "pro"}, seats=4) == 200
+        assert track(write_key, user_id, "Report Shared") == 200
+    enrol(other_tenant[1], "ada", other_tenant[0])
+    assert track(other_tenant[1], "ada", "Project Created") == 200
+    names = ["Project Created", "Report Shared", "Never Sent"]
+
+    alone = load_events(workspace_id=workspace.pk, end_user_ids=[first.end_user_id], names=names)
+    together = load_events(
+        workspace_id=workspace.pk, end_user_ids=[first.end_user_id, second.end_user_id], names=names
+    )
+
+    assert dict(alone) == {key: events for key, events in together.items() if key[0] == first.end_user_id}
+    [created] = alone[(first.end_user_id, "Project Created")]
+    assert created.properties == {"plan": {"tier": "pro"}, "seats": 4}
+    assert created.timestamp.tzinfo is not None
+    assert len(alone) == 2  # nothing for a name never sent
+
+
+def test_a_values_list_query_gives_rows_not_instances(two_workspaces):
+    enrollment = two_workspaces[0]
+    statuses = PreparedQuery(lambda pk: Enrollment.objects.filter(pk=pk).values_list("pk", "answers"), -1)
+
+    assert statuses.rows(enrollment.pk) == [[enrollment.pk, {"profile": {"role": "admin", "team_size": 3}}]]
+    with pytest.raises(TypeError, match="rows"):
+        statuses.all(enrollment.pk)
