@@ -92,9 +92,9 @@ def _events(workspace_id: int, end_user_ids: list[int], names: list[str]) -> Que
     ).values_list("id", "end_user_id", "name", "timestamp", "properties")
 
 
-# One person's events (a single event's request) go through a query compiled once per number of
-# event names; more names than this are rare and take the ORM's way.
-_PREPARED_NAME_COUNT = 8
+# One person's events (a single event's request, an API write) go through a query compiled once
+# per number of event names (a whole path's, for an API write); paths with more take the ORM's way.
+_PREPARED_NAME_COUNT = 64
 
 
 @functools.cache
