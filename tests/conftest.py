@@ -5,6 +5,7 @@ import base64
 import logging
 import os
 import re
+import uuid
 
 import pytest
 import redis
@@ -98,14 +99,31 @@ def _static_files_without_collectstatic(settings):
     }
 
 
+# This run's cache keys carry a prefix of their own, so that a Redis shared with another test run
+# (or a developer's own data) is never read or emptied by this one. Set before any cache is built.
+CACHE_KEY_PREFIX = f"test-{uuid.uuid4().hex[:12]}"
+for _cache_settings in settings.CACHES.values():
+    _cache_settings["KEY_PREFIX"] = CACHE_KEY_PREFIX
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Each test starts with an empty cache. Cached completions are keyed by enrollment id,
     revision and enrolment time: on SQLite a rolled-back test's ids are given out again, and with
-    fixed event times the next test's enrollment met the last one's entries."""
-    from django.core.cache import cache
+    fixed event times the next test's enrollment met the last one's entries. On Redis only this
+    run's keys go: a flush emptied the whole database, another run's job queues with it."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
 
-    cache.clear()
+    cache = caches["default"]
+    assert cache.key_prefix == CACHE_KEY_PREFIX, "a cache was built before conftest set its prefix"
+    if not isinstance(cache, RedisCache):
+        cache.clear()  # the local memory cache: this process's own
+        return
+    client = cache._cache.get_client(write=True)
+    stale = list(client.scan_iter(match=f"{CACHE_KEY_PREFIX}:*", count=1000))
+    if stale:
+        client.delete(*stale)
 
 
 @pytest.fixture(autouse=True)
