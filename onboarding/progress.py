@@ -424,22 +424,20 @@ def enrol_many(
     return pending
 
 
-def _enrol_identified(workspace: Workspace, identified: dict[int, datetime]) -> set[int]:
-    """Enrol identified users who have no enrollment yet; return the new enrollments' ids."""
+def _enrol_identified(workspace: Workspace, identified: dict[int, datetime]) -> list[Enrollment]:
+    """Enrol identified users who have no enrollment yet; return the new enrollments (with their
+    end user and path version: evaluation needs not read them back)."""
     enrolled = set(
         Enrollment.objects.filter(end_user_id__in=list(identified)).values_list("end_user_id", flat=True)
     )
     waiting = [end_user_id for end_user_id in identified if end_user_id not in enrolled]
     if not waiting:
-        return set()
+        return []
     published = planner.published_versions(workspace_id=workspace.pk)
     if not published:
-        return set()  # no path to enrol on: nothing to decide for anyone in this batch
+        return []  # no path to enrol on: nothing to decide for anyone in this batch
     end_users = list(EndUser.objects.filter(workspace=workspace, pk__in=waiting).order_by("pk"))
-    return {
-        enrollment.pk
-        for enrollment in enrol_many(end_users=end_users, enrolled_at=identified, published=published)
-    }
+    return enrol_many(end_users=end_users, enrolled_at=identified, published=published)
 
 
 # --- The batch hook ---------------------------------------------------------------------------------
@@ -556,7 +554,8 @@ def _evaluate_batch(workspace: Workspace, events: list[dict]) -> None:
             end_user_id = event["end_user_id"]
             identified[end_user_id] = min(event["timestamp"], identified.get(end_user_id, event["timestamp"]))
     scopes: dict[int, dict[str, list[datetime]] | None] = {}
-    created = _enrol_identified(workspace, identified) if identified else set()
+    enrolled = _enrol_identified(workspace, identified) if identified else []
+    created = {enrollment.pk for enrollment in enrolled}
     reviews = []
     scopes.update(dict.fromkeys(created))
     candidates: list[Enrollment] = []
@@ -573,7 +572,8 @@ def _evaluate_batch(workspace: Workspace, events: list[dict]) -> None:
                 scopes[enrollment.pk] = scope
                 reviews.extend(_ambiguous_events(enrollment, named_events[enrollment.end_user_id]))
     if scopes:
-        evaluate(scopes, workspace_id=workspace.pk, created=created, loaded=candidates)
+        # The new enrollments are this transaction's own rows: nobody else can lock them.
+        evaluate(scopes, workspace_id=workspace.pk, created=created, loaded=[*enrolled, *candidates])
     for enrollment, step_key, reason in reviews:
         done = StepCompletion.objects.filter(enrollment=enrollment, step_key=step_key).filter(
             active_completions()
