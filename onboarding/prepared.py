@@ -8,7 +8,8 @@ values, and turns the rows into models exactly as a queryset does (the ORM's con
 `Model.from_db` and Django's own populators for the select_related objects; for a `values_list()`
 queryset, the converted rows).
 
-Only for querysets whose SQL does not depend on the values: no `__in` lists, no None.
+Only for querysets whose SQL does not depend on the values: no None, and an `__in` list only of
+a fixed length (a PreparedQuery per length, each value a placeholder of its own).
 """
 
 from collections.abc import Callable
@@ -46,8 +47,9 @@ class _Compiled:
 
 class PreparedQuery:
     """`PreparedQuery(build, *placeholders)`: `build(*placeholders)` returns the queryset, and
-    `.all(*values)` runs it with `values` (as the database takes them: ints, strings) in the
-    placeholders' places. Placeholders are distinct values of the filters' types."""
+    `.all(*values)` (model instances) or `.rows(*values)` (a values_list's rows) runs it with
+    `values` (as the database takes them: ints, strings) in the placeholders' places.
+    Placeholders are distinct values of the filters' types."""
 
     def __init__(self, build: Callable[..., QuerySet], *placeholders: Any):
         self._build = build

@@ -426,7 +426,7 @@ def enrol_many(
 
 def _enrol_identified(workspace: Workspace, identified: dict[int, datetime]) -> list[Enrollment]:
     """Enrol identified users who have no enrollment yet; return the new enrollments (with their
-    end user and path version: evaluation needs not read them back)."""
+    end user and path version: evaluation need not read them back)."""
     enrolled = set(
         Enrollment.objects.filter(end_user_id__in=list(identified)).values_list("end_user_id", flat=True)
     )
