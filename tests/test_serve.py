@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -64,9 +65,8 @@ def _database_url_of_tests() -> dict:
     database = settings.DATABASES["default"]
     if database["ENGINE"] != "django.db.backends.postgresql" or "DATABASE_URL" not in os.environ:
         return {}
-    scheme, _, rest = os.environ["DATABASE_URL"].partition("://")
-    server_part = rest.split("/", 1)[0]
-    return {"DATABASE_URL": f"{scheme}://{server_part}/{database['NAME']}"}
+    url = urlsplit(os.environ["DATABASE_URL"])  # host, credentials and options kept as given
+    return {"DATABASE_URL": url._replace(path=f"/{database['NAME']}").geturl()}
 
 
 @pytest.fixture
