@@ -2,7 +2,9 @@
 
 `preferences_parse` checks every field and reports every problem at once, each as
 {"field": "channels.email.marketing", "reason": "must be true or false"}; nothing is applied
-unless the whole update is valid (guardrails.services.preferences_update).
+unless the whole update is valid (guardrails.services.preferences_update). quiet_hours may
+carry start or end alone: the other keeps the value in force; with none in force, the one left
+out is reported missing, unless the one sent is wrong itself (then only that is reported).
 """
 
 import re
@@ -85,6 +87,36 @@ def _parse_channels(value: Any, changes: PreferenceChanges, errors: list[dict[st
                 changes.consent[(channel, purpose)] = granted
 
 
+def _parse_bound(name: str, value: dict, current: dict, errors: list[dict[str, str]]) -> time | None:
+    """One end of the quiet hours. Left out, it keeps the one in force (the user's, else the
+    workspace's), so a PUT of the start alone moves the start; a bound sent is parsed as sent."""
+    where = f"quiet_hours.{name}"
+    if name not in value:
+        kept = _parse_wall_time(current["quiet_hours"][name])
+        if kept is None:
+            errors.append(
+                {
+                    "field": where,
+                    "reason": f"missing: the user has no quiet hours to keep the {name} of; "
+                    "send start and end",
+                }
+            )
+        return kept
+    if value[name] is None:
+        errors.append(
+            {
+                "field": where,
+                "reason": "must be a 24-hour time HH:MM; null clears quiet hours only with "
+                f"{'end' if name == 'start' else 'start'} null too",
+            }
+        )
+        return None
+    parsed = _parse_wall_time(value[name])
+    if parsed is None:
+        errors.append({"field": where, "reason": "must be a 24-hour time HH:MM, e.g. 22:00"})
+    return parsed
+
+
 def _parse_quiet_hours(
     value: Any, current: dict, changes: PreferenceChanges, errors: list[dict[str, str]]
 ) -> None:
@@ -109,13 +141,10 @@ def _parse_quiet_hours(
     if value.get("start") is None and value.get("end") is None:
         changes.quiet_hours = None  # a round-tripped GET of a user without quiet hours
     else:
-        bounds = {}
-        for name in ("start", "end"):
-            bounds[name] = _parse_wall_time(value.get(name))
-            if bounds[name] is None:
-                errors.append(
-                    {"field": f"quiet_hours.{name}", "reason": "must be a 24-hour time HH:MM, e.g. 22:00"}
-                )
+        bounds = {name: _parse_bound(name, value, current, errors) for name in ("start", "end")}
+        sent_at_fault = [error for error in errors[problems:] if not error["reason"].startswith("missing")]
+        if sent_at_fault:  # the bound sent is wrong: that alone is reported, not the one left out
+            errors[problems:] = sent_at_fault
         if None not in bounds.values() and bounds["start"] == bounds["end"]:
             errors.append({"field": "quiet_hours", "reason": "start and end must differ"})
         shown = (current["quiet_hours"]["start"], current["quiet_hours"]["end"])

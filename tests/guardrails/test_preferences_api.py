@@ -188,6 +188,45 @@ def test_quiet_hours_can_be_cleared_with_null(server, ada):
     assert Preference.objects.get().quiet_hours_end is None
 
 
+def test_a_put_of_start_alone_keeps_the_stored_end(server, ada):
+    server.put(PREFERENCES.format("ada"), {"quiet_hours": {"start": "22:00", "end": "07:00"}}, format="json")
+
+    response = server.put(PREFERENCES.format("ada"), {"quiet_hours": {"start": "21:30"}}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["quiet_hours"] == {
+        "start": "21:30",
+        "end": "07:00",
+        "timezone": "Europe/Paris",
+        "source": "user",
+    }
+
+
+def test_a_put_of_end_alone_keeps_the_workspace_s_start_as_the_user_s_own(server, tenant):
+    WorkspacePolicy.objects.create(workspace=tenant[0], quiet_hours_start="21:00", quiet_hours_end="08:00")
+
+    response = server.put(PREFERENCES.format("ada"), {"quiet_hours": {"end": "06:30"}}, format="json")
+
+    assert response.status_code == 200
+    assert (response.json()["quiet_hours"]["start"], response.json()["quiet_hours"]["end"]) == (
+        "21:00",
+        "06:30",
+    )
+    assert response.json()["quiet_hours"]["source"] == "user"
+
+
+def test_a_bad_start_alone_is_the_only_error_when_the_end_is_stored(server, ada):
+    server.put(PREFERENCES.format("ada"), {"quiet_hours": {"start": "22:00", "end": "07:00"}}, format="json")
+
+    response = server.put(PREFERENCES.format("ada"), {"quiet_hours": {"start": "7pm"}}, format="json")
+
+    assert response.status_code == 400
+    assert [(error["field"], error["reason"]) for error in response.json()["errors"]] == [
+        ("quiet_hours.start", "must be a 24-hour time HH:MM, e.g. 22:00")
+    ]
+    assert server.get(PREFERENCES.format("ada")).json()["quiet_hours"]["start"] == "22:00"
+
+
 IN_A_YEAR_AND_A_DAY = (datetime.now(UTC) + timedelta(days=366)).isoformat()
 
 
@@ -227,7 +266,25 @@ IN_A_YEAR_AND_A_DAY = (datetime.now(UTC) + timedelta(days=366)).isoformat()
         ),
         (
             {"quiet_hours": {"start": "22:00"}},
-            [("quiet_hours.end", "must be a 24-hour time HH:MM, e.g. 22:00")],
+            [
+                (
+                    "quiet_hours.end",
+                    "missing: the user has no quiet hours to keep the end of; send start and end",
+                )
+            ],
+        ),
+        (
+            {"quiet_hours": {"start": "10pm"}},
+            [("quiet_hours.start", "must be a 24-hour time HH:MM, e.g. 22:00")],
+        ),
+        (
+            {"quiet_hours": {"start": "22:00", "end": None}},
+            [
+                (
+                    "quiet_hours.end",
+                    "must be a 24-hour time HH:MM; null clears quiet hours only with start null too",
+                )
+            ],
         ),
         ({"quiet_hours": {"start": "22:00", "end": "22:00"}}, [("quiet_hours", "start and end must differ")]),
         (
