@@ -27,8 +27,9 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from guardrails.models import Channel
 from guardrails.regions import RegionBlocked, workspace_region
-from nudges.gateways import gateway_for
+from nudges.gateways import gateway_for, in_app
 from nudges.gateways.base import (
     GatewayError,
     Message,
@@ -84,12 +85,17 @@ def attempt_record(
 
 
 def providers_for(*, workspace: Workspace, channel: str) -> list[ChannelProvider]:
-    """The workspace's active providers of the channel, in priority order."""
-    return list(
+    """The workspace's active providers of the channel, in priority order; in-app is built in
+    (nudges.gateways.in_app.builtin_provider), so it needs no row configured."""
+    providers = list(
         ChannelProvider.objects.filter(workspace=workspace, channel=channel, is_active=True)
         .select_related("workspace")
         .order_by("priority", "pk")
     )
+    if not providers and channel == Channel.IN_APP:
+        builtin = in_app.builtin_provider(workspace=workspace)
+        providers = [builtin] if builtin is not None else []
+    return providers
 
 
 def deliver(

@@ -14,10 +14,12 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from guardrails.models import Channel
+from guardrails.regions import workspace_region
 from nudges.gateways.base import Message, Recipient, Rejected, SendResult
 from nudges.inbox import inbox_item
 from nudges.models import ChannelProvider, Nudge
 from onboarding.live_progress import progress_group
+from onboarding.models import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,21 @@ PROVIDER = ChannelProvider.Provider.IN_APP
 MESSAGE_TYPE = "nudge.inbox"  # handled by the consumer's `nudge_inbox`
 FRAME_TYPE = "nudge"
 SENT = Nudge.Status.SENT
+
+
+def builtin_provider(*, workspace: Workspace) -> ChannelProvider | None:
+    """The workspace's built-in in-app provider, created when the workspace has no in-app
+    provider row at all; None when it has rows but none active (switched off in the admin)."""
+    rows = ChannelProvider.objects.filter(workspace=workspace, channel=Channel.IN_APP)
+    if rows.exists():
+        return None
+    provider, _ = ChannelProvider.objects.get_or_create(
+        workspace=workspace,
+        channel=Channel.IN_APP,
+        provider=PROVIDER,
+        defaults={"priority": 1, "region": workspace_region(workspace=workspace)},
+    )
+    return provider
 
 
 def nudge_frame(*, message: Message) -> dict:

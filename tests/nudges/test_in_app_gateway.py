@@ -7,7 +7,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 
+from guardrails.models import WorkspacePolicy
 from nudges import tracking
+from nudges.delivery import NoProvider, deliver
 from nudges.gateways import in_app
 from nudges.gateways.base import Message, Recipient, Rejected
 from nudges.inbox import inbox_item
@@ -195,3 +197,38 @@ async def test_the_users_progress_socket_gets_the_nudge_frame_and_no_one_elses_d
     assert await theirs.receive_nothing(timeout=0.3)
     await mine.disconnect()
     await theirs.disconnect()
+
+
+# --- Built in: no provider row needed --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_in_app_is_delivered_without_a_provider_row(monkeypatch):
+    workspace = WorkspaceFactory()
+    WorkspacePolicy.objects.create(workspace=workspace, data_region="eu")
+    nudge = _queued_nudge(workspace)
+    monkeypatch.setattr(in_app, "push_frame", lambda **kwargs: None)
+
+    delivery = deliver(
+        workspace=workspace, channel="in_app", message=_message(nudge), recipient=_recipient(nudge)
+    )
+
+    assert delivery.result.provider_message_id == f"in_app:{nudge.pk}"
+    assert (delivery.provider.provider, delivery.provider.channel, delivery.provider.region) == (
+        "in_app",
+        "in_app",
+        "eu",
+    )
+    assert [attempt["outcome"] for attempt in delivery.attempts] == ["sent"]
+
+
+@pytest.mark.django_db
+def test_an_in_app_provider_switched_off_in_the_admin_stays_off(monkeypatch):
+    workspace = WorkspaceFactory()
+    ChannelProviderFactory(workspace=workspace, channel="in_app", provider="in_app", is_active=False)
+    nudge = _queued_nudge(workspace)
+
+    with pytest.raises(NoProvider) as no_provider:
+        deliver(workspace=workspace, channel="in_app", message=_message(nudge), recipient=_recipient(nudge))
+
+    assert no_provider.value.reason == "no in_app provider is configured for this workspace"
