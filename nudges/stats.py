@@ -1,8 +1,10 @@
 """Per template and variant: sends, open, click and conversion rates, from the nudges sent.
 
 A nudge counts as sent once it reached its provider (sent_at set, whatever happened next: a
-bounce still counts). Opened: an open pixel (email) or the in-app inbox said it was seen. Clicked
-and converted: their own timestamps. Rates are shares of the nudges sent (None before any send).
+bounce still counts). Opened: an open pixel (email) or the in-app inbox said it was seen, or it
+was clicked: a click implies an open (mail clients that block images never load the pixel), as
+email tools count it, so the open rate is never below the click rate. Clicked and converted:
+their own timestamps. Rates are shares of the nudges sent (None before any send).
 The bandit's own counters (TemplateVersion.sends and rewards, a reward being the first click or
 conversion of a nudge) are shown beside them.
 """
@@ -68,7 +70,12 @@ def version_stats(*, workspace: Workspace, template: NudgeTemplate) -> list[Vers
             sent_count=Count("nudges", filter=_SENT),
             opened_count=Count(
                 "nudges",
-                filter=_SENT & (Q(nudges__opened_at__isnull=False) | Q(nudges__seen_at__isnull=False)),
+                filter=_SENT
+                & (
+                    Q(nudges__opened_at__isnull=False)
+                    | Q(nudges__seen_at__isnull=False)
+                    | Q(nudges__clicked_at__isnull=False)
+                ),
             ),
             clicked_count=Count("nudges", filter=_SENT & Q(nudges__clicked_at__isnull=False)),
             converted_count=Count("nudges", filter=_SENT & Q(nudges__converted_at__isnull=False)),

@@ -359,3 +359,19 @@ def test_a_template_without_sends_shows_no_rates(template, client):
     page = client.get(f"/admin/nudges/nudgetemplate/{template.pk}/change/").content.decode()
 
     assert "<td>- (0)</td>" in page
+
+
+def test_a_click_counts_as_an_open_when_no_pixel_loaded(template, client):
+    """Images blocked in the mail client: no open pixel, yet the click proves it was opened."""
+    version = TemplateVersionFactory(template=template, variant="A")
+    now = timezone.now()
+    NudgeFactory(trigger=template.trigger, template_version=version, clicked_at=now)
+    NudgeFactory(trigger=template.trigger, template_version=version)
+
+    [variant] = stats.variant_stats(workspace=template.workspace, template=template)
+
+    assert (variant.sent, variant.opened, variant.clicked) == (2, 1, 1)
+    assert (variant.open_rate, variant.click_rate) == (0.5, 0.5)
+    page = client.get(f"/admin/nudges/nudgetemplate/{template.pk}/change/").content.decode()
+    assert page.count("<td>50.0% (1)</td>") == 4  # open and click rates, of the variant and its version
+    assert "a click counts as an open" in page
