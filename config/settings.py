@@ -179,6 +179,8 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Onboarding platform")
 # --- Admin security (config/admin_security.py). Idle admin sessions end; only /admin/ is looked at.
 ADMIN_SESSION_IDLE_SECONDS = env.int("ADMIN_SESSION_IDLE_SECONDS", default=30 * 60)
 # Behind a proxy that appends the client to X-Forwarded-For: lockouts count per real client.
+# The one switch for the server too: uvicorn reads X-Forwarded-* only when it is on (config/serve.py,
+# the Makefile), and then only from the proxy addresses in FORWARDED_ALLOW_IPS (default 127.0.0.1).
 TRUST_X_FORWARDED_FOR = env.bool("DJANGO_TRUST_X_FORWARDED_FOR", default=False)
 # Sign-in attempts (django-axes): after AXES_FAILURE_LIMIT failures (wrong password or wrong
 # authenticator code) for one user name, or from one address, sign-in pauses for the cool-off.
@@ -244,6 +246,9 @@ CORS_PREFLIGHT_MAX_AGE = 86400
 # --- Ingestion limits, from Segment's HTTP Tracking API.
 INGEST_MAX_EVENT_BYTES = env.int("INGEST_MAX_EVENT_BYTES", default=32 * 1024)
 INGEST_MAX_BATCH_BYTES = env.int("INGEST_MAX_BATCH_BYTES", default=500 * 1024)
+# Calls per /v1/batch, counted before any is validated. Segment's libraries send 20-100 per
+# batch; 500 KB of the smallest calls would be ~17,000, which a compressed body makes cheap to send.
+INGEST_MAX_BATCH_EVENTS = env.int("INGEST_MAX_BATCH_EVENTS", default=2_500)
 
 # --- Ingestion rate limits per API key (guardrails/ratelimit.py), counted in events: a batch of 100
 # is 100. Sustained rate per second plus a burst; 0 turns a limit off. One key may use the whole
@@ -294,6 +299,9 @@ LLM_CACHE_SECONDS = env.int("LLM_CACHE_SECONDS", default=24 * 3600)
 # A provider that failed three times in a row is skipped (its backup used) for this long.
 NUDGE_PROVIDER_COOLDOWN_SECONDS = env.int("NUDGE_PROVIDER_COOLDOWN_SECONDS", default=300)
 NUDGE_PROVIDER_TIMEOUT_SECONDS = env.float("NUDGE_PROVIDER_TIMEOUT_SECONDS", default=5.0)
+# A worker holds a nudge this long (longer than its slowest run: LLM, provider timeouts, failover);
+# the due sweep re-queues or reconciles it once the lease runs out (nudges.pipeline).
+NUDGE_LEASE_SECONDS = env.int("NUDGE_LEASE_SECONDS", default=300)
 
 # GDPR erasure (guardrails/erasure.py): histories up to this many events are erased within the
 # DELETE request; longer ones by an RQ job (202 with its id).

@@ -318,4 +318,6 @@ def ingest_rejected_record(*, request, response) -> None:
         return
     data = response.data if isinstance(response.data, dict) else {}
     rejected = data.get("rejected")
-    invalid_events_record(api_key=api_key, count=len(rejected) if isinstance(rejected, list) else 1)
+    count = len(rejected) if isinstance(rejected, list) else 1
+    # The body lists the first rejections only (onboarding.api); the count covers them all.
+    invalid_events_record(api_key=api_key, count=data.get("rejected_count", count))

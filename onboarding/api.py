@@ -1,29 +1,35 @@
 """Segment-compatible ingestion: /v1/identify, track, page, screen, group, alias and batch."""
 
-from datetime import datetime
-
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from pydantic import TypeAdapter, ValidationError
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from guardrails import ratelimit
-from onboarding import enrollments, services
+from onboarding import enrollments, segment, services
 from onboarding.authentication import ApiKeyAuthentication, HasScope
 from onboarding.models import ApiKey
 from onboarding.parsers import SegmentJSONParser
 
-_optional_time = TypeAdapter(datetime | None)
+MAX_REPORTED_REJECTIONS = 100
+"""A batch's error body names its first rejections and counts the rest: a 345-byte compressed
+batch of empty calls must not buy a body of megabytes."""
 
 
-def _batch_sent_at(body: dict):
-    try:
-        return _optional_time.validate_python(body.get("sentAt"))
-    except ValidationError:
-        return None
+def _invalid_batch_response(invalid: segment.InvalidBatch) -> Response:
+    detail = "Invalid batch: " + "; ".join(f"{error.field}: {error.reason}" for error in invalid.errors) + "."
+    return Response(
+        {
+            "success": False,
+            "code": "payload_too_large" if invalid.too_large else "invalid",
+            "message": detail,
+            "detail": detail,
+            "errors": [error.as_dict() for error in invalid.errors],
+        },
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if invalid.too_large else status.HTTP_400_BAD_REQUEST,
+    )
 
 
 def _result_response(result, *, single: bool) -> Response:
@@ -49,6 +55,8 @@ def _result_response(result, *, single: bool) -> Response:
         f"{len(result.rejected)} of {result.accepted + len(result.rejected)} events were "
         f"rejected; the other {result.accepted} were accepted."
     )
+    if len(result.rejected) > MAX_REPORTED_REJECTIONS:
+        detail += f" The first {MAX_REPORTED_REJECTIONS} rejections are listed."
     return Response(
         {
             "success": False,
@@ -56,7 +64,8 @@ def _result_response(result, *, single: bool) -> Response:
             "message": detail,
             "detail": detail,
             "accepted": result.accepted,
-            "rejected": [rejection.as_dict() for rejection in result.rejected],
+            "rejected": [rejection.as_dict() for rejection in result.rejected[:MAX_REPORTED_REJECTIONS]],
+            "rejected_count": len(result.rejected),
         },
         status=status.HTTP_400_BAD_REQUEST,
     )
@@ -70,8 +79,13 @@ class _IngestApi(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        self.envelope_check(request)
         # Per-key rate limit in events, one Redis round trip; 429 with Retry-After when over it.
         ratelimit.ingest_admit(request=request, call_type=getattr(self, "call_type", None))
+
+    def envelope_check(self, request) -> None:
+        """Refuse a request whose shape is wrong as a whole, before the rate limiter counts its
+        events: a batch too large for any limit must get 413, never a 429 to retry forever."""
 
     def finalize_response(self, request, response, *args, **kwargs):
         ratelimit.ingest_rejected_record(request=request, response=response)  # abuse counters
@@ -111,33 +125,36 @@ class SegmentBatchApi(_IngestApi):
     """Many calls of any type, with optional batch-wide context and sentAt."""
 
     max_body_bytes = settings.INGEST_MAX_BATCH_BYTES
+    envelope: segment.Envelope
+
+    def envelope_check(self, request) -> None:
+        self.envelope = segment.validate_envelope(request.data, max_events=settings.INGEST_MAX_BATCH_EVENTS)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, segment.InvalidBatch):
+            return _invalid_batch_response(exc)
+        return super().handle_exception(exc)
 
     @extend_schema(
         request=dict,
         responses={
             200: OpenApiResponse(description='{"success": true} once every event is stored'),
-            400: OpenApiResponse(description="Some events rejected: index, field and reason each"),
+            400: OpenApiResponse(
+                description="Some events rejected: index, field and reason each (the first 100, "
+                "and `rejected_count`); or the batch's own context or sentAt is invalid"
+            ),
+            413: OpenApiResponse(
+                description="More calls than INGEST_MAX_BATCH_EVENTS, or a body over 500 KB"
+            ),
         },
     )
     def post(self, request):
-        batch = request.data.get("batch")
-        if not isinstance(batch, list):
-            return Response(
-                {
-                    "success": False,
-                    "code": "invalid",
-                    "message": "Invalid batch: batch must be a list of calls.",
-                    "detail": "Invalid batch: batch must be a list of calls.",
-                    "errors": [{"field": "batch", "reason": "required, a list of calls"}],
-                },
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        context = request.data.get("context")
+        envelope = self.envelope
         result = services.events_ingest(
             workspace=request.user.workspace,
-            raw_events=batch,
+            raw_events=envelope.batch,
             received_at=timezone.now(),
-            batch_context=context if isinstance(context, dict) else None,
-            batch_sent_at=_batch_sent_at(request.data),
+            batch_context=envelope.context,
+            batch_sent_at=envelope.sent_at,
         )
         return _result_response(result, single=False)

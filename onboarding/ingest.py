@@ -18,7 +18,15 @@ from nudges import hooks as nudge_hooks
 from onboarding import event_store, live, profiles, progress, retry
 from onboarding.identity import resolve_end_users
 from onboarding.models import CONTACT_TRAITS, Workspace
-from onboarding.segment import Call, FieldError, InvalidCall, event_time, message_id, validate_call
+from onboarding.segment import (
+    Call,
+    FieldError,
+    InvalidCall,
+    event_time,
+    message_id,
+    nesting_errors,
+    validate_call,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +121,10 @@ def validate_batch(
     """Validate and normalise every event; returns (valid events, rejections by index)."""
     valid, rejected = [], []
     for index, raw in enumerate(raw_events):
+        too_deep = nesting_errors(raw) if isinstance(raw, dict) else []
+        if too_deep:
+            rejected.append(Rejection(index, too_deep))
+            continue
         encoded = orjson.dumps(raw)
         if len(encoded) > settings.INGEST_MAX_EVENT_BYTES:
             reason = (
@@ -137,9 +149,6 @@ def validate_batch(
             )
         except InvalidCall as invalid:
             rejected.append(Rejection(index, invalid.errors))
-        except OverflowError:
-            reason = "timestamp and sentAt are too far apart to correct for clock skew"
-            rejected.append(Rejection(index, [FieldError("timestamp", reason)]))
     return valid, rejected
 
 

@@ -7,11 +7,12 @@ field and the reason so a client can fix its payload.
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,6 +22,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from onboarding import event_times
 
 CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 
@@ -40,6 +43,8 @@ Identifier = Annotated[Annotated[str, StringConstraints(max_length=255)] | None,
 RequiredIdentifier = Annotated[
     str, BeforeValidator(_identifier), StringConstraints(min_length=1, max_length=255)
 ]
+Moment = Annotated[datetime, AfterValidator(event_times.checked)]
+"""A client's time: inside onboarding.event_times' window, returned in UTC."""
 
 
 class _Call(BaseModel):
@@ -48,9 +53,9 @@ class _Call(BaseModel):
     userId: Identifier = None
     anonymousId: Identifier = None
     messageId: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
-    timestamp: datetime | None = None
-    originalTimestamp: datetime | None = None
-    sentAt: datetime | None = None
+    timestamp: Moment | None = None
+    originalTimestamp: Moment | None = None
+    sentAt: Moment | None = None
     context: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -143,6 +148,48 @@ def _field_errors(error: ValidationError) -> list[FieldError]:
     return field_errors
 
 
+MAX_NESTING = 64
+"""Levels of objects and arrays a call's values may hold (Segment's properties rarely pass 5).
+Deeper values are refused by field: orjson, which stores and sends events, stops at 254 levels,
+and each layer that wraps an event (a batch, a websocket frame) takes some of those."""
+
+MAX_EMAIL_LENGTH = 254
+"""The longest address SMTP can deliver to (RFC 5321), and the length of Contact.email."""
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than `limit` levels deep; iterative, so a value
+    nested thousands deep costs no recursion."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def nesting_errors(raw: dict) -> list[FieldError]:
+    """The top-level fields of a call whose values nest too deeply."""
+    reason = f"objects and arrays are nested more than {MAX_NESTING} levels deep"
+    return [
+        FieldError(key, reason)
+        for key, value in raw.items()
+        if isinstance(value, dict | list) and _deeper_than(value, MAX_NESTING)
+    ]
+
+
+def _contact_errors(call: Call) -> list[FieldError]:
+    if not isinstance(call, IdentifyCall) or call.traits.get("email") is None:
+        return []
+    email = str(call.traits["email"]).strip()
+    if len(email) <= MAX_EMAIL_LENGTH:
+        return []
+    reason = f"is {len(email)} characters long; an e-mail address has at most {MAX_EMAIL_LENGTH}"
+    return [FieldError("traits.email", reason)]
+
+
 def validate_call(raw: Any, *, call_type: str | None = None) -> Call:
     """Validate one call; `call_type` is set by the single-call endpoints (/v1/track ...)."""
     if not isinstance(raw, dict):
@@ -150,7 +197,7 @@ def validate_call(raw: Any, *, call_type: str | None = None) -> Call:
     if call_type is not None:
         raw = {**raw, "type": call_type}
     try:
-        return _call_adapter.validate_python(raw)
+        call = _call_adapter.validate_python(raw)
     except ValidationError as error:
         errors = _field_errors(error)
         # pydantic skips the "someone" check when another field already failed; report both.
@@ -158,12 +205,10 @@ def validate_call(raw: Any, *, call_type: str | None = None) -> Call:
         if nobody and raw.get("type") != "alias" and all(e.field != "userId" for e in errors):
             errors.append(FieldError("userId", "userId or anonymousId is required"))
         raise InvalidCall(errors) from None
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
+    errors = _contact_errors(call)
+    if errors:
+        raise InvalidCall(errors)
+    return call
 
 
 def event_time(
@@ -171,15 +216,75 @@ def event_time(
 ) -> tuple[datetime, datetime | None, datetime | None]:
     """Segment's clock-skew rule: timestamp = receivedAt - (sentAt - timestamp).
 
-    Returns (corrected timestamp, the client's own timestamp, sentAt).
+    Returns (corrected timestamp, the client's own timestamp, sentAt), all in UTC. Each time was
+    checked on arrival (onboarding.event_times); a correction that lands outside that window
+    (a timestamp and a sentAt decades apart) is refused as the timestamp's fault.
     """
-    client_time = _aware(call.timestamp or call.originalTimestamp)
-    sent_at = _aware(call.sentAt) or _aware(batch_sent_at)
+    client_time = call.timestamp or call.originalTimestamp
+    sent_at = call.sentAt or batch_sent_at
     if client_time is None:
         return received_at, None, sent_at
     if sent_at is None:
         return client_time, client_time, None
-    return received_at - (sent_at - client_time), client_time, sent_at
+    corrected = received_at - (sent_at - client_time)
+    if not event_times.within(corrected):
+        reason = (
+            f"corrected for clock skew (receivedAt - (sentAt - timestamp)), it {event_times.OUT_OF_RANGE}"
+        )
+        field = "timestamp" if call.timestamp is not None else "originalTimestamp"
+        raise InvalidCall([FieldError(field, reason)])
+    return corrected, client_time, sent_at
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What a /v1/batch body holds around its calls: they share its context and sentAt."""
+
+    batch: list[Any]
+    context: dict[str, Any] | None
+    sent_at: datetime | None
+
+
+class InvalidBatch(InvalidCall):
+    """The batch as a whole is at fault (every call would inherit the fault, or there are too
+    many calls to look at); `too_large` answers 413 rather than 400."""
+
+    def __init__(self, errors: list[FieldError], *, too_large: bool = False):
+        super().__init__(errors)
+        self.too_large = too_large
+
+
+_optional_moment = TypeAdapter(Moment | None)
+
+
+def _context_errors(context: dict[str, Any]) -> list[FieldError]:
+    if _deeper_than(context, MAX_NESTING):
+        return [FieldError("context", f"objects and arrays are nested more than {MAX_NESTING} levels deep")]
+    if b"\\u0000" in orjson.dumps(context):
+        return [FieldError("context", "contains a NUL character (\\u0000), which cannot be stored")]
+    return []
+
+
+def validate_envelope(body: dict[str, Any], *, max_events: int) -> Envelope:
+    """Check a batch's own fields before any call is looked at: the number of calls first, so
+    that a small compressed body of many empty calls costs neither validation nor an error list."""
+    batch = body.get("batch")
+    if not isinstance(batch, list):
+        raise InvalidBatch([FieldError("batch", "required, a list of calls")])
+    if len(batch) > max_events:
+        reason = f"holds {len(batch)} events; the limit is {max_events} per batch"
+        raise InvalidBatch([FieldError("batch", reason)], too_large=True)
+    context = body.get("context")
+    context = context if isinstance(context, dict) else None
+    errors = _context_errors(context) if context else []
+    sent_at = None
+    try:
+        sent_at = _optional_moment.validate_python(body.get("sentAt"))
+    except ValidationError as error:
+        errors.append(FieldError("sentAt", error.errors()[0]["msg"].removeprefix("Value error, ")))
+    if errors:
+        raise InvalidBatch(errors)
+    return Envelope(batch=batch, context=context, sent_at=sent_at)
 
 
 def message_id(call: Call, raw: dict) -> str:
