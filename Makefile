@@ -26,6 +26,10 @@ DEMO_USERS ?= 3000
 PYTEST_ARGS ?= -q
 BENCH_ARGS ?=
 
+# uvicorn as config/serve.py configures it: no Server header, and X-Forwarded-For read only when
+# DJANGO_TRUST_X_FORWARDED_FOR is on (the setting django-axes' lockout follows too).
+UVICORN_FLAGS := --no-server-header $(if $(filter 1 true on yes y ok,$(shell echo '$(DJANGO_TRUST_X_FORWARDED_FOR)' | tr A-Z a-z)),--proxy-headers,--no-proxy-headers)
+
 # The embedded default: SQLite in VAR_DIR, jobs in-process, in-memory channel layer and cache.
 EMBEDDED := env -u DATABASE_URL -u REDIS_URL VAR_DIR=$(VAR_DIR) DJANGO_DEBUG=1
 
@@ -54,7 +58,7 @@ run: venv
 	@echo "==> seeding the demo workspace"
 	$(EMBEDDED) $(BIN)/python manage.py seed_demo --users $(DEMO_USERS) --base-url http://$(HOST):$(PORT)
 	@echo "==> serving admin, API and websocket on http://$(HOST):$(PORT) (Ctrl-C stops)"
-	exec $(EMBEDDED) $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+	exec $(EMBEDDED) $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --lifespan off $(UVICORN_FLAGS)
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

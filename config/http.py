@@ -21,6 +21,7 @@ need not wait for (the progress pushes after a write) goes to that loop with `ru
 
 import asyncio
 import contextvars
+import io
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -79,6 +80,7 @@ class ThreadPoolASGIHandler(ASGIHandler):
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
+        scope = _with_content_length(scope, body_file)
         try:
             run = sync_to_async(
                 self._respond_in_thread_context, thread_sensitive=False, executor=self._executor
@@ -131,6 +133,19 @@ class ThreadPoolASGIHandler(ASGIHandler):
         if settings.FORCE_SCRIPT_NAME:
             return settings.FORCE_SCRIPT_NAME
         return scope.get("root_path", "") or "/"
+
+
+def _with_content_length(scope, body_file) -> dict:
+    """The scope, with the length of a body sent without Content-Length (chunked), now that it
+    has been read whole. Django and DRF read a body only as far as Content-Length says: DRF
+    reads none without it, so that a chunked batch was refused as empty."""
+    if any(name == b"content-length" for name, _ in scope.get("headers", ())):
+        return scope
+    size = body_file.seek(0, io.SEEK_END)
+    body_file.seek(0)
+    if not size:
+        return scope
+    return {**scope, "headers": [*scope.get("headers", ()), (b"content-length", str(size).encode())]}
 
 
 def _headers(response) -> list[tuple[bytes, bytes]]:

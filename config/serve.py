@@ -25,9 +25,11 @@ import threading
 import time
 
 import uvicorn
+from django.conf import settings
 from uvicorn.config import STARTUP_FAILURE
 
 logger = logging.getLogger("uvicorn.error")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 APP = "config.asgi:application"
 _spawn = multiprocessing.get_context("spawn")
@@ -42,7 +44,11 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_config(options: argparse.Namespace) -> uvicorn.Config:
+def uvicorn_config(options: argparse.Namespace) -> uvicorn.Config:
+    """The worker's server. X-Forwarded-For and X-Forwarded-Proto are read only when
+    DJANGO_TRUST_X_FORWARDED_FOR says a proxy sets them (from the addresses in uvicorn's
+    FORWARDED_ALLOW_IPS): uvicorn's default trusts them from 127.0.0.1, so that any local client
+    chose the address the admin's sign-in lockout counts. No Server header names the software."""
     return uvicorn.Config(
         options.app,
         host=options.host,
@@ -53,12 +59,14 @@ def _uvicorn_config(options: argparse.Namespace) -> uvicorn.Config:
         access_log=options.access_log,
         log_level=options.log_level,
         timeout_graceful_shutdown=options.timeout_graceful_shutdown,
+        proxy_headers=settings.TRUST_X_FORWARDED_FOR,
+        server_header=False,
     )
 
 
 def _worker(options: argparse.Namespace) -> None:
     """One worker process: its own listening socket, one uvicorn server on it."""
-    config = _uvicorn_config(options)
+    config = uvicorn_config(options)
     config.load()  # imports Django and the application
     _freeze_startup_objects()
     sock = reuse_port_socket(options.host, options.port)
