@@ -21,40 +21,75 @@ from onboarding.models import ApiKey
 UNAUTHORIZED = 4401
 
 
+# A revocation closes the key's sockets at once (a broadcast after it commits); this re-check
+# closes one that missed the broadcast (the channel layer's Redis was briefly away).
+KEY_RECHECK_SECONDS = 30
+
+
 @database_sync_to_async
-def _workspace_for_key(key: str) -> int | None:
+def _server_key(key: str) -> ApiKey | None:
     api_key = selectors.api_key_get_by_key(key=key)
     if api_key is None or not api_key.is_active or not api_key.has_scope(ApiKey.Scope.SERVER):
         return None
-    return api_key.workspace_id
+    return api_key
+
+
+@database_sync_to_async
+def _key_is_active(workspace_id: int, api_key_id: int) -> bool:
+    return selectors.api_key_is_active(workspace_id=workspace_id, api_key_id=api_key_id)
 
 
 class EventDebuggerConsumer(AsyncJsonWebsocketConsumer):
-    group_name: str | None = None
+    """/ws/v1/debugger/?key=<secret key>: open while the key is; closed with 4401 when it is
+    revoked."""
+
+    groups_joined: tuple[str, ...] = ()
     workspace_id: int | None = None
+    recheck: asyncio.Task | None = None
 
     async def connect(self):
         query = parse_qs(self.scope.get("query_string", b"").decode())
-        workspace_id = await _workspace_for_key((query.get("key") or [""])[0])
-        if workspace_id is None:
+        api_key = await _server_key((query.get("key") or [""])[0])
+        if api_key is None:
             await self.accept()
             await self.close(code=UNAUTHORIZED)  # an unknown, revoked or write-only key
             return
-        self.workspace_id = workspace_id
-        self.group_name = live.debugger_group(workspace_id)
-        await self.channel_layer.group_add(self.group_name, self.channel_name)
-        await sync_to_async(live.listener_joined)(workspace_id)
+        self.workspace_id = api_key.workspace_id
+        self.groups_joined = (live.debugger_group(api_key.workspace_id), live.api_key_group(api_key.pk))
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await sync_to_async(live.listener_joined)(api_key.workspace_id)
         await self.accept()
-        await self.send_json({"type": "hello", "workspace": workspace_id})
+        await self.send_json({"type": "hello", "workspace": api_key.workspace_id})
+        self.recheck = asyncio.ensure_future(self._close_once_revoked(api_key.pk))
+
+    async def _close_once_revoked(self, api_key_id: int) -> None:
+        while True:
+            await asyncio.sleep(KEY_RECHECK_SECONDS)
+            if not await _key_is_active(self.workspace_id, api_key_id):
+                await self.api_key_revoked({})
+                return
 
     async def disconnect(self, code):
-        if self.group_name:
-            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+        if self.recheck is not None:
+            self.recheck.cancel()
+        await self._leave_groups()
         if self.workspace_id is not None:
             await sync_to_async(live.listener_left)(self.workspace_id)
+            self.workspace_id = None
+
+    async def _leave_groups(self) -> None:
+        groups, self.groups_joined = self.groups_joined, ()
+        for group in groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def events_stored(self, message):
         await self.send_json(message)
+
+    async def api_key_revoked(self, message):
+        """The key was revoked: not one more frame, whenever the client notices the close."""
+        await self._leave_groups()
+        await self.close(code=UNAUTHORIZED)
 
 
 @database_sync_to_async

@@ -62,6 +62,20 @@ def debugger_group(workspace_id: int) -> str:
     return f"debugger.{workspace_id}"
 
 
+def api_key_group(api_key_id: int) -> str:
+    """The sockets opened with one key: they close when it is revoked."""
+    return f"api-key.{api_key_id}"
+
+
+def publish_api_key_revoked(*, api_key_id: int) -> None:
+    """Close every socket opened with the key, in every process (after the revocation commits).
+    Best effort, like every push: a socket that misses it finds out at its next re-check."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(api_key_group(api_key_id), {"type": "api_key.revoked"})
+    except Exception:
+        logger.warning("live.revocation_publish_failed", extra={"api_key_id": api_key_id}, exc_info=True)
+
+
 def event_summary(event: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": event["type"],

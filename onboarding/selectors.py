@@ -24,6 +24,11 @@ _API_KEY_WITH_WORKSPACE = PreparedQuery(
 )
 
 
+def api_key_is_active(*, workspace_id: int, api_key_id: int) -> bool:
+    """Whether the key still exists unrevoked in the workspace (an open socket's re-check)."""
+    return ApiKey.objects.filter(pk=api_key_id, workspace_id=workspace_id, revoked_at__isnull=True).exists()
+
+
 def workspaces_for_admin(*, user: AbstractBaseUser, permission: str = "view") -> QuerySet[Workspace]:
     """The workspaces an admin user was granted (django-guardian); all of them for a superuser."""
     if user.is_superuser:

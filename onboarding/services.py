@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -13,7 +14,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from guardian.shortcuts import assign_perm
 
 from guardrails.audit import audit_record
-from onboarding import ingest
+from onboarding import ingest, live
 from onboarding.keys import DISPLAY_PREFIX_LENGTH, generate_key, key_digest
 from onboarding.models import ApiKey, Workspace
 
@@ -97,10 +98,12 @@ def api_key_create(
 
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None = None) -> ApiKey:
-    """Revoke a key at once; revoking twice keeps the first time (and is recorded once)."""
+    """Revoke a key at once; revoking twice keeps the first time (and is recorded once). Open
+    debugger sockets authenticated by it close once the revocation commits."""
     revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     api_key.refresh_from_db(fields=["revoked_at"])
     if revoked:
+        transaction.on_commit(partial(live.publish_api_key_revoked, api_key_id=api_key.pk))
         audit_record(
             workspace=api_key.workspace,
             action="api_key.revoked",

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from onboarding import services
+from onboarding import consumers, live, services
 from onboarding.models import Event
 from tests.conftest import basic_auth
 from tests.onboarding import websockets
@@ -93,6 +93,49 @@ async def test_debugger_refuses_write_keys_unknown_and_revoked_keys(tenant):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_an_open_debugger_closes_when_its_key_is_revoked(tenant):
+    workspace, write_key, secret_key = tenant
+    debugger, connected, _ = await _connect(secret_key)
+    assert connected
+    await debugger.receive_json_from(timeout=3)  # hello
+    other = await database_sync_to_async(services.api_key_create)(
+        workspace=workspace, name="Other server", kind="secret"
+    )
+    still_open, connected, _ = await _connect(other.key)
+    assert connected
+    await still_open.receive_json_from(timeout=3)
+
+    api_key = await database_sync_to_async(workspace.api_keys.filter(kind="secret").earliest)("created_at")
+    await database_sync_to_async(services.api_key_revoke)(api_key=api_key)
+
+    assert await debugger.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+    # The key's events stop with it; a socket opened with another key of the workspace streams on.
+    status = await sync_to_async(_post_batch)(write_key, [{"type": "track", "userId": "u", "event": "E"}])
+    assert status == 200
+    assert (await still_open.receive_json_from(timeout=3))["type"] == "events.stored"
+    assert await debugger.receive_nothing(timeout=0.5)
+    await still_open.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_a_debugger_that_missed_the_revocation_closes_at_its_recheck(tenant, monkeypatch):
+    workspace, _, secret_key = tenant
+    monkeypatch.setattr(consumers, "KEY_RECHECK_SECONDS", 0.05)
+    monkeypatch.setattr(live, "publish_api_key_revoked", lambda **_: None)  # the broadcast is lost
+    debugger, connected, _ = await _connect(secret_key)
+    assert connected
+    await debugger.receive_json_from(timeout=3)
+    assert await debugger.receive_nothing(timeout=0.3)  # re-checked, still valid: still open
+
+    api_key = await database_sync_to_async(workspace.api_keys.get)(kind="secret")
+    await database_sync_to_async(services.api_key_revoke)(api_key=api_key)
+
+    assert await debugger.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+
+
+@pytest.mark.django_db(transaction=True)
 def test_events_are_accepted_while_the_channel_layer_redis_is_down(tenant):
     workspace, write_key, _ = tenant
     unreachable = {
@@ -110,8 +153,6 @@ def test_events_are_accepted_while_the_channel_layer_redis_is_down(tenant):
 
 def test_events_are_published_only_while_a_debugger_listens(monkeypatch):
     from datetime import UTC, datetime
-
-    from onboarding import live
 
     sent = []
 
