@@ -15,11 +15,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from guardrails import pii
+from nudges import link_scan
 from nudges.rendering import CONTACT_VARIABLES, VARIABLE, unknown_variables, variables_in
 
 # The UI components an LLM may choose (the seeds' allowlist), and those that mean something on
@@ -71,7 +71,6 @@ DEFAULT_LIMITS = Limits(subject=150, body=2000, cta_text=80)
 # "Hi [NAME]" to the user.
 _PLACEHOLDER = re.compile(r"\[(?:EMAIL|PHONE|CARD|IBAN|SSN|IP|ADDRESS|SECRET|DOB|NAME)\]")
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./:-]{1,80}")
-_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"'()\[\]{}]+", re.IGNORECASE)
 
 
 class Rejected(Exception):
@@ -214,9 +213,10 @@ def validate(content: str | None, rules: Rules) -> Output:
     body = join_protected(written["body"], rules.protected, channel=rules.channel)
     _check_lengths({**written, "body": body}, limits, rules.channel)
     _check_variables(written, rules)
-    _check_urls(written, rules)
     _check_words(written, rules)
+    # Personal data first: an e-mail address is a link too, and the graver reason is recorded.
     _check_pii(written, rules)
+    _check_links(written, rules)
     return Output(
         subject=written["subject"],
         body=body,
@@ -288,20 +288,21 @@ def _check_variables(texts: dict[str, str], rules: Rules) -> None:
         raise Rejected(UNKNOWN_VARIABLE, f"variables {', '.join(added)} are not in the draft")
 
 
-def _host_allowed(url: str, domains: Sequence[str]) -> bool:
-    address = url if "://" in url else f"https://{url}"
-    host = (urlsplit(address).hostname or "").lower()
-    return any(host == domain.lower() or host.endswith("." + domain.lower()) for domain in domains if domain)
-
-
-def _check_urls(texts: dict[str, str], rules: Rules) -> None:
-    known = [*rules.draft_texts, *rules.links]
+def _check_links(texts: dict[str, str], rules: Rules) -> None:
+    """Whatever a mail client would make a link of (bare domains, e-mail addresses, disguised
+    links: nudges.link_scan) must go to a host the draft already links to or to one of the
+    workspace's allowed domains."""
+    known = {
+        link.host
+        for text in (*rules.draft_texts, *rules.links)
+        for link in link_scan.links_in(text)
+        if link.host
+    }
     for name, text in texts.items():
-        for match in _URL.finditer(text):
-            url = match.group().rstrip(".,;:!?")
-            if any(url in source for source in known) or _host_allowed(url, rules.allowed_link_domains):
+        for link in link_scan.links_in(text):
+            if link.host in known or link_scan.host_allowed(link.host, rules.allowed_link_domains):
                 continue
-            raise Rejected(LINK_NOT_ALLOWED, f"{name} holds a link that is not allowed")
+            raise Rejected(LINK_NOT_ALLOWED, f"{name} holds a link that is not allowed ({link.kind})")
 
 
 def _check_words(texts: dict[str, str], rules: Rules) -> None:

@@ -21,9 +21,11 @@ what is checked is what is sent. The rules enforced:
   NudgeSettings.sms_opt_out_text when the body lacks it; an empty one is a failure).
 * banned_words: none of the workspace's banned words in subject, body or call to action, as
   whole words, case-insensitive.
-* links: the call to action's destination and every URL in the texts are relative deep links
-  (/path) or http(s) links to the workspace's allowed domains (subdomains included); the
-  platform's own links (PUBLIC_BASE_URL: unsubscribe, click tracking) are always allowed.
+* links: the call to action's destination and every link in the texts (whatever a mail client
+  would make a link of: bare domains, e-mail addresses, IP addresses, disguised links) are
+  relative deep links (/path) or http(s) links to the workspace's allowed domains (subdomains
+  included); the platform's own links (PUBLIC_BASE_URL: unsubscribe, click tracking) are always
+  allowed.
 """
 
 import math
@@ -35,7 +37,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from guardrails.models import Channel, Purpose
-from nudges import composer, rendering
+from nudges import composer, link_scan, rendering
 from nudges.gateways.base import Message, Recipient
 from nudges.models import Nudge, NudgeSettings, TemplateVersion
 from nudges.personalize import Draft
@@ -66,7 +68,6 @@ SAMPLE_VALUES = {
     "name": "Alexandra Johnson",
 }
 
-_URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"'(){}\[\]]+")
 _ATTRIBUTE_LINK = re.compile(r"(?i)\b(?:href|src)\s*=\s*[\"']([^\"']*)[\"']")
 _LEFTOVER_BRACES = re.compile(r"{{|}}")
 _WORDS = re.compile(r"\w+")
@@ -285,13 +286,15 @@ def link_problem(link: str, domains: list[str]) -> str | None:
         return f"{link} is neither a relative deep link (/...) nor an http(s) link"
     host = parts.hostname.lower()
     own = urlsplit(settings.PUBLIC_BASE_URL).hostname
-    if host == own or any(host == domain or host.endswith(f".{domain}") for domain in domains):
+    if host == own or link_scan.host_allowed(host, domains):
         return None
     return f"{link} points to {host}, not an allowed domain"
 
 
 def links_in(text: str) -> list[str]:
-    found = [match.group(0).rstrip(".,;:!?") for match in _URL.finditer(text or "")]
+    """What a mail client would link in `text` (bare domains and disguised links included:
+    nudges.link_scan), then the targets of href and src attributes."""
+    found = [link.text for link in link_scan.links_in(text or "")]
     found += [match.group(1) for match in _ATTRIBUTE_LINK.finditer(text or "") if match.group(1)]
     return list(dict.fromkeys(found))
 

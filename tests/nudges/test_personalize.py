@@ -492,6 +492,14 @@ def test_a_refusal_falls_back(llm):
             Answer(fields={"body": "Log in at https://evil.example.net/login now."}),
             "link_not_allowed: body holds a link that is not allowed",
         ),
+        (
+            Answer(fields={"body": "Go to secure-login-check.com/unlock and sign in again."}),
+            "link_not_allowed: body holds a link that is not allowed (a bare domain)",
+        ),
+        (
+            Answer(fields={"subject": "Sign in at secure-login-check\u200b.com"}),
+            "link_not_allowed: subject holds a link that is not allowed (a bare domain)",
+        ),
         (Answer(fields={"subject": "x" * 151}), "too_long: subject has 151 characters, over 150 for email"),
         (Answer(fields={"body": "Hi {{ nickname }}!"}), "unknown_variable: unknown variables nickname"),
         (Answer(fields={"body": "Hi {{ first name }}!"}), "unknown_variable: a malformed {{ variable }}"),
@@ -531,6 +539,31 @@ def test_an_invalid_answer_falls_back_with_its_reason(llm, answer, reason):
     assert (call.outcome, call.fallback_reason) == ("fallback", result.fallback_reason)
     assert (call.prompt_tokens, call.completion_tokens, call.cost_usd) == (1200, 80, Decimal("0.000228"))
     assert not any(canary.lower() in json.dumps(call.output).lower() for canary in PII_CANARIES)
+
+
+def test_an_in_app_answer_with_a_bare_domain_falls_back_to_the_static_template(llm):
+    llm.script(
+        Answer(
+            fields={"body": "Go to secure-login-check.com/unlock and sign in again.", "ui_component": "modal"}
+        )
+    )
+    in_app = case(channel="in_app")
+
+    result = in_app.personalise()
+
+    assert (result.draft, result.personalised) == (in_app.draft, False)
+    assert result.fallback_reason == "link_not_allowed: body holds a link that is not allowed (a bare domain)"
+    assert (only_call().outcome, only_call().fallback_reason) == ("fallback", result.fallback_reason)
+
+
+def test_a_bare_domain_on_the_workspace_s_allowlist_is_used(llm):
+    body = "Your reports are at reports.acme-analytics.com/weekly."
+    llm.script(Answer(fields={"body": body}))
+
+    result = case(allowed_link_domains=["acme-analytics.com"]).personalise()
+
+    assert result.personalised
+    assert result.draft.body.startswith(body)
 
 
 def test_an_sms_body_past_320_characters_falls_back(llm):

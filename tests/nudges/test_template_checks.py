@@ -245,6 +245,26 @@ def test_links_elsewhere_are_refused_each_named(workspace):
     }
 
 
+def test_bare_and_disguised_domains_in_the_texts_are_links_too(workspace):
+    results = run(
+        workspace,
+        subject="Unlock at secure-login-check.com",
+        body="Or write to help (at) evil (dot) io, or go to hxxps://evil[.]com/x.",
+    )
+
+    assert failed(results) == {
+        "links": "secure-login-check.com points to secure-login-check.com, not an allowed domain; "
+        "help@evil.io points to evil.io, not an allowed domain; https://evil.com/x points to evil.com, "
+        "not an allowed domain (allowed domains: app.example.com)"
+    }
+
+
+def test_prose_with_dots_and_allowed_bare_domains_passes(workspace):
+    body = "Works with Node.js; upload file.txt; version 2.5, e.g. at docs.app.example.com/guide."
+
+    assert failed(run(workspace, body=body)) == {}
+
+
 def test_protocol_relative_links_are_not_deep_links(workspace):
     assert "links" in failed(run(workspace, cta_url="//other.org/x"))
 
