@@ -10,9 +10,12 @@ django.setup(set_prefix=False)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from config import logging as config_logging  # noqa: E402
 from config.body_limit import BodyLimitMiddleware  # noqa: E402
 from config.http import ThreadPoolASGIHandler  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+
+config_logging.redact_server_logs()
 
 application = ProtocolTypeRouter(
     {

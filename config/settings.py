@@ -311,10 +311,19 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "config.logging.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    # User ids in request paths become keyed digests (config.logging): on the console handler for
+    # every record that reaches it, and on the loggers that print paths, before any handler.
+    "filters": {"user_ids": {"()": "config.logging.UserIdFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["user_ids"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # django-axes writes user names and full client addresses; admin sign-ins are audit rows.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "ERROR"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django-axes writes user names and full client addresses; admin sign-ins are audit rows.
+        "axes": {"level": "ERROR"},
+        # Its 4xx warnings ("Not Found: <path>"). uvicorn's loggers get the filter in place from
+        # config.asgi: the server configured them before Django loaded (config.logging).
+        "django.request": {"filters": ["user_ids"]},
+    },
 }
 
 SENTRY_DSN = env.str("SENTRY_DSN", default="")

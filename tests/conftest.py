@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import uuid
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -48,6 +49,12 @@ def _services_present(django_db_setup, django_db_blocker):
             )
 
 
+# Each canary as written, and percent-encoded as request paths in access lines carry it.
+_CANARY_FORMS = tuple(
+    {form.lower() for canary in PII_CANARIES for form in (canary, quote(canary), quote(canary, safe=""))}
+)
+
+
 class _PiiCanaryHandler(logging.Handler):
     """Formats every record as production would (JSON, extra fields included) and keeps the
     lines that carry a PII canary of tests/factories.py."""
@@ -63,9 +70,7 @@ class _PiiCanaryHandler(logging.Handler):
         except Exception:  # a record that cannot be formatted is not a leak; say so though
             line = f"unformattable record from {record.name}: {record.msg!r}"
         lowered = line.lower()
-        if any(canary.lower() in lowered for canary in PII_CANARIES) or PII_CANARY_DIGITS in re.sub(
-            r"\D", "", line
-        ):
+        if any(canary in lowered for canary in _CANARY_FORMS) or PII_CANARY_DIGITS in re.sub(r"\D", "", line):
             self.leaks.append(line)
 
 
