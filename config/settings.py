@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp import constants as csp
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
@@ -47,6 +48,25 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# django-csp: every response. Nothing inline runs or styles without the request's nonce
+# ({{ request.csp_nonce }} on a <style> or <script>; the admin's own templates need none).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF, csp.NONCE],
+        "style-src": [csp.SELF, csp.NONCE],
+        "img-src": [csp.SELF, "data:"],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.NONE],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    }
+}
+# django-permissions-policy: no page here uses a device feature, so none may be asked for.
+PERMISSIONS_POLICY = dict.fromkeys(
+    ("accelerometer", "camera", "geolocation", "gyroscope", "magnetometer", "microphone", "payment", "usb"),
+    [],
+)
 
 INSTALLED_APPS = [
     "config.apps.OnboardingAdminConfig",
@@ -76,7 +96,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise, so that static files carry the policies too (an SVG opened directly).
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.cache_control.NoStoreApiMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -236,8 +260,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- Browsers send events from the customer's own site: ingestion answers any origin. The
 # write key is public by design and no cookie is ever read there.
-# The progress API is called from browsers too, with an end-user token in Authorization.
-CORS_URLS_REGEX = r"^/(v1/.*|api/v1/users/.*)$"
+# The progress, preferences, inbox and push-subscription APIs are called from browsers too, with
+# an end-user token in Authorization. What needs a secret key (tokens, export, erasure) is called
+# from the customer's server: it answers no origin.
+CORS_URLS_REGEX = r"^/(v1/.*|api/v1/users/[^/]+/(onboarding|preferences|nudges|push-subscriptions)(/.*)?)$"
 CORS_ALLOW_ALL_ORIGINS = True
 CORS_ALLOW_HEADERS = ["authorization", "content-type", "content-encoding", "x-retry-count", "if-match"]
 CORS_EXPOSE_HEADERS = ["etag", "retry-after"]
