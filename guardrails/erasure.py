@@ -1,4 +1,4 @@
-"""GDPR / CCPA erasure of one person: the service, its erasers, and the event scrubbing.
+"""GDPR / CCPA erasure of one person: the service and its erasers (events: guardrails.erasure_events).
 
 What happens to each kind of data (README, "GDPR export and erasure"):
 
@@ -35,12 +35,13 @@ from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Case, Q, TextField, Value, When
+from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from redis import RedisError
 
 from guardrails import reimport, subjects
 from guardrails.audit import audit_record
+from guardrails.erasure_events import TOMBSTONE_PREFIX, erase_events, is_tombstone, unfinished_profiles
 from guardrails.gdpr import audit_rows_about
 from guardrails.models import AuditLog, LLMCall, Preference, Suppression
 from onboarding import answers as answer_aggregation
@@ -57,19 +58,13 @@ from onboarding.models import (
 
 logger = logging.getLogger(__name__)
 
-TOMBSTONE_PREFIX = "erased:"
 ERASED = "[erased]"
-EVENT_BATCH_SIZE = 2000
 MIN_SEARCHED_LENGTH = 4
 """Identifiers shorter than this are matched whole, never inside longer text (a user id "42")."""
 
 
 def tombstone_new() -> str:
     return f"{TOMBSTONE_PREFIX}{uuid.uuid4().hex}"
-
-
-def is_tombstone(value: str | None) -> bool:
-    return bool(value) and value.startswith(TOMBSTONE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -271,81 +266,6 @@ def _llm_calls(scope: ErasureScope) -> int:
     )
 
 
-# --- Events ---------------------------------------------------------------------------------------
-
-
-def _tombstoned(column: str, tombstone: str) -> Case:
-    return Case(When(**{column: ""}, then=Value("")), default=Value(tombstone))
-
-
-def _unscrubbed() -> Q:
-    identified = Q()
-    for column in ("user_id", "anonymous_id", "previous_id"):
-        identified |= Q(**{f"{column}__gt": ""}) & ~Q(**{f"{column}__startswith": TOMBSTONE_PREFIX})
-    return ~Q(properties={}) | ~Q(context={}) | identified
-
-
-def _scrub_events(event_ids: list[int], tombstone: str) -> int:
-    with transaction.atomic():
-        return Event.objects.filter(pk__in=event_ids).update(
-            properties={},
-            context={},
-            user_id=_tombstoned("user_id", tombstone),
-            anonymous_id=_tombstoned("anonymous_id", tombstone),
-            previous_id=_tombstoned("previous_id", tombstone),
-        )
-
-
-def erase_events(
-    *,
-    end_user: EndUser,
-    batch_size: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> int:
-    """Scrub an erased profile's events in batches, one transaction each; returns how many.
-
-    Walks the (end user, timestamp) index in key order, so each batch costs the same however long
-    the history; a last pass catches events stored while it ran. Safe to run again."""
-    tombstone = end_user.external_id
-    if not is_tombstone(tombstone):
-        raise ValueError("erase_events runs on an erased profile only (its user id is a tombstone)")
-    batch_size = batch_size or EVENT_BATCH_SIZE
-    events = Event.objects.filter(workspace_id=end_user.workspace_id, end_user=end_user)
-    total = events.count()
-    done = 0
-    after: tuple | None = None
-    while True:
-        batch = events.order_by("timestamp", "pk")
-        if after is not None:
-            batch = batch.filter(Q(timestamp__gt=after[0]) | Q(timestamp=after[0], pk__gt=after[1]))
-        rows = list(batch.values_list("timestamp", "pk")[:batch_size])
-        if not rows:
-            break
-        done += _scrub_events([pk for _, pk in rows], tombstone)
-        after = rows[-1]
-        if on_progress is not None:
-            on_progress(done, max(total, done))
-    late = list(events.filter(_unscrubbed()).values_list("pk", flat=True))
-    if late:
-        done += _scrub_events(late, tombstone)
-        if on_progress is not None:
-            on_progress(done, done)
-    logger.info(
-        "guardrails.erasure.events_erased",
-        extra={"workspace_id": end_user.workspace_id, "end_user_id": end_user.pk, "events": done},
-    )
-    return done
-
-
-def unfinished_profiles(*, workspace: Workspace) -> list[EndUser]:
-    """Erased profiles with events still to scrub (an erasure job that did not finish)."""
-    pending = Event.objects.filter(
-        workspace=workspace, end_user__external_id__startswith=TOMBSTONE_PREFIX
-    ).filter(_unscrubbed())
-    end_user_ids = set(pending.values_list("end_user_id", flat=True).distinct())
-    return list(EndUser.objects.filter(workspace=workspace, pk__in=end_user_ids).order_by("pk"))
-
-
 # --- The service ----------------------------------------------------------------------------------
 
 
@@ -517,37 +437,61 @@ def gdpr_erase(
     """Erase the person known by `user_id` in this workspace.
 
     The suppression is committed first, and the erasure waits until no process can still be
-    storing events under the user id (guardrails.reimport.MEMO_SECONDS). Their events are
-    scrubbed before returning, unless `inline_max_events` is given and the
-    history is longer: then an RQ job does it (status "erasing", `job_id` set). Idempotent: an
-    erased user id gives status "already_erased" (and unfinished erasures of the workspace are
-    finished); an unknown one "not_found", and nothing is written. A profile that an ingestion
-    batch in flight re-created during an inline erasure is erased too."""
+    storing events under the user id (guardrails.reimport.MEMO_SECONDS). Then everything else runs
+    in one transaction: it finishes, or nothing of it is left (never a tombstoned profile whose
+    events still carry the user id). Their events are scrubbed before returning, unless
+    `inline_max_events` is given and the history is longer: then an RQ job does it (status
+    "erasing", `job_id` set). Idempotent: an erased user id gives status "already_erased" (and
+    unfinished erasures of the workspace are finished, each on its own: one that fails again is
+    logged and left for the next call, not this caller's error); an unknown one "not_found", and
+    nothing is written. A profile that an ingestion batch in flight re-created during an inline
+    erasure is erased too."""
     if erasure_suppress(workspace=workspace, user_id=user_id):
         reimport.wait_for_every_process()
-    result = erasure_start(
-        workspace=workspace, user_id=user_id, actor=actor, actor_label=actor_label, request_id=request_id
-    )
-    if result.status == "not_found":
-        return result
-    profiles = list(EndUser.objects.filter(pk__in=result.end_user_ids))
+    erase = dict(batch_size=batch_size, on_progress=on_progress, inline_max_events=inline_max_events)
+    with transaction.atomic():
+        result = erasure_start(
+            workspace=workspace, user_id=user_id, actor=actor, actor_label=actor_label, request_id=request_id
+        )
+        if result.status == "erased":
+            _finish(result, EndUser.objects.filter(pk__in=result.end_user_ids), **erase)
+            if not result.job_ids:
+                again = erasure_start(
+                    workspace=workspace, user_id=user_id, actor=actor, actor_label=actor_label
+                )
+                for end_user in EndUser.objects.filter(pk__in=again.end_user_ids):
+                    result.end_user_ids.append(end_user.pk)
+                    result.events_total += again.events_total
+                    result.events_erased += erasure_finish(end_user=end_user, batch_size=batch_size)
     if result.status == "already_erased":
-        profiles = unfinished_profiles(workspace=workspace)
+        for end_user in unfinished_profiles(workspace=workspace):
+            try:
+                with transaction.atomic():
+                    _finish(result, [end_user], **erase)
+            except Exception:
+                logger.exception(
+                    "guardrails.erasure.unfinished_failed",
+                    extra={"workspace_id": workspace.pk, "end_user_id": end_user.pk},
+                )
+    if result.job_ids and result.status == "erased":
+        result.status = "erasing"
+    return result
+
+
+def _finish(
+    result: ErasureResult,
+    profiles,
+    *,
+    batch_size: int | None,
+    on_progress: Callable[[int, int], None] | None,
+    inline_max_events: int | None,
+) -> None:
+    """Scrub these erased profiles' events now, or queue a job for a history too long to wait for."""
     for end_user in profiles:
-        pending = Event.objects.filter(workspace=workspace, end_user=end_user).count()
+        pending = Event.objects.filter(workspace_id=end_user.workspace_id, end_user=end_user).count()
         if inline_max_events is not None and pending > inline_max_events:
             result.job_ids.append(erasure_events_enqueue(end_user_id=end_user.pk))
             continue
         result.events_erased += erasure_finish(
             end_user=end_user, batch_size=batch_size, on_progress=on_progress
         )
-    if result.job_ids:
-        result.status = "erasing" if result.status == "erased" else result.status
-        return result
-    if result.status == "erased":
-        again = erasure_start(workspace=workspace, user_id=user_id, actor=actor, actor_label=actor_label)
-        for end_user in EndUser.objects.filter(pk__in=again.end_user_ids):
-            result.end_user_ids.append(end_user.pk)
-            result.events_total += again.events_total
-            result.events_erased += erasure_finish(end_user=end_user, batch_size=batch_size)
-    return result

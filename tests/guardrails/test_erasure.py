@@ -10,11 +10,11 @@ from dataclasses import replace
 import pytest
 from django.apps import apps
 from django.core.management import CommandError, call_command
-from django.db import models
+from django.db import DatabaseError, models
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from guardrails import erasure, reimport, subjects
+from guardrails import erasure, erasure_events, reimport, subjects
 from guardrails.models import AuditLog, ConsentRecord, LLMCall, Preference, Suppression
 from onboarding import answers, rebuild
 from onboarding.models import (
@@ -28,6 +28,7 @@ from onboarding.models import (
 )
 from tests.conftest import basic_auth
 from tests.guardrails.gdpr_people import OTTO, ZELDA, build, published_path
+from tests.poisoned_times import FUTURE, PAST, poison
 
 pytestmark = pytest.mark.django_db
 
@@ -473,3 +474,95 @@ def test_a_workspace_without_erasures_is_asked_once_per_memo_period(
     with django_assert_num_queries(1):
         for _ in range(5):
             assert reimport.without_erased(workspace_id=workspace.pk, events=events) is events
+
+
+# --- Rows that cannot be read, failures midway ----------------------------------------------------
+
+
+def zelda_event_poisoned(workspace, when=FUTURE) -> int:
+    """One of Zelda's events gets a time no Python process can read (tests.poisoned_times)."""
+    event_id = Event.objects.filter(workspace=workspace, user_id=ZELDA.user_id).order_by("pk").first().pk
+    poison(Event, event_id, "timestamp", when)
+    return event_id
+
+
+@pytest.mark.parametrize("when", [FUTURE, PAST])
+def test_an_event_time_no_one_can_read_does_not_stop_the_erasure(tenant, people, when):
+    workspace, _, _ = tenant
+    zelda_event_poisoned(workspace, when)
+
+    result = erasure.gdpr_erase(workspace=workspace, user_id=ZELDA.user_id, actor_label="test")
+
+    assert (result.status, result.events_erased) == ("erased", 3)
+    assert rows_mentioning(ZELDA.needles) == []
+
+
+@override_settings(JOBS_RUN_INLINE=True)
+def test_delete_of_a_person_with_an_unreadable_event_answers_200(tenant, people):
+    workspace, _, secret_key = tenant
+    zelda_event_poisoned(workspace)
+
+    response = delete(secret_key, ZELDA.user_id)
+
+    assert response.status_code == 200
+    assert response.json()["events"] == {"total": 3, "erased": 3}
+    assert rows_mentioning(ZELDA.needles) == []
+
+
+def test_an_erasure_that_fails_midway_leaves_nothing_half_done(tenant, people, monkeypatch):
+    workspace, _, _ = tenant
+
+    def scrub_fails(event_ids, tombstone):
+        raise DatabaseError("the database went away")
+
+    monkeypatch.setattr(erasure_events, "_scrub_events", scrub_fails)
+    with pytest.raises(DatabaseError):
+        erasure.gdpr_erase(workspace=workspace, user_id=ZELDA.user_id, actor_label="test")
+
+    # All or nothing: the profile is not tombstoned while its events still name the person.
+    zelda = EndUser.objects.get(workspace=workspace, external_id=ZELDA.user_id)
+    assert Contact.objects.filter(end_user=zelda).exists()
+    assert not AuditLog.objects.filter(action="data.erase").exists()
+    monkeypatch.undo()
+    retried = erasure.gdpr_erase(workspace=workspace, user_id=ZELDA.user_id, actor_label="test")
+    assert retried.status == "erased"
+    assert rows_mentioning(ZELDA.needles) == []
+
+
+def test_a_repeat_erasure_finishes_an_earlier_one_held_up_by_an_unreadable_event(tenant, people):
+    workspace, _, _ = tenant
+    erasure.gdpr_erase(workspace=workspace, user_id=OTTO.user_id, actor_label="test")
+    assert (
+        erasure.erasure_start(workspace=workspace, user_id=ZELDA.user_id).status == "erased"
+    )  # its job died
+    zelda_event_poisoned(workspace)
+
+    again = erasure.gdpr_erase(workspace=workspace, user_id=OTTO.user_id, actor_label="test")
+
+    assert (again.status, again.events_erased) == ("already_erased", 3)
+    assert rows_mentioning(ZELDA.needles) == []
+
+
+def test_an_earlier_erasure_that_cannot_finish_does_not_fail_a_later_one(tenant, people, monkeypatch, caplog):
+    workspace, _, _ = tenant
+    erasure.gdpr_erase(workspace=workspace, user_id=OTTO.user_id, actor_label="test")
+    zelda = EndUser.objects.get(workspace=workspace, external_id=ZELDA.user_id)
+    erasure.erasure_start(workspace=workspace, user_id=ZELDA.user_id)  # its job died
+    finish = erasure.erasure_finish
+
+    def finish_fails_for_zelda(*, end_user, **kwargs):
+        if end_user.pk == zelda.pk:
+            raise DatabaseError("still cannot finish")
+        return finish(end_user=end_user, **kwargs)
+
+    monkeypatch.setattr(erasure, "erasure_finish", finish_fails_for_zelda)
+
+    again = erasure.gdpr_erase(workspace=workspace, user_id=OTTO.user_id, actor_label="test")
+
+    assert again.status == "already_erased"
+    assert [
+        record.end_user_id
+        for record in caplog.records
+        if record.msg == "guardrails.erasure.unfinished_failed"
+    ] == [zelda.pk]
+    assert erasure.unfinished_profiles(workspace=workspace) == [zelda]  # left for the next call

@@ -12,8 +12,10 @@ from django.core.management import CommandError, call_command
 from guardrails import gdpr
 from guardrails.models import AuditLog
 from onboarding import tokens
+from onboarding.models import Event
 from tests.conftest import basic_auth
 from tests.guardrails.gdpr_people import OTTO, ZELDA, build, published_path
+from tests.poisoned_times import FUTURE, PAST, poison
 
 pytestmark = pytest.mark.django_db
 
@@ -244,3 +246,22 @@ def test_a_registered_exporter_adds_its_section(tenant, people, monkeypatch):
     bundle = json.loads(stream.getvalue())
     assert bundle["sections"] == [*SECTIONS, "experiments"]
     assert bundle["experiments"] == [{"end_user_id": zelda.pk}]
+
+
+def test_the_export_of_a_person_whose_event_time_was_unreadable_works_once_repaired(
+    api_client, tenant, people
+):
+    """Ingestion once stored year 10000 (tests.poisoned_times); `repair_event_times` rewrites it
+    in SQL to the time the server received the event, and the export reads every row again."""
+    workspace, _, secret_key = tenant
+    event = Event.objects.filter(workspace=workspace, user_id=ZELDA.user_id).order_by("pk").first()
+    received_at = event.received_at
+    poison(Event, event.pk, "timestamp", FUTURE)
+    poison(Event, event.pk, "sent_at", PAST)
+
+    call_command("repair_event_times", stdout=io.StringIO())
+    response = export(api_client, secret_key, ZELDA.user_id)
+
+    assert response.status_code == 200
+    [exported] = [row for row in orjson.loads(response.content)["events"] if row["id"] == event.pk]
+    assert (exported["timestamp"], exported["sent_at"]) == (received_at.isoformat(), None)
