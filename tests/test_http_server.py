@@ -1,6 +1,7 @@
 """The application as a real HTTP server serves it (config.serve's uvicorn settings): request
 bodies in any framing, the client address, and what the server says about itself."""
 
+import contextlib
 import gzip
 import http.client
 import re
@@ -57,7 +58,7 @@ def test_a_chunked_batch_is_stored(tenant):
             {"Authorization": basic_auth(write_key), "Content-Type": "application/json"},
         )
 
-    assert (status, body["accepted"]) == (200, 20)
+    assert (status, body) == (200, {"success": True})
     assert Event.objects.filter(workspace=workspace, name="Chunked").count() == 20
 
 
@@ -98,7 +99,8 @@ def test_an_endless_chunked_body_is_refused_with_413_before_it_ends():
         response.begin()
         sent_when_answered = sent[0]
         detail = orjson.loads(response.read())["detail"]
-        sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):  # already closed by the server
+            sock.shutdown(socket.SHUT_RDWR)
         sender.join(10)
 
     assert response.status == 413
