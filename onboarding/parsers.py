@@ -16,6 +16,25 @@ def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes ({limit // 1024} KB).")
 
 
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """Inflate every gzip member (RFC 1952 allows several, one after the other), never more than
+    `limit` + 1 bytes in all: zlib's max_length stops a bomb while it inflates, not after."""
+    inflated = bytearray()
+    remaining = body
+    while remaining:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            inflated += decompressor.decompress(remaining, limit + 1 - len(inflated))
+        except zlib.error as error:
+            raise exceptions.ParseError(f"Body is not valid gzip: {error}.") from None
+        if len(inflated) > limit:
+            raise _too_large(limit)
+        if not decompressor.eof:
+            raise exceptions.ParseError("Body is not valid gzip: the stream is truncated.")
+        remaining = decompressor.unused_data.lstrip(b"\x00")  # zero padding after the last member
+    return bytes(inflated)
+
+
 class SegmentJSONParser(parsers.BaseParser):
     """Any content type is read as JSON (Segment clients are not consistent about it)."""
 
@@ -37,13 +56,7 @@ class SegmentJSONParser(parsers.BaseParser):
         if len(body) > read_limit:
             raise _too_large(limit)
         if compressed:
-            decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            try:
-                body = decompressor.decompress(body, limit + 1)
-            except zlib.error as error:
-                raise exceptions.ParseError(f"Body is not valid gzip: {error}.") from None
-            if len(body) <= limit and not decompressor.eof:
-                raise exceptions.ParseError("Body is not valid gzip: the stream is truncated.")
+            body = _gunzip(body, limit)
         if len(body) > limit:
             raise _too_large(limit)
         if not body.strip():

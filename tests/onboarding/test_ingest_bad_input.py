@@ -315,3 +315,28 @@ def test_the_batch_cap_is_a_setting(api_client, tenant):
     response = post_batch(api_client, write_key, {"batch": batch})
     assert response.status_code == 413
     assert orjson.loads(response.content)["errors"][0]["reason"] == "holds 4 events; the limit is 3 per batch"
+
+
+def test_a_body_of_several_gzip_members_is_read_whole(api_client, tenant):
+    """RFC 1952 lets a gzip file hold several members; each is inflated, none silently dropped."""
+    workspace, write_key, _ = tenant
+    first, second = (
+        b'{"batch": [{"type": "track", "userId": "p", "event": "one"}, ',
+        b'{"type": "track", "userId": "p", "event": "two"}]}',
+    )
+
+    response = post_raw(
+        api_client, write_key, gzip.compress(first) + gzip.compress(second), HTTP_CONTENT_ENCODING="gzip"
+    )
+
+    assert response.status_code == 200
+    assert stored_names(workspace) == ["one", "two"]
+
+
+def test_gzip_members_that_inflate_past_the_limit_together_are_413(api_client, tenant):
+    _, write_key, _ = tenant
+    member = gzip.compress(b" " * 300_000)
+
+    response = post_raw(api_client, write_key, member + member, HTTP_CONTENT_ENCODING="gzip")
+
+    assert response.status_code == 413
