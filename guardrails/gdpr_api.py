@@ -14,7 +14,8 @@ from rest_framework import exceptions, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from guardrails import erasure, gdpr
+from config.jobs import enqueue
+from guardrails import erasure, gdpr, jobs
 from onboarding import selectors, tokens
 from onboarding.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
 from onboarding.models import ApiKey
@@ -94,5 +95,8 @@ class EndUserEraseApi(_GdprApi):
         )
         if result.status == "not_found":
             raise exceptions.NotFound(f"No such user: {user_id!r}.")
+        if result.status == "erased" or (result.status == "already_erased" and result.events_erased):
+            # Scrubbed here, so no events job will vacuum what the erasure changed (guardrails.vacuum).
+            enqueue(jobs.gdpr_vacuum_job, job_options={"result_ttl": 0})
         code = status.HTTP_202_ACCEPTED if result.status == "erasing" else status.HTTP_200_OK
         return Response(result.as_dict(), status=code)

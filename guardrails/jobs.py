@@ -4,7 +4,7 @@ import logging
 
 from rq import get_current_job
 
-from guardrails import abuse, erasure
+from guardrails import abuse, erasure, vacuum
 from onboarding.models import EndUser
 
 logger = logging.getLogger(__name__)
@@ -19,7 +19,8 @@ def detect_abuse_job() -> dict:
 def gdpr_erase_events_job(end_user_id: int) -> dict:
     """Scrub an erased profile's events in batches; the job's meta["progress"] says how far
     ({"done", "total"}), like the progress bar of `manage.py gdpr_erase`. Takes the profile's id
-    only: the erased user id never goes to Redis."""
+    only: the erased user id never goes to Redis. Then VACUUM what the erasure changed: every
+    scrubbing batch has committed by then."""
     end_user = (
         EndUser.objects.filter(pk=end_user_id, external_id__startswith=erasure.TOMBSTONE_PREFIX)
         .select_related("workspace")
@@ -35,4 +36,13 @@ def gdpr_erase_events_job(end_user_id: int) -> dict:
             job.meta["progress"] = {"done": done, "total": total}
             job.save_meta()
 
-    return {"events": erasure.erasure_finish(end_user=end_user, on_progress=on_progress)}
+    events = erasure.erasure_finish(end_user=end_user, on_progress=on_progress)
+    vacuum.erased_tables_vacuum()
+    return {"events": events}
+
+
+def gdpr_vacuum_job() -> dict:
+    """VACUUM the tables erasures write to, after an erasure that finished without a job (its
+    events were few and scrubbed in the request): the old row versions still hold what it erased
+    (guardrails.vacuum). Idempotent; queued after commit, as VACUUM cannot run in a transaction."""
+    return {"vacuumed": vacuum.erased_tables_vacuum()}

@@ -8,6 +8,7 @@ and their pending custom-trigger waits too.
 
 from guardrails.erasure import ERASED, ErasureScope, eraser
 from guardrails.gdpr import Subject, exporter
+from guardrails.vacuum import erased_models_register
 from nudges.models import CustomTriggerStart, Nudge, NudgeEvent, PushSubscription
 
 CONTENT_FIELDS = ("subject", "body", "cta_text", "cta_url", "ui_component")
@@ -53,6 +54,9 @@ def _push_subscriptions(subject: Subject) -> list[dict]:
         .order_by("pk")
         .values("endpoint", "created_at", "revoked_at")
     )
+
+
+erased_models_register(Nudge, NudgeEvent, PushSubscription, CustomTriggerStart)
 
 
 @eraser("nudges")

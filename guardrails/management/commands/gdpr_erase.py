@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from guardrails import erasure
+from guardrails import erasure, vacuum
 from guardrails.management.commands._gdpr import workspace_named
 from onboarding.management.progress import progress_line
 
@@ -28,11 +28,14 @@ class Command(BaseCommand):
         )
         if result.status == "not_found":
             raise CommandError(f"No user {user!r} in the workspace {scope.slug!r}, and none was erased.")
+        # The erasure has committed: its old row versions can go now (guardrails.vacuum).
+        vacuumed = vacuum.erased_tables_vacuum() if result.status == "erased" or result.events_erased else []
+        vacuum_note = f" Vacuumed {len(vacuumed)} tables." if vacuumed else ""
         if result.status == "already_erased":
             finished = (
                 f"; finished {result.events_erased:,} event(s) left over" if result.events_erased else ""
             )
-            self.stdout.write(f"This user was erased already{finished}.")
+            self.stdout.write(f"This user was erased already{finished}.{vacuum_note}")
             return
         erased = ", ".join(f"{name} {count}" for name, count in result.erased.items())
-        self.stdout.write(f"Erased: {erased}; events {result.events_erased:,}.")
+        self.stdout.write(f"Erased: {erased}; events {result.events_erased:,}.{vacuum_note}")
