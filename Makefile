@@ -30,8 +30,11 @@ BENCH_ARGS ?=
 # DJANGO_TRUST_X_FORWARDED_FOR is on (the setting django-axes' lockout follows too).
 UVICORN_FLAGS := --no-server-header $(if $(filter 1 true on yes y ok,$(shell echo '$(DJANGO_TRUST_X_FORWARDED_FOR)' | tr A-Z a-z)),--proxy-headers,--no-proxy-headers)
 
+# Where the server answers, for the links it sends out (click tracking, unsubscribe, callbacks):
+# the HOST and PORT it serves on, unless given (make run PUBLIC_BASE_URL=https://...).
+PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 # The embedded default: SQLite in VAR_DIR, jobs in-process, in-memory channel layer and cache.
-EMBEDDED := env -u DATABASE_URL -u REDIS_URL VAR_DIR=$(VAR_DIR) DJANGO_DEBUG=1
+EMBEDDED := env -u DATABASE_URL -u REDIS_URL VAR_DIR=$(VAR_DIR) DJANGO_DEBUG=1 PUBLIC_BASE_URL=$(PUBLIC_BASE_URL)
 
 .PHONY: help venv run test lint bench
 
@@ -56,9 +59,9 @@ run: venv
 	$(EMBEDDED) $(BIN)/python manage.py migrate --no-input -v 0
 	$(EMBEDDED) $(BIN)/python manage.py collectstatic --no-input -v 0
 	@echo "==> seeding the demo workspace"
-	$(EMBEDDED) $(BIN)/python manage.py seed_demo --users $(DEMO_USERS) --base-url http://$(HOST):$(PORT)
+	$(EMBEDDED) $(BIN)/python manage.py seed_demo --users $(DEMO_USERS)
 	@echo "==> serving admin, API and websocket on http://$(HOST):$(PORT) (Ctrl-C stops)"
-	exec $(EMBEDDED) $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --lifespan off $(UVICORN_FLAGS)
+	exec $(EMBEDDED) $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --lifespan on $(UVICORN_FLAGS)
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -13,6 +13,7 @@ from django.conf import settings  # noqa: E402
 from config import logging as config_logging  # noqa: E402
 from config.body_limit import BodyLimitMiddleware  # noqa: E402
 from config.http import ThreadPoolASGIHandler  # noqa: E402
+from config.periodic import lifespan  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 config_logging.redact_server_logs()
@@ -23,5 +24,8 @@ application = ProtocolTypeRouter(
         # Websockets authenticate with a key or token in the URL, never a cookie, so a foreign
         # page cannot ride a session: no Origin check is needed, and CLI clients send none.
         "websocket": URLRouter(websocket_urlpatterns),
+        # The periodic jobs of the embedded default (config.periodic); served only with the
+        # lifespan on (make run), never by config.serve.
+        "lifespan": lifespan,
     }
 )

@@ -186,6 +186,9 @@ RQ_QUEUES = {
 }
 # Without Redis, jobs run in-process right after the transaction that queued them commits.
 JOBS_RUN_INLINE = env.bool("JOBS_RUN_INLINE", default=not REDIS_URL)
+# ... and the periodic jobs (config.cron.SCHEDULE) run in the server's process, from the ASGI
+# lifespan (config.periodic), where production runs `manage.py rqcron config.cron`.
+PERIODIC_JOBS_IN_PROCESS = env.bool("PERIODIC_JOBS_IN_PROCESS", default=JOBS_RUN_INLINE)
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out sign-ins before any check
