@@ -14,11 +14,11 @@ from cachetools import TTLCache
 from django.db.models import Prefetch
 
 from guardrails.unsubscribe import list_unsubscribe_headers, unsubscribe_url
-from nudges import bandit, rendering, tracking
+from nudges import bandit, links, rendering, tracking
 from nudges.gateways.base import Message, Recipient
 from nudges.models import Nudge, NudgeSettings, NudgeTemplate, TemplateVersion, Trigger
 from nudges.personalize import Draft
-from onboarding.models import EndUser
+from onboarding.models import EndUser, Workspace
 
 # Filled only in the final message: the recipient's contact details and their unsubscribe link.
 LATE_VARIABLES = rendering.KEEP_CONTACT | {"unsubscribe_url"}
@@ -110,14 +110,24 @@ def choose_version(*, template: NudgeTemplate, cold_start: bool) -> VersionChoic
 
 
 def draft_for(*, version: TemplateVersion, variables: dict, channel: str) -> Draft:
+    """The version with the feature variables filled. A call to action whose link renders empty
+    (`{{ step_link }}` of a step without a deep link) is dropped whole: no button to nowhere."""
     keep = frozenset(LATE_VARIABLES)
+    cta_url = rendering.render(version.cta_url, variables, keep=keep).strip()
     return Draft(
         subject=rendering.render(version.subject, variables, keep=keep),
         body=rendering.render(version.body, variables, keep=keep),
-        cta_text=rendering.render(version.cta_text, variables, keep=keep),
-        cta_url=rendering.render(version.cta_url, variables, keep=keep),
+        cta_text=rendering.render(version.cta_text, variables, keep=keep) if cta_url else "",
+        cta_url=cta_url,
         ui_component=DEFAULT_UI_COMPONENT.get(channel, ""),
     )
+
+
+def _workspace(nudge: Nudge) -> Workspace:
+    """The nudge's workspace, through its trigger when the pipeline loaded that with it."""
+    if Nudge.trigger.is_cached(nudge) and nudge.trigger is not None:
+        return nudge.trigger.workspace
+    return nudge.workspace
 
 
 def _paragraphs(text: str) -> str:
@@ -137,8 +147,9 @@ def message_for(
     status_callback_url: str = "",
 ) -> Message:
     """The message as the recipient gets it: their details filled in, the call to action through
-    the click-tracking link; for email the CAN-SPAM footer (postal address, unsubscribe link),
-    List-Unsubscribe headers and the open pixel; for SMS the opt-out text."""
+    the click-tracking link (none at all when its link leads nowhere: nudges.links); for email
+    the CAN-SPAM footer (postal address, unsubscribe link), List-Unsubscribe headers and the open
+    pixel; for SMS the opt-out text."""
     late = rendering.contact_values(
         first_name=recipient.first_name, last_name=recipient.last_name, name=recipient.name
     )
@@ -148,8 +159,9 @@ def message_for(
         headers = list_unsubscribe_headers(end_user=end_user, channel=channel, purpose=purpose)
     subject = rendering.render(draft.subject, late)
     body = rendering.render(draft.body, late)
-    cta_text = rendering.render(draft.cta_text, late)
-    click = tracking.click_url(nudge_id=nudge.pk) if draft.cta_url else ""
+    destination = links.call_to_action_destination(workspace=_workspace(nudge), link=draft.cta_url)
+    click = tracking.click_url(nudge_id=nudge.pk) if destination else ""
+    cta_text = rendering.render(draft.cta_text, late) if click else ""
     html_part = ""
     if channel == "email":
         footer = f"{nudge_settings.postal_address}\nUnsubscribe: {late['unsubscribe_url']}"

@@ -1,5 +1,6 @@
 """The demo workspace's nudges (`make run`): triggers and active templates on the in-app channel,
-which needs no outside provider, so the inbox API and the websocket show nudges at once.
+which is built in (no provider to configure), so the inbox API and the websocket show nudges at
+once.
 
 Created after the simulated history is seeded, so only users who sign up from then on get a
 welcome. The templates are written active directly, as an import would: there is no second
@@ -9,7 +10,7 @@ admin in the demo to approve them.
 from django.db import transaction
 from django.utils import timezone
 
-from nudges.models import ChannelProvider, NudgeSettings, NudgeTemplate, TemplateVersion, Trigger
+from nudges.models import NudgeSettings, NudgeTemplate, TemplateVersion, Trigger
 from onboarding.models import Workspace
 
 TRIGGERS = [
@@ -52,12 +53,6 @@ def demo_nudges_create(*, workspace: Workspace) -> int:
             "postal_address": "Demo SaaS Inc., 1 Example Street, Springfield",
             "allowed_link_domains": [],
         },
-    )
-    ChannelProvider.objects.get_or_create(
-        workspace=workspace,
-        channel="in_app",
-        provider=ChannelProvider.Provider.IN_APP,
-        defaults={"priority": 1},
     )
     now = timezone.now()
     for spec in TRIGGERS:

@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from guardrails.models import Channel
-from nudges import services, tracking
+from nudges import links, services, tracking
 from nudges.models import Nudge
 from onboarding.models import EndUser, Workspace
 
@@ -37,14 +37,16 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def inbox_item(nudge: Nudge, *, status: str | None = None) -> dict[str, Any]:
-    """One nudge as the inbox API and the websocket frame show it (no contact data)."""
+    """One nudge as the inbox API and the websocket frame show it (no contact data). A nudge
+    whose link leads nowhere (nudges.links) has no call to action: cta_text "", cta_url null."""
+    has_destination = bool(links.call_to_action_destination(workspace=nudge.workspace, link=nudge.cta_url))
     return {
         "id": nudge.pk,
         "subject": nudge.subject,
         "body": nudge.body,
-        "cta_text": nudge.cta_text,
+        "cta_text": nudge.cta_text if has_destination else "",
         # The signed click link: the click is recorded, then the stored link is followed.
-        "cta_url": tracking.click_url(nudge_id=nudge.pk) if nudge.cta_url else None,
+        "cta_url": tracking.click_url(nudge_id=nudge.pk) if has_destination else None,
         "ui_component": nudge.ui_component,
         "status": str(status or nudge.status),
         "created_at": _iso(nudge.created_at),
@@ -67,7 +69,7 @@ class InboxPage:
 def _inbox(*, workspace: Workspace, end_user: EndUser):
     return Nudge.objects.filter(
         workspace=workspace, end_user=end_user, channel=Channel.IN_APP, status__in=VISIBLE
-    )
+    ).select_related("workspace")
 
 
 def inbox_list(

@@ -6,7 +6,7 @@ import logging
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.views.decorators.http import require_GET
 
-from nudges import selectors, services, tracking
+from nudges import links, selectors, services, tracking
 from nudges.models import Nudge
 
 logger = logging.getLogger(__name__)
@@ -29,10 +29,15 @@ def _nudge(token: str, salt: str) -> Nudge:
 
 @require_GET
 def click(request, token: str) -> HttpResponse:
-    """Record the click, then go to the nudge's own call to action (never a URL from the request)."""
+    """Record the click, then go to the nudge's own call to action (never a URL from the request),
+    a relative deep link on the workspace's product (nudges.links), never on this server."""
     nudge = _nudge(token, tracking.CLICK_SALT)
+    destination = links.call_to_action_destination(workspace=nudge.workspace, link=nudge.cta_url)
+    if not destination:
+        logger.info("nudges.tracking.no_destination", extra={"nudge_id": nudge.pk})
+        raise Http404("This call to action leads nowhere: the product's address is not configured.")
     services.nudge_status_advance(nudge=nudge, status=Nudge.Status.CLICKED, source="click")
-    response = HttpResponseRedirect(nudge.cta_url or "/")
+    response = HttpResponseRedirect(destination)
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"
     return response

@@ -4,6 +4,7 @@ Every row belongs to a workspace, directly or through its parent; selectors scop
 """
 
 from django.conf import settings
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 
@@ -20,6 +21,14 @@ class Workspace(models.Model):
         editable=False,
         help_text="When the workspace first published a path. Until then ingestion has no progress "
         "to evaluate and skips it.",
+    )
+    product_base_url = models.URLField(
+        max_length=300,
+        blank=True,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="Where the product itself answers, e.g. https://app.example.com. A step's relative "
+        "deep link (/app/projects/new) in a nudge leads there; without it, a nudge to such a step "
+        "is sent without its button.",
     )
 
     class Meta:

@@ -38,10 +38,12 @@ def _unique_slug(name: str) -> str:
 
 @transaction.atomic
 def workspace_create(
-    *, name: str, created_by: AbstractBaseUser | None = None
+    *, name: str, created_by: AbstractBaseUser | None = None, product_base_url: str = ""
 ) -> tuple[Workspace, IssuedKey, IssuedKey]:
     """A new tenant with a write key and a secret key; its creator may view and change it."""
-    workspace = Workspace.objects.create(name=name.strip(), slug=_unique_slug(name))
+    workspace = Workspace.objects.create(
+        name=name.strip(), slug=_unique_slug(name), product_base_url=product_base_url
+    )
     write_key = api_key_create(
         workspace=workspace, name="Default write key", kind=ApiKey.Kind.WRITE, created_by=created_by
     )

@@ -46,12 +46,18 @@ def builtin_provider(*, workspace: Workspace) -> ChannelProvider | None:
 
 def nudge_frame(*, message: Message) -> dict:
     """The inbox item of the nudge being sent, with the content of `message` (what is sent)."""
-    nudge = Nudge.objects.filter(pk=message.nudge_id, workspace_id=message.workspace_id).first()
+    nudge = (
+        Nudge.objects.filter(pk=message.nudge_id, workspace_id=message.workspace_id)
+        .select_related("workspace")
+        .first()
+    )
     if nudge is None:
         raise Rejected("the nudge no longer exists: nothing to show in the inbox")
     nudge.subject, nudge.body, nudge.cta_text = message.subject, message.body, message.cta_text
     nudge.ui_component = message.ui_component
-    if message.cta_url and not nudge.cta_url:
+    if not message.cta_url:
+        nudge.cta_url = ""  # composed without a call to action: its link leads nowhere
+    elif not nudge.cta_url:
         nudge.cta_url = message.cta_url  # only whether there is one matters: the link is signed
     # The pipeline records the send after this returns: the app sees it as sent already.
     status = SENT if nudge.status in (Nudge.Status.QUEUED, Nudge.Status.DEFERRED) else nudge.status

@@ -5,8 +5,9 @@ no provider base URL: the ChannelProvider holds the VAPID key pair (the private 
 WorkspaceSecret, PEM or base64url; settings.vapid_subject, a mailto: or https: URL) and
 optionally ttl (seconds, default a day) and urgency.
 
-The payload is {title, body, url, nudge_id}, encrypted for the subscription (aes128gcm). A 404
-or 410 means the subscription is gone: it is marked revoked and the others are still tried.
+The payload is {title, body, url, nudge_id}, without url when the nudge has no call to action,
+encrypted for the subscription (aes128gcm). A 404 or 410 means the subscription is gone: it is
+marked revoked and the others are still tried.
 The Topic header is derived from the idempotency key, so a push service holding an undelivered
 copy of the same nudge replaces it instead of showing it twice.
 """
@@ -64,14 +65,10 @@ class WebPushGateway:
         message = common.personalised(message, recipient)
         vapid = _vapid(provider)
         subject = common.required_setting(provider, "vapid_subject")
-        payload = json.dumps(
-            {
-                "title": message.subject,
-                "body": message.body,
-                "url": message.cta_url,
-                "nudge_id": message.nudge_id,
-            }
-        )
+        content = {"title": message.subject, "body": message.body, "url": message.cta_url}
+        if not message.cta_url:
+            del content["url"]  # no call to action: the service worker opens nothing, not ""
+        payload = json.dumps({**content, "nudge_id": message.nudge_id})
         headers = {
             "Topic": topic_for(message.idempotency_key),
             "Urgency": common.setting(provider, "urgency", "normal"),

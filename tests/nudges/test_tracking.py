@@ -66,10 +66,13 @@ def test_the_redirect_never_takes_a_url_from_the_request(nudge):
     assert response["Location"] == "https://app.example.com/projects/new?from=nudge"
 
 
-def test_a_nudge_without_a_link_redirects_home(nudge):
+def test_a_nudge_without_a_link_is_a_404_not_this_server_s_home_page(nudge):
     type(nudge).objects.filter(pk=nudge.pk).update(cta_url="")
 
-    assert Client().get(_path(tracking.click_url(nudge_id=nudge.pk)))["Location"] == "/"
+    response = Client().get(_path(tracking.click_url(nudge_id=nudge.pk)))
+
+    assert response.status_code == 404
+    assert not nudge.events.filter(status="clicked").exists()
 
 
 def test_the_open_pixel_records_an_open_and_answers_a_gif(nudge):

@@ -208,12 +208,13 @@ def test_a_user_who_signs_up_in_the_demo_gets_a_welcome_nudge_in_the_inbox(
 ):
     """The demo's in-app nudges: only new sign-ups are welcomed (not the simulated history)."""
     from nudges import hooks
-    from nudges.models import Nudge
+    from nudges.models import ChannelProvider, Nudge
 
     settings.JOBS_RUN_INLINE = True  # as in the demo (no Redis): the welcome job runs at once
     credentials, output = seeded
     assert "Created the demo's in-app nudges" in output
     assert Nudge.objects.count() == 0
+    assert not ChannelProvider.objects.exists()  # in-app is built in: the demo configures none
     hooks.forget()
     with django_capture_on_commit_callbacks(execute=True):
         response = api_client.post(
@@ -230,3 +231,7 @@ def test_a_user_who_signs_up_in_the_demo_gets_a_welcome_nudge_in_the_inbox(
     [item] = inbox.json()["results"]
     assert item["subject"] in ("Welcome aboard", "Good to see you")
     assert item["status"] == "delivered"
+    # The button leads to the demo product's first step, not to this server.
+    assert item["cta_text"] in ("Let's go", "Start")
+    click = api_client.get(item["cta_url"].removeprefix(settings.PUBLIC_BASE_URL))
+    assert (click.status_code, click["Location"]) == (302, "https://demo-saas.example/app/projects/new")

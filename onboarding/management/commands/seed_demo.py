@@ -88,7 +88,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=42, help="Random seed of the simulation.")
         parser.add_argument("--username", default="demo", help="Login of the demo admin user.")
         parser.add_argument(
-            "--base-url", default="http://127.0.0.1:8000", help="Where the server will answer (printed URLs)."
+            "--base-url",
+            default=settings.PUBLIC_BASE_URL,
+            help="Where the server will answer (printed URLs); default PUBLIC_BASE_URL.",
         )
 
     def handle(self, *args, users: int, days: int, seed: int, username: str, base_url: str, **options):
@@ -123,7 +125,10 @@ class Command(BaseCommand):
             raise CommandError(f"A user named {username!r} exists already; pick another with --username.")
         password = _password()
         with transaction.atomic():
-            workspace, write_key, secret_key = services.workspace_create(name=DEMO_WORKSPACE_NAME)
+            # The simulated product's own address: the demo paths' relative deep links lead there.
+            workspace, write_key, secret_key = services.workspace_create(
+                name=DEMO_WORKSPACE_NAME, product_base_url=demo.SITE
+            )
             user = services.admin_user_create(
                 username=username, password=password, email=f"{username}@demo-saas.example"
             )
