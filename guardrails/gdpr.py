@@ -17,12 +17,12 @@ from decimal import Decimal
 from typing import IO, Any
 
 import orjson
-from django.db.models import Q
+from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
 from guardrails.audit import audit_record
 from guardrails.models import AuditLog, ConsentRecord, LLMCall, PolicyDecision, Preference
-from onboarding import event_store
+from onboarding import event_store, event_times
 from onboarding.models import AnonymousIdentity, Contact, EndUser, Enrollment, Event, Workspace
 
 logger = logging.getLogger(__name__)
@@ -105,13 +105,31 @@ def _anonymous_identities(subject: Subject) -> list[dict]:
 EVENT_FIELDS = ("id", *(name for name in event_store.FIELDS if name not in ("workspace", "end_user")))
 
 
+EVENT_TIMES = ("timestamp", "original_timestamp", "sent_at", "received_at")
+
+
+def _readable_time(name: str) -> Case:
+    """The column, or null where it lies outside onboarding.event_times' window: a row stored
+    before ingestion bounded times (year 10000) cannot be read by Python, and must not stop the
+    person's export. The migration and `repair_event_times` rewrite such rows."""
+    in_window = {f"{name}__gte": event_times.EARLIEST, f"{name}__lt": event_times.LATEST}
+    return Case(When(**in_window, then=F(name)), default=Value(None), output_field=DateTimeField())
+
+
 @exporter("events")
 def _events(subject: Subject) -> Iterator[dict]:
-    return (
+    rows = (
         Event.objects.filter(workspace=subject.workspace, end_user=subject.end_user)
         .order_by("timestamp", "pk")
-        .values(*EVENT_FIELDS)
+        .values(
+            *(name for name in EVENT_FIELDS if name not in EVENT_TIMES),
+            **{f"readable_{name}": _readable_time(name) for name in EVENT_TIMES},
+        )
         .iterator(chunk_size=EVENT_CHUNK_SIZE)
+    )
+    return (
+        {name: row[f"readable_{name}" if name in EVENT_TIMES else name] for name in EVENT_FIELDS}
+        for row in rows
     )
 
 

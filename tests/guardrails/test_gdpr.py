@@ -265,3 +265,25 @@ def test_the_export_of_a_person_whose_event_time_was_unreadable_works_once_repai
     assert response.status_code == 200
     [exported] = [row for row in orjson.loads(response.content)["events"] if row["id"] == event.pk]
     assert (exported["timestamp"], exported["sent_at"]) == (received_at.isoformat(), None)
+
+
+@pytest.mark.parametrize("when", [FUTURE, PAST])
+def test_an_event_time_no_one_can_read_is_exported_as_null_and_the_rest_whole(
+    api_client, tenant, people, when
+):
+    workspace, _, secret_key = tenant
+    events = list(
+        Event.objects.filter(workspace=workspace, end_user__external_id=ZELDA.user_id).order_by("pk")
+    )
+    poison(Event, events[0].pk, "timestamp", when)
+
+    response = export(api_client, secret_key, ZELDA.user_id)
+
+    assert response.status_code == 200
+    exported = {row["id"]: row for row in orjson.loads(response.content)["events"]}
+    assert exported.keys() == {event.pk for event in events}
+    assert exported[events[0].pk]["timestamp"] is None
+    assert exported[events[0].pk]["received_at"] == events[0].received_at.isoformat()
+    assert [exported[event.pk]["timestamp"] for event in events[1:]] == [
+        event.timestamp.isoformat() for event in events[1:]
+    ]
