@@ -121,11 +121,15 @@ def validate_batch(
     """Validate and normalise every event; returns (valid events, rejections by index)."""
     valid, rejected = [], []
     for index, raw in enumerate(raw_events):
-        too_deep = nesting_errors(raw) if isinstance(raw, dict) else []
-        if too_deep:
-            rejected.append(Rejection(index, too_deep))
+        try:
+            encoded = orjson.dumps(raw)
+        except orjson.JSONEncodeError:
+            encoded = None  # nested past orjson's limit (254 levels)
+        too_deep = nesting_errors(raw, encoded)
+        if too_deep or encoded is None:
+            reason = "cannot be encoded as JSON"
+            rejected.append(Rejection(index, too_deep or [FieldError("(event)", reason)]))
             continue
-        encoded = orjson.dumps(raw)
         if len(encoded) > settings.INGEST_MAX_EVENT_BYTES:
             reason = (
                 f"event is {len(encoded)} bytes; the limit is {settings.INGEST_MAX_EVENT_BYTES} bytes (32 KB)"

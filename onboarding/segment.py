@@ -170,9 +170,16 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def nesting_errors(raw: dict) -> list[FieldError]:
-    """The top-level fields of a call whose values nest too deeply."""
+def nesting_errors(raw: Any, encoded: bytes | None) -> list[FieldError]:
+    """The top-level fields of a call whose values nest too deeply. `encoded` is the call's JSON
+    (None when orjson found it too deep to encode): a call with no more than MAX_NESTING brackets
+    in all cannot nest deeper, so most calls skip the walk."""
+    if encoded is not None and encoded.count(b"{") + encoded.count(b"[") <= MAX_NESTING:
+        return []
     reason = f"objects and arrays are nested more than {MAX_NESTING} levels deep"
+    if not isinstance(raw, dict):
+        too_deep = isinstance(raw, list) and _deeper_than(raw, MAX_NESTING)
+        return [FieldError("(event)", reason)] if too_deep else []
     return [
         FieldError(key, reason)
         for key, value in raw.items()
