@@ -63,10 +63,17 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 # django-permissions-policy: no page here uses a device feature, so none may be asked for.
-PERMISSIONS_POLICY = dict.fromkeys(
-    ("accelerometer", "camera", "geolocation", "gyroscope", "magnetometer", "microphone", "payment", "usb"),
-    [],
+DEVICE_FEATURES = (
+    "accelerometer",
+    "camera",
+    "geolocation",
+    "gyroscope",
+    "magnetometer",
+    "microphone",
+    "payment",
+    "usb",
 )
+PERMISSIONS_POLICY = {feature: [] for feature in DEVICE_FEATURES}
 
 INSTALLED_APPS = [
     "config.apps.OnboardingAdminConfig",

@@ -13,6 +13,11 @@ class InputFilter(admin.SimpleListFilter):
     template = "admin/input_filter.html"
     field_lookup = ""
 
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        # The template's <style> needs the request's CSP nonce; filter templates get no request.
+        self.request = request
+
     def lookups(self, request, model_admin):
         return ()
 
