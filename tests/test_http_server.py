@@ -4,9 +4,13 @@ bodies in any framing, the client address, and what the server says about itself
 import contextlib
 import gzip
 import http.client
+import os
 import re
+import shutil
 import socket
+import subprocess
 import threading
+from pathlib import Path
 
 import httpx
 import orjson
@@ -21,6 +25,7 @@ from tests.served import served
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MEGABYTE = 1024 * 1024
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _chunks(body: bytes, size: int = 4096):
@@ -159,3 +164,18 @@ def test_behind_a_trusted_proxy_the_lockout_counts_the_forwarded_address(setting
         assert _failed_admin_sign_in(port, "198.51.100.7") == 200
 
     assert list(AccessAttempt.objects.values_list("ip_address", flat=True)) == ["198.51.100.7"]
+
+
+@pytest.mark.parametrize(
+    ("trust", "flag"), [("", "--no-proxy-headers"), ("0", "--no-proxy-headers"), ("True", "--proxy-headers")]
+)
+def test_make_run_serves_with_the_same_proxy_setting_and_no_server_header(trust, flag):
+    """`make run` starts uvicorn itself: DJANGO_TRUST_X_FORWARDED_FOR decides there too."""
+    environment = {**os.environ, "DJANGO_TRUST_X_FORWARDED_FOR": trust}
+    command = [shutil.which("make"), "-n", "run"]
+    planned = subprocess.run(  # noqa: S603 (our own Makefile, a dry run)
+        command, cwd=ROOT, env=environment, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    uvicorn_line = next(line for line in planned if "uvicorn config.asgi:application" in line)
+
+    assert uvicorn_line.split()[-2:] == ["--no-server-header", flag]
