@@ -104,7 +104,7 @@ MIDDLEWARE = [
     "config.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before WhiteNoise, so that static files carry the policies too (an SVG opened directly).
-    "csp.middleware.CSPMiddleware",
+    "config.content_security_policy.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.cache_control.NoStoreApiMiddleware",
