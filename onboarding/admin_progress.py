@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 
-from onboarding import enrollment_signals, selectors
+from onboarding import enrollment_signals, selectors, stuck
 from onboarding.admin import ReadOnlyScopedAdmin, WorkspaceScopedAdmin
 from onboarding.admin_filters import ResolvedFilter
 from onboarding.models import AnswerTotal, EnrollmentSignal
@@ -62,6 +62,23 @@ class EnrollmentSignalAdmin(WorkspaceScopedAdmin):
     @admin.display(description="status")
     def status(self, obj):
         return "resolved" if obj.resolved_at else "open"
+
+    def changelist_view(self, request, extra_context=None):
+        """Above the list, where the stuck are: per step, how many of those on it are stuck and
+        its share of all the stuck (in the chosen workspace, else every visible one)."""
+        workspaces = selectors.workspaces_for_admin(user=request.user)
+        chosen = request.GET.get(SignalWorkspaceFilter.parameter_name, "")
+        if chosen.isdigit():
+            workspaces = workspaces.filter(pk=int(chosen))
+        shares = selectors.stuck_shares_by_step(workspaces=workspaces)
+        context = {
+            "stuck_by_step": shares,
+            "stuck_total": sum(share.stuck for share in shares),
+            "on_a_step_total": sum(share.on_step for share in shares),
+            "away_after_days": stuck.AWAY_AFTER.days,
+            "several_workspaces": len({share.workspace_name for share in shares}) > 1,
+        }
+        return super().changelist_view(request, {**context, **(extra_context or {})})
 
     @admin.action(description="Mark selected signals resolved", permissions=["change"])
     def mark_resolved(self, request, queryset):

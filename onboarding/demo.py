@@ -3,7 +3,8 @@
 Pure and deterministic for a given seed and clock: it only builds raw calls, which seed_demo
 sends through ingestion like any client. Each person visits the marketing site anonymously,
 most sign up (identify claims their anonymous profile), then walk the activation funnel with
-drop-off that depends on their traits; activated users come back, some on a second device.
+drop-off that depends on their traits; some who stall on a step come back for days, and some of
+those finish it late; activated users come back, some on a second device.
 """
 
 import random
@@ -137,7 +138,38 @@ FUNNEL = (
     "Report Viewed",
     "Dashboard Shared",
 )
+# Developers and data analysts follow the demo's "Developer setup" path (demo_paths.json): an
+# integration first, teammates later. Walking the team-first funnel, those who never invited
+# anyone sat on "connect an integration" for good, stuck on a step they were never offered.
+DEVELOPER_PERSONAS = ("developer", "data_analyst")
+DEVELOPER_FUNNEL = (
+    "Signed Up",
+    "Project Created",
+    "Integration Connected",
+    "Report Viewed",
+    "Teammate Invited",
+    "Dashboard Shared",
+)
+
+
+def funnel_for(traits: dict[str, str]) -> tuple[str, ...]:
+    return DEVELOPER_FUNNEL if traits["persona"] in DEVELOPER_PERSONAS else FUNNEL
+
+
 SHARE_OF_VISITORS_WHO_SIGN_UP = 0.82
+# Of the people who do not take a step straight away, some keep coming back to the app over the
+# next days (the ones a stuck list is for), and some of those get there late; everyone else
+# leaves, their last event ending their story. A hard step (connecting an integration) keeps
+# more of them trying than an easy one nobody needs help with. Without these, every drop-out
+# stayed active on their step for good and stuck detection flagged 93% of the active enrollments.
+SHARE_WHO_KEEP_TRYING = {
+    "Project Created": 0.15,
+    "Teammate Invited": 0.25,
+    "Integration Connected": 0.6,
+    "Report Viewed": 0.2,
+    "Dashboard Shared": 0.1,
+}
+SHARE_WHO_GET_THERE_LATE = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +292,14 @@ def _after(rng: random.Random, moment: datetime, median_minutes: float) -> datet
     return moment + timedelta(minutes=rng.lognormvariate(0, 1.1) * median_minutes)
 
 
+def _keep_trying(rng: random.Random, calls: "_Journey", moment: datetime) -> datetime:
+    """A few return visits to the app over the following days, without taking the step."""
+    for _ in range(rng.randint(1, 4)):
+        moment = _local_daytime(rng, moment + timedelta(days=rng.uniform(0.5, 3)), calls.person.utc_offset)
+        calls.page(moment, rng.choice(APP_PAGES), user_id=calls.person.user_id)
+    return moment
+
+
 def journey(rng: random.Random, person: Person, *, now: datetime, days: int) -> list[tuple[datetime, dict]]:
     """Every call of one person, as (time, raw call)."""
     calls = _Journey(person, now)
@@ -297,10 +337,15 @@ def journey(rng: random.Random, person: Person, *, now: datetime, days: int) -> 
     )
 
     # The activation funnel: server-side track calls, app page views in between.
-    for step in FUNNEL:
+    activated = False
+    for step in funnel_for(traits):
         if step != "Signed Up":
             if rng.random() >= _step_chance(step, traits):
-                break
+                if rng.random() >= SHARE_WHO_KEEP_TRYING[step]:
+                    break
+                moment = _keep_trying(rng, calls, moment)
+                if rng.random() >= SHARE_WHO_GET_THERE_LATE:
+                    break
             moment = _after(rng, moment, {"Project Created": 15, "Teammate Invited": 240}.get(step, 90))
             calls.page(moment, rng.choice(APP_PAGES), user_id=user_id)
             moment += timedelta(seconds=rng.randint(5, 120))
@@ -314,10 +359,10 @@ def journey(rng: random.Random, person: Person, *, now: datetime, days: int) -> 
                 "context": calls.context(SERVER_LIBRARY),
             },
         )
-        last_step = step
+        activated = activated or step == "Report Viewed"
 
     # Activated users come back; some on their phone (a second anonymous id, same user).
-    if last_step in ("Report Viewed", "Dashboard Shared"):
+    if activated:
         on_mobile = rng.random() < 0.2
         for _ in range(rng.randint(1, 6)):
             later = _local_daytime(rng, _after(rng, moment, 60 * 30), person.utc_offset)

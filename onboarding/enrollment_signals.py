@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from onboarding import stuck
-from onboarding.models import Enrollment, EnrollmentSignal, StepCompletion, Workspace
+from onboarding.models import Enrollment, EnrollmentSignal, Event, StepCompletion, Workspace
 from onboarding.progress_state import active_completions
 from paths.models import Step
 
@@ -32,6 +32,7 @@ class StuckReport:
     workspace: Workspace
     active: int = 0  # active enrollments on a step
     flagged: int = 0  # newly recorded stuck signals
+    away: int = 0  # over the limit, but without any event for stuck.AWAY_AFTER: not flagged
     resolved: int = 0  # stuck signals closed because the user moved on or left
     not_judged: int = 0  # enrollments on steps with neither an expected duration nor enough samples
     not_judged_steps: list[str] = field(default_factory=list)
@@ -132,6 +133,19 @@ def _resolve_moved_on(*, signals: QuerySet[EnrollmentSignal], now: datetime) -> 
     return moved_on.update(resolved_at=now)
 
 
+def _resolve_away(*, signals: QuerySet[EnrollmentSignal], now: datetime) -> int:
+    """Open stuck signals of people seen before but not for stuck.AWAY_AFTER: they left."""
+    events = Event.objects.filter(end_user_id=OuterRef("enrollment__end_user_id"))
+    away = (
+        signals.filter(kind=EnrollmentSignal.Kind.STUCK, resolved_at__isnull=True)
+        .filter(Exists(events))
+        .exclude(Exists(events.filter(timestamp__gte=now - stuck.AWAY_AFTER)))
+    )
+    return EnrollmentSignal.objects.filter(pk__in=list(away.values_list("pk", flat=True))).update(
+        resolved_at=now
+    )
+
+
 def _clear_stuck_at(*, enrollments: QuerySet[Enrollment]) -> None:
     enrollments.filter(stuck_at__isnull=False).exclude(_open_stuck_on_current_step()).update(stuck_at=None)
 
@@ -171,6 +185,11 @@ def stuck_detect(
             enrollment=OuterRef("pk"), kind=EnrollmentSignal.Kind.STUCK, step_key=OuterRef("current_step_key")
         ).filter(Q(resolved_at__isnull=True) | Q(created_at__gte=OuterRef("step_entered_at")))
     )
+    last_event = (
+        Event.objects.filter(end_user_id=OuterRef("end_user_id"))
+        .order_by("-timestamp")
+        .values("timestamp")[:1]
+    )
     done = report.not_judged
     for start in range(0, len(judged), PAIRS_PER_QUERY):
         batch = judged[start : start + PAIRS_PER_QUERY]
@@ -184,12 +203,16 @@ def stuck_detect(
         rows = (
             active.filter(overdue)
             .exclude(flagged_this_stay)
+            .annotate(last_event_at=Subquery(last_event))
             .order_by("pk")
-            .values_list("pk", "path_version_id", "current_step_key", "step_entered_at")
+            .values_list("pk", "path_version_id", "current_step_key", "step_entered_at", "last_event_at")
         )
         candidates: list[tuple[int, int, str, datetime]] = []
-        for row in rows.iterator(chunk_size=CHUNK_SIZE):
-            candidates.append(row)
+        for *row, last_event_at in rows.iterator(chunk_size=CHUNK_SIZE):
+            if stuck.is_away(last_event_at=last_event_at, now=now):
+                report.away += 1
+                continue
+            candidates.append(tuple(row))
             if len(candidates) == CHUNK_SIZE:
                 _flag(candidates=candidates, limits=limits, now=now)
                 report.flagged += len(candidates)
@@ -202,8 +225,9 @@ def stuck_detect(
             on_progress(done, report.active)
 
     with transaction.atomic():
-        report.resolved = _resolve_moved_on(
-            signals=EnrollmentSignal.objects.filter(enrollment__workspace=workspace), now=now
+        signals = EnrollmentSignal.objects.filter(enrollment__workspace=workspace)
+        report.resolved = _resolve_moved_on(signals=signals, now=now) + _resolve_away(
+            signals=signals, now=now
         )
         _clear_stuck_at(enrollments=Enrollment.objects.filter(workspace=workspace))
     logger.info(
@@ -212,6 +236,7 @@ def stuck_detect(
             "workspace_id": workspace.pk,
             "active": report.active,
             "flagged": report.flagged,
+            "away": report.away,
             "resolved": report.resolved,
             "not_judged": report.not_judged,
         },

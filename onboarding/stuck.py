@@ -3,6 +3,11 @@
 Plain functions over plain values; `onboarding.enrollment_signals.stuck_detect` feeds them rows
 and writes the signals. A step's limit is its expected duration when it has one, else the p75 of
 how long this path version's users took to complete it, judged only on enough completions.
+
+Stuck means over that limit and still around: a person whose last event is more than AWAY_AFTER
+old has left, and the inactivity and re-engagement triggers are for them; a stuck list counting
+everyone who ever dropped out (93% of the demo's active enrollments) says nothing. A person with
+no event at all (progress written through the API only) is judged on time alone.
 """
 
 import statistics
@@ -12,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 MIN_SAMPLE = 20
+AWAY_AFTER = timedelta(days=7)
+"""Without any event for this long, a person over a step's limit is away, not stuck."""
 """Completions of a step needed before its p75 is trusted; below this the step is not judged."""
 
 
@@ -95,6 +102,10 @@ def completion_durations(
             durations[(path_version_id, step_key)].append(max((completed_at - anchor).total_seconds(), 0.0))
         anchor = max(anchor, completed_at)
     return durations
+
+
+def is_away(*, last_event_at: datetime | None, now: datetime) -> bool:
+    return last_event_at is not None and now - last_event_at > AWAY_AFTER
 
 
 def stuck_reason(*, step_key: str, time_on_step: timedelta, limit: Limit) -> str:

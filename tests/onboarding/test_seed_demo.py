@@ -131,12 +131,14 @@ def test_simulated_users_have_event_histories_with_a_funnel(seeded):
     assert identified.count() == counts["signed_up"] > 0
     assert Contact.objects.filter(end_user__workspace=workspace).count() == counts["signed_up"]
     assert not identified.filter(persona="").exists()
-    users_per_step = [
-        Event.objects.filter(workspace=workspace, name=step).values("end_user").distinct().count()
-        for step in demo.FUNNEL
-    ]
-    assert users_per_step[0] == counts["signed_up"]
-    assert users_per_step == sorted(users_per_step, reverse=True)
+    for personas, funnel in (
+        (demo.DEVELOPER_PERSONAS, demo.DEVELOPER_FUNNEL),
+        (set(demo.PERSONAS) - set(demo.DEVELOPER_PERSONAS), demo.FUNNEL),
+    ):
+        events = Event.objects.filter(workspace=workspace, end_user__persona__in=personas)
+        users_per_step = [events.filter(name=step).values("end_user").distinct().count() for step in funnel]
+        assert users_per_step[0] == identified.filter(persona__in=personas).count() > 0
+        assert users_per_step == sorted(users_per_step, reverse=True)
     # Anonymous visitors who later identified: their earlier page views belong to the same user.
     assert Event.objects.filter(
         workspace=workspace, end_user__external_id__isnull=False, user_id="", type="page"

@@ -8,9 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from onboarding import enrollment_signals, stuck
+from onboarding import enrollment_signals, selectors, services, stuck
 from onboarding.models import Enrollment, EnrollmentSignal, StepCompletion
-from tests.factories import AdminUserFactory, WorkspaceFactory
+from tests.factories import AdminUserFactory, EventFactory, WorkspaceFactory
 from tests.onboarding.enrollment_rows import complete, enrollment, published_version
 from tests.onboarding.test_admin import post_action, verified_client
 
@@ -99,6 +99,34 @@ def test_over_the_expected_duration_is_stuck_with_the_reason(acme, version, now)
     on_time.refresh_from_db()
     assert late.stuck_at == now
     assert on_time.stuck_at is None
+
+
+def test_a_person_away_for_a_week_is_not_stuck_but_one_still_around_is(acme, version, now):
+    away = on_step(version, "away", "invite", now - timedelta(days=12))
+    EventFactory(end_user=away.end_user, timestamp=now - timedelta(days=7, minutes=1))
+    around = on_step(version, "around", "invite", now - timedelta(days=12))
+    EventFactory(end_user=around.end_user, timestamp=now - timedelta(days=8))
+    EventFactory(end_user=around.end_user, name="Report Viewed", timestamp=now - timedelta(hours=5))
+
+    report = enrollment_signals.stuck_detect(workspace=acme, now=now)
+
+    assert (report.active, report.flagged, report.away) == (2, 1, 1)
+    assert [row[:2] for row in stuck_rows()] == [("around", "invite")]
+
+
+def test_a_stuck_person_who_goes_away_leaves_the_stuck_list(acme, version, now):
+    late = on_step(version, "late", "invite", now - timedelta(days=2))
+    EventFactory(end_user=late.end_user, timestamp=now - timedelta(days=2))
+    enrollment_signals.stuck_detect(workspace=acme, now=now)
+
+    report = enrollment_signals.stuck_detect(workspace=acme, now=now + timedelta(days=5, hours=1))
+
+    assert report.resolved == 1
+    assert stuck_rows() == [
+        ("late", "invite", "on 'invite' for 2 days; expected 1 day", now + timedelta(days=5, hours=1))
+    ]
+    late.refresh_from_db()
+    assert late.stuck_at is None
 
 
 def test_other_workspaces_are_not_touched(acme, version, now):
@@ -273,7 +301,8 @@ def test_detect_stuck_prints_counts_per_workspace(acme, version):
     call_command("detect_stuck", "--workspace", "acme", stdout=out, stderr=err)
 
     assert out.getvalue().splitlines() == [
-        "acme: 3 active on a step, 1 newly stuck, 0 resolved, 1 not judged",
+        "acme: 3 active on a step, 1 newly stuck, 0 over the limit but away (no event for 7 days), "
+        "0 resolved, 1 not judged",
         "  'connect' not judged: no expected duration and 0 completion(s), 20 needed for a p75",
         "Done: 1 newly stuck, 0 resolved in 1 workspace(s).",
     ]
@@ -283,7 +312,8 @@ def test_detect_stuck_prints_counts_per_workspace(acme, version):
     out = io.StringIO()
     call_command("detect_stuck", stdout=out, stderr=io.StringIO())
     assert out.getvalue().splitlines() == [
-        "acme: 3 active on a step, 0 newly stuck, 0 resolved, 1 not judged",
+        "acme: 3 active on a step, 0 newly stuck, 0 over the limit but away (no event for 7 days), "
+        "0 resolved, 1 not judged",
         "  'connect' not judged: no expected duration and 0 completion(s), 20 needed for a p75",
         "Done: 0 newly stuck, 0 resolved in 1 workspace(s).",
     ]
@@ -367,3 +397,59 @@ def test_a_pass_costs_the_same_queries_for_3_or_60_enrollments(acme, version, no
         return len(captured.captured_queries)
 
     assert queries_for(3, "small") == queries_for(30, "large")
+
+
+# --- Where people are stuck: the share per step ------------------------------------------------
+
+
+def _stuck_on(version, count: int, step_key: str, *, prefix: str, stuck: bool, now) -> None:
+    for number in range(count):
+        row = on_step(version, f"{prefix}-{step_key}-{number}", step_key, now - timedelta(days=2))
+        if stuck:
+            Enrollment.objects.filter(pk=row.pk).update(stuck_at=now)
+
+
+def _shares_setup(acme, version, now):
+    developer = published_version(acme, [{"key": "create"}, {"key": "connect"}, {"key": "report"}], key="dev")
+    _stuck_on(version, 2, "invite", prefix="s", stuck=True, now=now)
+    _stuck_on(version, 2, "invite", prefix="ok", stuck=False, now=now)
+    _stuck_on(developer, 3, "report", prefix="s", stuck=True, now=now)
+    _stuck_on(developer, 1, "report", prefix="ok", stuck=False, now=now)
+    _stuck_on(developer, 5, "create", prefix="ok", stuck=False, now=now)
+    other = WorkspaceFactory()
+    _stuck_on(published_version(other, STEPS), 9, "invite", prefix="other", stuck=True, now=now)
+
+
+def test_the_share_stuck_per_step_counts_the_steps_people_are_on(acme, version, now):
+    _shares_setup(acme, version, now)
+
+    shares = selectors.stuck_shares_by_step(workspaces=[acme])
+
+    assert [
+        (
+            share.path_name,
+            share.step_number,
+            share.step_title,
+            share.on_step,
+            share.stuck,
+            share.share_of_stuck,
+        )
+        for share in shares
+    ] == [
+        ("Dev", 3, "report", 4, 3, 0.6),
+        ("Main", 2, "invite", 4, 2, 0.4),
+        ("Dev", 1, "create", 5, 0, 0.0),
+    ]
+    assert shares[0].share_of_step == 0.75
+
+
+def test_the_signals_admin_says_which_step_holds_the_stuck(acme, version, now):
+    _shares_setup(acme, version, now)
+    admin_user = AdminUserFactory()
+    services.workspace_grant(workspace=acme, user=admin_user, can_change=False)
+
+    page = verified_client(admin_user).get("/admin/onboarding/enrollmentsignal/").content.decode()
+
+    assert "Step 3 of Dev holds 60% of the stuck users." in page
+    assert "<td>Main v1</td><td>2. invite</td><td>2 of 4</td><td>50%</td><td>40%</td>" in page
+    assert "other-invite" not in page and ">9 of 9<" not in page

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from onboarding import enrollment_signals, selectors
+from onboarding import enrollment_signals, selectors, stuck
 from onboarding.management.progress import progress_line
 from onboarding.models import Workspace
 
@@ -28,6 +28,7 @@ class Command(BaseCommand):
             )
             self.stdout.write(
                 f"{each.slug}: {report.active} active on a step, {report.flagged} newly stuck, "
+                f"{report.away} over the limit but away (no event for {stuck.AWAY_AFTER.days} days), "
                 f"{report.resolved} resolved, {report.not_judged} not judged"
             )
             for reason in report.not_judged_steps:
