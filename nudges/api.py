@@ -70,8 +70,14 @@ class InboxItemSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     subject = serializers.CharField()
     body = serializers.CharField()
-    cta_text = serializers.CharField()
-    cta_url = serializers.URLField(allow_null=True, help_text="The signed click link: records the click.")
+    cta_text = serializers.CharField(
+        allow_blank=True, help_text="Empty when the nudge has no call to action (show no button)."
+    )
+    cta_url = serializers.URLField(
+        allow_null=True,
+        help_text="The signed click link: records the click, then leads to the product. Null when the "
+        "nudge has no call to action.",
+    )
     ui_component = serializers.CharField(help_text="tooltip, modal, sidebar_hint, none")
     status = serializers.ChoiceField(choices=inbox.VISIBLE)
     created_at = serializers.DateTimeField()
