@@ -1,7 +1,10 @@
-"""The nudge log (read-only) and the dead-letter list (the failed nudges) with its retry action.
+"""The nudge log (read-only), the dead-letter list (the failed nudges) with its retry action, and
+the in-doubt list (nudges whose worker died mid-send) with "mark as delivered" and "send again".
 
 Each nudge's page shows what was sent, its status trail (NudgeEvent rows, as the pipeline,
-providers' webhooks, clicks and the inbox reported them) and its decision trace.
+providers' webhooks, clicks and the inbox reported them) and its decision trace. The list links to
+the queue view (django-rq in this admin), where jobs whose worker died show as AbandonedJobError
+in the failed jobs and can be requeued: a nudge job run twice sends nothing twice.
 """
 
 from django.contrib import admin, messages
@@ -12,7 +15,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from rangefilter.filters import DateTimeRangeFilterBuilder
 
-from nudges import services
+from nudges import attempts, services
 from nudges.models import Nudge, Trigger
 from nudges.timeline import trace_lines
 from onboarding.admin import ReadOnlyScopedAdmin
@@ -24,6 +27,7 @@ CONTACT_DETAIL_KEYS = frozenset(
     {"email", "phone", "to", "from", "address", "ip", "ip_address", "useragent", "user_agent", "name"}
 )
 DEAD_LETTERS = {"status__exact": Status.FAILED}
+IN_DOUBT = {"status__exact": Status.IN_DOUBT}
 
 
 class NudgeUserFilter(InputFilter):
@@ -83,7 +87,7 @@ class NudgeAdmin(ReadOnlyScopedAdmin):
     show_facets = admin.ShowFacets.NEVER
     show_full_result_count = False
     ordering = ("-created_at", "-pk")
-    actions = ["retry"]
+    actions = ["retry", "mark_delivered", "send_again"]
     fields = (
         "workspace",
         "end_user",
@@ -102,6 +106,7 @@ class NudgeAdmin(ReadOnlyScopedAdmin):
         "attempts",
         "last_error",
         "idempotency_key",
+        "attempt_key",
         "provider_message_id",
         "created_at",
         "send_after",
@@ -148,6 +153,42 @@ class NudgeAdmin(ReadOnlyScopedAdmin):
             message += f" {skipped} skipped: only failed nudges are retried."
         self.message_user(request, message, messages.SUCCESS if retried else messages.WARNING)
 
+    def _in_doubt_action(self, request, queryset, act, done: str) -> None:
+        """Run `act` on each in-doubt nudge of the selection the admin may change; say how many."""
+        counts = {"done": 0, "skipped": 0}
+        for nudge in queryset.select_related(
+            "workspace", "trigger__workspace", "end_user", "template_version"
+        ):
+            if not self._allowed(request, nudge, "change"):
+                self.message_user(request, f"You may not change nudges of {nudge.workspace}.", messages.ERROR)
+                continue
+            counts["done" if act(nudge) else "skipped"] += 1
+        message = f"{done}: {counts['done']} nudge(s)."
+        if counts["skipped"]:
+            message += f" {counts['skipped']} skipped: only nudges in doubt are."
+        self.message_user(request, message, messages.SUCCESS if counts["done"] else messages.WARNING)
+
+    @admin.action(description="Mark selected in-doubt nudges as delivered", permissions=["retry"])
+    def mark_delivered(self, request, queryset):
+        self._in_doubt_action(
+            request,
+            queryset,
+            lambda nudge: attempts.nudge_mark_delivered(nudge=nudge, actor=request.user),
+            "Marked as delivered",
+        )
+
+    @admin.action(description="Send selected in-doubt nudges again", permissions=["retry"])
+    def send_again(self, request, queryset):
+        def act(nudge):
+            outcome = attempts.nudge_send_again(nudge=nudge, actor=request.user)
+            if outcome is not None and outcome.status != Status.SENT:
+                self.message_user(
+                    request, f"Nudge {nudge.pk} not sent again: {outcome.detail}", messages.ERROR
+                )
+            return outcome is not None and outcome.status == Status.SENT
+
+        self._in_doubt_action(request, queryset, act, "Sent again")
+
     def get_urls(self):
         return [
             url_path(
@@ -168,7 +209,11 @@ class NudgeAdmin(ReadOnlyScopedAdmin):
             **(extra_context or {}),
             # A link, not a count: counting a status across a large log would scan it on every page.
             "dead_letters_url": reverse("admin:nudges_nudge_dead_letters"),
+            "in_doubt_url": f"{reverse('admin:nudges_nudge_changelist')}?{urlencode(IN_DOUBT)}",
+            "jobs_url": reverse("admin:django_rq_dashboard_changelist"),
         }
         if dead_letters:
             extra_context["title"] = "Dead letters: failed nudges (select them and retry)"
+        if request.GET.get("status__exact") == Status.IN_DOUBT:
+            extra_context["title"] = "In doubt: the worker died mid-send (mark as delivered, or send again)"
         return super().changelist_view(request, extra_context)

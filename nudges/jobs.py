@@ -34,15 +34,13 @@ def nudge_process_job(nudge_id: int) -> None:
 
 
 def nudges_process_job(nudge_ids: list[int]) -> None:
-    """Take a small batch of nudges through the pipeline, each on its own: one that fails
-    unexpectedly is logged (and picked up again by the due scan), the others go on."""
+    """Take a small batch of nudges through the pipeline, leased together, each on its own: one
+    that fails unexpectedly is logged (and picked up again when its lease runs out), the others go
+    on. Re-running it (an abandoned job requeued from the admin's queue view) sends nothing twice:
+    only nudges still due are claimed."""
     from nudges import pipeline
 
-    for nudge_id in nudge_ids:
-        try:
-            pipeline.nudge_process(nudge_id=nudge_id)
-        except Exception:
-            logger.exception("nudge.process_failed", extra={"nudge_id": nudge_id})
+    pipeline.nudges_process(nudge_ids=nudge_ids)
 
 
 def triggers_scan_job() -> dict[str, int]:
@@ -53,7 +51,7 @@ def triggers_scan_job() -> dict[str, int]:
 
 
 def nudges_due_job() -> int:
-    """Deferred nudges whose time has come (and queued ones whose job was lost)."""
+    """Deferred nudges whose time has come, and every nudge whose lease ran out."""
     from nudges import pipeline
 
     return pipeline.process_due()

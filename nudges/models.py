@@ -230,6 +230,11 @@ class Nudge(models.Model):
         QUEUED = "queued"
         SUPPRESSED = "suppressed"  # a policy or pipeline rule decided not to send
         DEFERRED = "deferred"  # waiting for its send time or the provider's next window
+        # Recorded before the provider is called: a worker that dies before recording the answer
+        # leaves it here, and the lease's expiry leads to reconciliation, never a blind resend.
+        IN_FLIGHT = "in_flight"
+        # Reconciliation could not tell whether the provider got it: a person decides in the admin.
+        IN_DOUBT = "in_doubt"
         SENT = "sent"
         DELIVERED = "delivered"
         OPENED = "opened"
@@ -273,6 +278,14 @@ class Nudge(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_until = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="A worker is processing it until then (its lease)."
+    )
+    lease_token = models.CharField(
+        max_length=32, blank=True, editable=False, help_text="The job that holds the lease."
+    )
+    attempt_key = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The idempotency key of the last send handed to a provider (in flight or done).",
     )
     provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
     last_error = models.CharField(max_length=500, blank=True)

@@ -5,52 +5,61 @@
         -> template and variant (cold-start rule, else Thompson sampling)
         -> context (features, progress, recent events; never contact data)
         -> personalisation (LLM behind redaction and validation; the static template on failure)
-        -> send time -> gateway (retries, backoff, failover: nudges.delivery) -> status
+        -> send time -> in flight -> gateway (retries, failover: nudges.delivery) -> status
 
 The first channel that is allowed, has a template and reaches the user is used; every step adds
-a line to the nudge's trace. A nudge is claimed with a conditional UPDATE on its attempt count,
-so two workers never process it at once, and only queued or due deferred nudges are processed:
-running the job twice sends once.
+a line to the nudge's trace. A job leases its nudges when it starts, and each nudge is claimed
+with a conditional UPDATE of its lease, so two workers never process it at once; only queued,
+due deferred, and in-flight nudges whose lease ran out are processed: running a job twice sends
+once.
+
+The send is recorded in flight (with the attempt's idempotency key) before the provider is
+called, so a worker that dies before recording the answer leaves an attempt to reconcile, never
+to resend blindly (nudges.attempts). In-app nudges are written locally: their send and status
+are one transaction.
 
 Failures: quiet hours or a snooze ending within MAX_DEFER defer the nudge to then; a provider
 that is down or rate limited defers it with exponential backoff and jitter (BACKOFF_SECONDS),
 and after MAX_ATTEMPTS it fails into the dead-letter list; a provider's refusal fails it at
-once. Deferred nudges are picked up by `process_due` (every minute, nudges.cron / run_triggers).
+once. `process_due` (every minute, nudges.cron / run_triggers) sends deferred nudges when due and
+picks up every lease that ran out: a killed job's nudges go again, its in-flight one is reconciled.
 """
 
 import logging
 import random
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from cachetools import TTLCache
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 from prometheus_client import Histogram
 
-from config.jobs import enqueue
 from guardrails import policy
 from guardrails.localtime import zone_named
-from nudges import composer, personalize, sendtime, services, webhooks
-from nudges.context import context_for_nudge
+from guardrails.models import Channel
+from nudges import attempts, composer, delivery, leases, personalize, sendtime, services, webhooks
+from nudges.attempts import Outcome, note
+from nudges.context import NudgeContext, context_for_nudge
 from nudges.gateways import base as gateway_base
 from nudges.gateways.recipients import recipient_for
-from nudges.models import Nudge, NudgeSettings
+from nudges.leases import process_due
+from nudges.models import Nudge, NudgeSettings, TemplateVersion
 from paths import rules
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["Outcome", "nudge_process", "nudges_process", "process_due"]
 
 Status = Nudge.Status
 MAX_ATTEMPTS = 4  # a first try and three retries
 BACKOFF_SECONDS = (60, 240, 960)  # before retries 1, 2, 3; each with up to +50% jitter
 MAX_DEFER = timedelta(hours=24)
 DEFERRABLE = {"quiet_hours", "snoozed"}
-STALE_QUEUED = timedelta(minutes=10)
-LEASE = timedelta(minutes=5)  # longer than the slowest run: LLM and provider timeouts and retries
-PIPELINE_BATCH = 20  # nudges per job (nudges.triggers)  # a queued nudge whose job was lost is sent again
 
 # The seeds' metric: from the trigger firing to the provider accepting the nudge.
 LATENCY = Histogram(
@@ -61,42 +70,15 @@ LATENCY = Histogram(
 )
 
 
-@dataclass
-class Outcome:
-    status: str
-    detail: str = ""
+@dataclass(frozen=True)
+class Run:
+    """What one pass of a nudge through the pipeline knows besides the nudge itself."""
 
-
-def _claim(nudge_id: int, now: datetime) -> Nudge | None:
-    """The nudge, leased to this worker for LEASE, when it is due and no other worker holds it.
-
-    One conditional UPDATE takes the lease: of workers racing for a nudge exactly one wins, and
-    one that comes later finds it leased (or no longer queued). A worker that dies leaves a
-    lease that runs out, and the due scan sends the nudge on.
-    """
-    due = (
-        Q(status=Status.QUEUED)
-        | Q(status=Status.DEFERRED, send_after__lte=now)
-        | Q(status=Status.DEFERRED, send_after__isnull=True)
-    )
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    claimed = Nudge.objects.filter(due & free, pk=nudge_id).update(
-        claimed_until=now + LEASE, attempts=F("attempts") + 1
-    )
-    if not claimed:
-        return None
-    nudge = Nudge.objects.select_related(
-        "trigger__workspace", "end_user", "enrollment__path_version__path"
-    ).get(pk=nudge_id)
-    if nudge.enrollment is not None:
-        nudge.enrollment.end_user = nudge.end_user  # the same person: no second read
-    return nudge
-
-
-def _note(nudge: Nudge, stage: str, message: str) -> None:
-    """Add a line to the nudge's trace in memory: it is saved with the nudge's next status, in
-    the same UPDATE (a nudge's run writes its row a couple of times, not once per line)."""
-    nudge.trace = [*nudge.trace, services.trace_line(stage, message)]
+    nudge: Nudge
+    context: NudgeContext
+    nudge_settings: NudgeSettings
+    cold_start: bool
+    now: datetime
 
 
 # A workspace's nudge settings, read once per process every few seconds.
@@ -139,7 +121,7 @@ def _deferral(decision: policy.Decision, now: datetime) -> datetime | None:
 
 
 def _defer(nudge: Nudge, until: datetime, why: str, source: str = "pipeline") -> Outcome:
-    _note(nudge, "deferred", why)
+    note(nudge, "deferred", why)
     services.nudge_status_advance(
         nudge=nudge,
         status=Status.DEFERRED,
@@ -150,32 +132,15 @@ def _defer(nudge: Nudge, until: datetime, why: str, source: str = "pipeline") ->
             "trace": nudge.trace,
             "last_error": nudge.last_error,
             "claimed_until": None,
-            **_content(nudge),
+            "lease_token": "",
+            **attempts.content(nudge),
         },
     )
     return Outcome(Status.DEFERRED, why)
 
 
-CONTENT_FIELDS = (
-    "channel",
-    "template_version",
-    "subject",
-    "body",
-    "cta_text",
-    "cta_url",
-    "ui_component",
-    "personalised",
-    "llm_call_id",
-)
-
-
-def _content(nudge: Nudge) -> dict:
-    """What the nudge says (set once a template was chosen), saved with its status."""
-    return {name: getattr(nudge, name) for name in CONTENT_FIELDS}
-
-
-def _backoff(attempts: int, now: datetime) -> datetime:
-    base = BACKOFF_SECONDS[min(attempts - 1, len(BACKOFF_SECONDS) - 1)]
+def _backoff(attempt_count: int, now: datetime) -> datetime:
+    base = BACKOFF_SECONDS[min(attempt_count - 1, len(BACKOFF_SECONDS) - 1)]
     return now + timedelta(seconds=base * (1 + random.random() / 2))  # jitter
 
 
@@ -186,168 +151,224 @@ def _allowed_links(nudge: Nudge) -> list[str]:
     return [step.deep_link for step in compiled.steps if step.deep_link]
 
 
-def nudge_process(*, nudge_id: int, now: datetime | None = None) -> Outcome | None:
-    """Take one nudge through the pipeline; None when it is not due or another worker has it."""
+def nudges_process(*, nudge_ids: list[int], now: datetime | None = None) -> None:
+    """A job's batch of nudges, leased together, each through the pipeline on its own: one that
+    fails unexpectedly is logged (and picked up again when its lease runs out), the others go on."""
+    token = leases.lease_batch(nudge_ids, now or timezone.now())
+    for nudge_id in nudge_ids:
+        try:
+            nudge_process(nudge_id=nudge_id, now=now, lease_token=token)
+        except Exception:
+            logger.exception("nudge.process_failed", extra={"nudge_id": nudge_id})
+
+
+def nudge_process(*, nudge_id: int, now: datetime | None = None, lease_token: str = "") -> Outcome | None:
+    """Take one nudge through the pipeline; None when it is not due or another worker has it.
+    An in-flight nudge whose lease ran out is reconciled instead (nudges.attempts)."""
     now = now or timezone.now()
-    nudge = _claim(nudge_id, now)
+    nudge = leases.claim(nudge_id, now, lease_token)
     if nudge is None:
         return None
-    trigger, end_user = nudge.trigger, nudge.end_user
-    nudge_settings = _settings(nudge.workspace_id)
+    if nudge.status == Status.IN_FLIGHT:
+        return attempts.reconcile(nudge=nudge, now=now)
     context = context_for_nudge(nudge)
-    cold_start = context.event_count < composer.COLD_START_EVENTS
+    run = Run(
+        nudge=nudge,
+        context=context,
+        nudge_settings=_settings(nudge.workspace_id),
+        cold_start=context.event_count < composer.COLD_START_EVENTS,
+        now=now,
+    )
     deferrals: list[tuple[datetime, str]] = []
-    for channel in trigger.channels or []:
-        decision = policy.check(policy.NUDGE_SEND, end_user, {"channel": channel, "purpose": trigger.purpose})
+    for channel in nudge.trigger.channels or []:
+        decision = policy.check(
+            policy.NUDGE_SEND, nudge.end_user, {"channel": channel, "purpose": nudge.trigger.purpose}
+        )
         if not decision.allowed:
             until = _deferral(decision, now)
             if until is not None:
                 deferrals.append((until, f"{channel}: {_reasons(decision)}"))
-            _note(nudge, "policy", f"{channel} denied: {_reasons(decision)}")
+            note(nudge, "policy", f"{channel} denied: {_reasons(decision)}")
             continue
-        outcome = _try_channel(nudge, channel, decision, context, nudge_settings, cold_start, now)
+        outcome = _try_channel(run=run, channel=channel, decision=decision)
         if outcome is not None:
             return outcome
     if deferrals:
         until, why = min(deferrals)
         return _defer(nudge, until, f"held until {until.isoformat()} ({why})")
-    _note(nudge, "suppressed", "no channel could send it (see above)")
+    note(nudge, "suppressed", "no channel could send it (see above)")
     services.nudge_status_advance(
         nudge=nudge,
         status=Status.SUPPRESSED,
         source="pipeline",
-        fields={"trace": nudge.trace, "claimed_until": None},
+        fields={"trace": nudge.trace, "claimed_until": None, "lease_token": ""},
     )
     return Outcome(Status.SUPPRESSED)
 
 
-def _try_channel(nudge, channel, decision, context, nudge_settings, cold_start, now) -> Outcome | None:
-    """Send on this channel; None to go on to the next one (the cap slot is given back)."""
-    from nudges import delivery
+class CapSlot:
+    """The daily-cap slot an allowed nudge.send check reserved, until the nudge keeps it."""
 
-    trigger, end_user = nudge.trigger, nudge.end_user
-    template = composer.template_for(trigger=trigger, channel=channel, end_user=end_user)
-    choice = composer.choose_version(template=template, cold_start=cold_start) if template else None
+    def __init__(self, decision: policy.Decision):
+        self.decision = decision
+        self.kept = False
+
+    def keep(self) -> None:
+        """The provider has the nudge (or may have it): the slot is its delivery's, for good."""
+        self.kept = True
+
+
+@contextmanager
+def cap_slot(decision: policy.Decision) -> Iterator[CapSlot]:
+    """Hold the slot for one channel's try; give it back on the way out unless it was kept,
+    whichever way the try ends (no template, deferred, refused, an error)."""
+    slot = CapSlot(decision)
+    try:
+        yield slot
+    finally:
+        if not slot.kept:
+            policy.release(decision)
+
+
+def _try_channel(*, run: Run, channel: str, decision: policy.Decision) -> Outcome | None:
+    """Send on this channel; None to go on to the next one (the cap slot is given back)."""
+    with cap_slot(decision) as slot:
+        version = _compose(run=run, channel=channel)
+        if version is None:
+            return None
+        held = _send_time(run=run, channel=channel)
+        if held is not None:
+            return _defer(run.nudge, *held)
+        return _deliver(run=run, channel=channel, version=version, slot=slot)
+
+
+def _compose(*, run: Run, channel: str) -> TemplateVersion | None:
+    """Choose the template and variant, personalise, and set the nudge's content; None when no
+    active template fits the channel."""
+    nudge = run.nudge
+    template = composer.template_for(trigger=nudge.trigger, channel=channel, end_user=nudge.end_user)
+    choice = composer.choose_version(template=template, cold_start=run.cold_start) if template else None
     if choice is None:
-        policy.release(decision)
-        _note(nudge, "template", f"{channel}: no active template fits")
+        note(nudge, "template", f"{channel}: no active template fits")
         return None
-    _note(nudge, "template", f"{template.name}: {choice.explanation}")
-    draft = composer.draft_for(version=choice.version, variables=context.variables, channel=channel)
-    if cold_start:
+    note(nudge, "template", f"{template.name}: {choice.explanation}")
+    draft = composer.draft_for(version=choice.version, variables=run.context.variables, channel=channel)
+    if run.cold_start:
         result = personalize.Personalisation(draft=draft, personalised=False, fallback_reason="cold_start")
     else:
         result = personalize.personalise(
             nudge=nudge,
             template_version=choice.version,
             draft=draft,
-            context=context,
+            context=run.context,
             allowed_links=_allowed_links(nudge),
             channel=channel,
         )
-    _note(
+    note(
         nudge,
         "personalisation",
         "personalised by the LLM" if result.personalised else f"static template ({result.fallback_reason})",
     )
-    content = {
-        "channel": channel,
-        "template_version": choice.version,
-        "subject": result.draft.subject,
-        "body": result.draft.body,
-        "cta_text": result.draft.cta_text,
-        "cta_url": result.draft.cta_url,
-        "ui_component": result.draft.ui_component,
-        "personalised": result.personalised,
-        "llm_call_id": result.llm_call_id,
-    }
-    for name, value in content.items():
-        setattr(nudge, name, value)
-    if (
-        nudge_settings.send_at_active_hour
+    nudge.channel, nudge.template_version = channel, choice.version
+    nudge.subject, nudge.body = result.draft.subject, result.draft.body
+    nudge.cta_text, nudge.cta_url = result.draft.cta_text, result.draft.cta_url
+    nudge.ui_component, nudge.personalised = result.draft.ui_component, result.personalised
+    nudge.llm_call_id = result.llm_call_id
+    return choice.version
+
+
+def _send_time(*, run: Run, channel: str) -> tuple[datetime, str] | None:
+    """The user's most active hour, when the workspace sends then and it is not now."""
+    nudge = run.nudge
+    if not (
+        run.nudge_settings.send_at_active_hour
         and channel in ("email", "sms", "push")
         and nudge.send_after is None
     ):
-        zone = zone_named(end_user.timezone or "UTC")
-        when, why = sendtime.send_at(end_user=end_user, zone=zone, now=now)
-        if when is not None:
-            policy.release(decision)
-            return _defer(nudge, when, why)
-        _note(nudge, "send_time", why)
-    recipient = recipient_for(end_user=end_user, channel=channel)
+        return None
+    zone = zone_named(nudge.end_user.timezone or "UTC")
+    when, why = sendtime.send_at(end_user=nudge.end_user, zone=zone, now=run.now)
+    if when is not None:
+        return when, why
+    note(nudge, "send_time", why)
+    return None
+
+
+def _deliver(*, run: Run, channel: str, version: TemplateVersion, slot: CapSlot) -> Outcome | None:
+    """Hand the message to the channel's providers. Another channel's nudge is recorded in
+    flight first; an in-app one is written with its status in one transaction."""
+    nudge = run.nudge
+    recipient = recipient_for(end_user=nudge.end_user, channel=channel)
     message = composer.message_for(
         nudge=nudge,
         channel=channel,
-        draft=result.draft,
+        draft=personalize.Draft(
+            subject=nudge.subject,
+            body=nudge.body,
+            cta_text=nudge.cta_text,
+            cta_url=nudge.cta_url,
+            ui_component=nudge.ui_component,
+        ),
         recipient=recipient,
-        nudge_settings=nudge_settings,
-        end_user=end_user,
-        purpose=trigger.purpose,
-        status_callback_url=webhooks.twilio_status_callback_url(workspace=trigger.workspace)
+        nudge_settings=run.nudge_settings,
+        end_user=nudge.end_user,
+        purpose=nudge.trigger.purpose,
+        status_callback_url=webhooks.twilio_status_callback_url(workspace=nudge.trigger.workspace)
         if channel == "sms"
         else "",
     )
+    workspace = nudge.trigger.workspace
     started = time.monotonic()
+    if channel == Channel.IN_APP:
+        try:
+            with transaction.atomic():
+                sent = delivery.deliver(
+                    workspace=workspace, channel=channel, message=message, recipient=recipient
+                )
+                outcome = attempts.record_sent(nudge=nudge, sent=sent, version=version, started=started)
+        except Exception as error:
+            return _undelivered(run=run, channel=channel, error=error, maybe_sent=False)
+        slot.keep()
+        return _observed(nudge, outcome)
+    message = replace(message, idempotency_key=attempts.record_in_flight(nudge=nudge, channel=channel))
     try:
-        sent = delivery.deliver(
-            workspace=trigger.workspace, channel=channel, message=message, recipient=recipient
-        )
-    except gateway_base.NoAddress as error:
-        policy.release(decision)
-        _note(nudge, "delivery", f"{channel}: {error.reason}")
+        sent = delivery.deliver(workspace=workspace, channel=channel, message=message, recipient=recipient)
+    except Exception as error:
+        outcome = _undelivered(run=run, channel=channel, error=error, maybe_sent=True)
+        if outcome is not None and outcome.status == Status.IN_DOUBT:
+            slot.keep()
+        return outcome
+    slot.keep()
+    return _observed(nudge, attempts.record_sent(nudge=nudge, sent=sent, version=version, started=started))
+
+
+def _observed(nudge: Nudge, outcome: Outcome) -> Outcome:
+    LATENCY.labels(channel=nudge.channel, personalised=str(nudge.personalised).lower()).observe(
+        max((timezone.now() - nudge.created_at).total_seconds(), 0)
+    )
+    return outcome
+
+
+def _undelivered(*, run: Run, channel: str, error: Exception, maybe_sent: bool) -> Outcome | None:
+    """What a failed send does to the nudge; None to try the next channel. An error that is no
+    provider's answer (a bug) may have come after the provider took the message: in doubt."""
+    nudge, now = run.nudge, run.now
+    if isinstance(error, gateway_base.NoAddress):
+        note(nudge, "delivery", f"{channel}: {error.reason}")
         return None
-    except gateway_base.RateLimited as error:
-        policy.release(decision)
+    if isinstance(error, gateway_base.RateLimited):
         wait = timedelta(seconds=error.retry_after) if error.retry_after else None
         until = now + wait if wait else _backoff(nudge.attempts, now)
         return _retry_or_fail(nudge, until, f"{channel}: rate limited ({error.reason})")
-    except gateway_base.ProviderUnavailable as error:
-        policy.release(decision)
+    if isinstance(error, gateway_base.ProviderUnavailable):
         return _retry_or_fail(nudge, _backoff(nudge.attempts, now), f"{channel}: {error.reason}")
-    except gateway_base.GatewayError as error:  # Rejected, no provider, region
-        policy.release(decision)
+    if isinstance(error, gateway_base.GatewayError):  # Rejected, no provider, region
         return _fail(nudge, f"{channel}: {error.reason}")
-    except Exception as error:  # a bug must not lose the nudge: dead letter, with the error type
-        policy.release(decision)
-        logger.exception("nudge.delivery_error", extra={"nudge_id": nudge.pk})
-        return _fail(nudge, f"{channel}: unexpected error ({type(error).__name__})")
-    return _sent(nudge, channel, sent, choice.version, started)
-
-
-def _sent(nudge: Nudge, channel: str, sent, version, started: float) -> Outcome:
-    attempts = "; ".join(
-        f"{attempt.get('provider')}: {attempt.get('outcome')}" for attempt in getattr(sent, "attempts", [])
-    )
-    elapsed_ms = 1000 * (time.monotonic() - started)
-    _note(
-        nudge,
-        "delivery",
-        f"sent by {sent.provider.get_provider_display()} in {elapsed_ms:.0f} ms"
-        + (f" ({attempts})" if attempts else ""),
-    )
-    with transaction.atomic():
-        services.nudge_status_advance(
-            nudge=nudge,
-            status=Status.SENT,
-            source="pipeline",
-            detail=sent.result.detail,
-            fields={
-                "provider": sent.provider,
-                "provider_message_id": sent.result.provider_message_id,
-                "send_after": None,
-                "last_error": "",
-                "trace": nudge.trace,
-                "claimed_until": None,
-                **_content(nudge),
-            },
-        )
-        services.template_version_sent(template_version=version)
-        if channel == "in_app":
-            services.nudge_status_advance(nudge=nudge, status=Status.DELIVERED, source="in_app")
-    LATENCY.labels(channel=channel, personalised=str(nudge.personalised).lower()).observe(
-        max((timezone.now() - nudge.created_at).total_seconds(), 0)
-    )
-    return Outcome(Status.SENT)
+    logger.exception("nudge.delivery_error", extra={"nudge_id": nudge.pk}, exc_info=error)
+    why = f"{channel}: unexpected error ({type(error).__name__})"
+    if maybe_sent:
+        return attempts.in_doubt(nudge, why)
+    return _fail(nudge, why)
 
 
 def _retry_or_fail(nudge: Nudge, until: datetime, why: str) -> Outcome:
@@ -358,32 +379,18 @@ def _retry_or_fail(nudge: Nudge, until: datetime, why: str) -> Outcome:
 
 
 def _fail(nudge: Nudge, why: str) -> Outcome:
-    _note(nudge, "failed", why)
+    note(nudge, "failed", why)
     services.nudge_status_advance(
         nudge=nudge,
         status=Status.FAILED,
         source="pipeline",
-        fields={"last_error": why[:500], "trace": nudge.trace, "claimed_until": None, **_content(nudge)},
+        fields={
+            "last_error": why[:500],
+            "trace": nudge.trace,
+            "claimed_until": None,
+            "lease_token": "",
+            **attempts.content(nudge),
+        },
     )
     logger.warning("nudge.failed", extra={"nudge_id": nudge.pk, "attempts": nudge.attempts})
     return Outcome(Status.FAILED, why)
-
-
-def process_due(*, now: datetime | None = None, limit: int = 1000) -> int:
-    """Send the deferred nudges whose time has come, and queued ones whose job was lost."""
-    from nudges.jobs import nudges_process_job
-
-    now = now or timezone.now()
-    due = list(
-        Nudge.objects.filter(status=Status.DEFERRED, send_after__lte=now)
-        .order_by("send_after")
-        .values_list("pk", flat=True)[:limit]
-    )
-    due += list(
-        Nudge.objects.filter(status=Status.QUEUED, created_at__lte=now - STALE_QUEUED)
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    for start in range(0, len(due), PIPELINE_BATCH):
-        enqueue(nudges_process_job, due[start : start + PIPELINE_BATCH], job_options={"result_ttl": 0})
-    return len(due)

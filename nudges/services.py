@@ -19,14 +19,17 @@ Status = Nudge.Status
 
 # Forward order of delivery statuses: a later one never moves a nudge back (webhooks arrive out
 # of order: an "open" after the "click" is recorded, the status stays "clicked").
+# In flight and in doubt come before sent: a provider's webhook that reports the send settles them.
 RANK = {
     Status.QUEUED: 0,
     Status.DEFERRED: 1,
-    Status.SENT: 2,
-    Status.DELIVERED: 3,
-    Status.OPENED: 4,
-    Status.CLICKED: 5,
-    Status.CONVERTED: 6,
+    Status.IN_FLIGHT: 2,
+    Status.IN_DOUBT: 3,
+    Status.SENT: 4,
+    Status.DELIVERED: 5,
+    Status.OPENED: 6,
+    Status.CLICKED: 7,
+    Status.CONVERTED: 8,
 }
 # Where a nudge ends without reaching its user; bounced can still follow sent or delivered.
 ENDED = {Status.SUPPRESSED, Status.FAILED, Status.BOUNCED}
@@ -131,6 +134,8 @@ def nudge_status_advance(
 def _moves(current: str, new: str) -> bool:
     if current == new or current in (Status.SUPPRESSED, Status.BOUNCED):
         return False
+    if current == Status.IN_FLIGHT and new == Status.DEFERRED:
+        return True  # the provider refused the attempt for now (down, rate limited): retried later
     if current == Status.FAILED:
         return new in RANK and RANK[new] >= RANK[Status.SENT]  # a dead letter sent on retry
     if new in ENDED:

@@ -42,6 +42,9 @@ SENDGRID_STATUS = {
     "bounce": Status.BOUNCED,
     "dropped": Status.BOUNCED,
 }
+# A send whose worker died before recording the provider's answer (nudges.attempts): SendGrid's
+# events carry the nudge id (custom_args), so the first event about it settles it.
+UNSETTLED = {Status.IN_FLIGHT, Status.IN_DOUBT}
 SENDGRID_UNSUBSCRIBES = {"unsubscribe", "group_unsubscribe"}
 SENDGRID_SPAM = "spamreport"
 # A dropped message's reason says whether the address itself is at fault (SendGrid's own list).
@@ -206,7 +209,10 @@ def _sendgrid_event_apply(nudge: Nudge, name: str, event: dict, reason: str | No
         if status == Status.BOUNCED:
             code = f" ({detail['status']})" if isinstance(detail.get("status"), str) else ""
             fields["last_error"] = f"SendGrid {name}{code}"[:500]
-        services.nudge_status_advance(
+        unsettled = nudge.status in UNSETTLED
+        if unsettled:
+            fields["claimed_until"] = None  # settled here: nothing left to reconcile
+        changed = services.nudge_status_advance(
             nudge=nudge,
             status=status,
             source="sendgrid",
@@ -214,6 +220,12 @@ def _sendgrid_event_apply(nudge: Nudge, name: str, event: dict, reason: str | No
             at=_at(event.get("timestamp")),
             fields=fields,
         )
+        if unsettled and changed:
+            services.nudge_trace(
+                nudge=nudge,
+                stage="webhook",
+                message=f"SendGrid reported it {name}: the attempt in flight reached the provider",
+            )
         if reason is not None:
             services.nudge_trace(nudge=nudge, stage="webhook", message=f"email address suppressed: {reason}")
         return True

@@ -1,6 +1,9 @@
 """The channel gateways, one module each, registered here by provider code.
 
-`gateway_for("twilio")` gives the gateway that sends through that kind of ChannelProvider.
+`gateway_for("twilio")` gives the gateway that sends through that kind of ChannelProvider;
+`idempotent_resend("twilio")` says whether that provider drops a second request carrying the
+same idempotency key (a gateway's `idempotent`), so that an attempt whose answer was lost may be
+sent again (nudges.attempts).
 Modules are imported on first use, so a worker that never sends push never loads pywebpush.
 """
 
@@ -34,3 +37,9 @@ def gateway_for(provider_code: str) -> Gateway:
     except KeyError:
         raise LookupError(f"no gateway is registered for provider {provider_code!r}") from None
     return _gateway(path)
+
+
+def idempotent_resend(provider_code: str) -> bool:
+    """Whether the provider deduplicates sends by the message's idempotency key: False unless its
+    gateway says so (a provider that does not document it must be assumed to send twice)."""
+    return bool(getattr(gateway_for(provider_code), "idempotent", False))

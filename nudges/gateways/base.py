@@ -93,5 +93,8 @@ class NoAddress(GatewayError):
 
 class Gateway(Protocol):
     channel: str
+    # True only where the provider documents that it drops a second request with the same
+    # idempotency key: then an attempt whose answer was lost is sent again (nudges.attempts).
+    idempotent: bool
 
     def send(self, *, provider: ChannelProvider, message: Message, recipient: Recipient) -> SendResult: ...

@@ -60,6 +60,9 @@ SES_PAUSED = {"AccountSuspendedException", "SendingPausedException", "MailFromDo
 
 class EmailGateway:
     channel = "email"
+    # SendGrid's mail/send, Mailgun's messages and SES's SendEmail document no idempotency key, and
+    # SMTP has none: a second request is a second email. SendGrid's events carry the nudge id back.
+    idempotent = False
 
     def send(self, *, provider: ChannelProvider, message: Message, recipient: Recipient) -> SendResult:
         if not recipient.email:

@@ -19,6 +19,8 @@ MESSAGE_TYPES = {"in_app": "in_app", "inapp": "in_app", "email": "email"}
 
 class IntercomGateway:
     channel = "intercom"
+    # Intercom's messages API documents no idempotency key: a second POST is a second message.
+    idempotent = False
 
     def send(self, *, provider: ChannelProvider, message: Message, recipient: Recipient) -> SendResult:
         if not recipient.external_id:

@@ -57,6 +57,9 @@ def topic_for(idempotency_key: str) -> str:
 
 
 class WebPushGateway:
+    # The Topic header only replaces a message the push service still holds, undelivered
+    # (RFC 8030 section 5.4): a copy sent after delivery is shown again. Not idempotent.
+    idempotent = False
     channel = "push"
 
     def send(self, *, provider: ChannelProvider, message: Message, recipient: Recipient) -> SendResult:

@@ -29,6 +29,9 @@ KNOWN_ERRORS = {
 
 class TwilioGateway:
     channel = "sms"
+    # Twilio's Messages API documents no idempotency key for creating a message (its
+    # I-Twilio-Idempotency-Token is on the webhooks it sends): a second POST is a second SMS.
+    idempotent = False
 
     def send(self, *, provider: ChannelProvider, message: Message, recipient: Recipient) -> SendResult:
         if not recipient.phone:

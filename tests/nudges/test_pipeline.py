@@ -108,10 +108,11 @@ def test_a_stuck_user_gets_an_email_with_every_decision_traced(setup, httpserver
     nudge.refresh_from_db()
     assert (nudge.status, nudge.channel) == ("sent", "email")
     assert nudge.template_version == setup["email"]
-    assert _stages(nudge) == ["trigger", "template", "personalisation", "delivery"]
+    assert _stages(nudge) == ["trigger", "template", "personalisation", "delivery", "delivery"]
     assert nudge.trace[1]["message"] == "Stuck email: variant A: the only active variant"
     assert nudge.trace[2]["message"].startswith("static template (")
-    assert nudge.trace[3]["message"].startswith("sent by SendGrid in ")
+    assert nudge.trace[3]["message"] == f"in flight on email (attempt {nudge.attempt_key})"
+    assert nudge.trace[4]["message"].startswith("sent by SendGrid in ")
     # What is stored keeps the contact variable as a placeholder: no contact data in the row.
     assert nudge.subject == "Finish Create a project"
     assert nudge.body == "Hi {{ first_name }}, you are 0% through Main path."
