@@ -1,9 +1,17 @@
-"""The nudge log, the dead-letter list and its retry action, and the end user's timeline."""
+"""The nudge log, the dead-letter list and its retry action, the in-doubt list, the queue view,
+and the end user's timeline."""
 
+import time
+import uuid
 from datetime import timedelta
 
+import django_rq
 import pytest
 from django.utils import timezone
+from rq import Queue, SimpleWorker
+from rq.executions import Execution
+from rq.job import JobStatus
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from guardrails.models import AuditLog
 from nudges import jobs
@@ -12,6 +20,7 @@ from nudges.services import trace_line
 from onboarding.models import StepCompletion
 from tests.factories import (
     PII_CANARIES,
+    AdminUserFactory,
     ContactFactory,
     EndUserFactory,
     EnrollmentFactory,
@@ -24,7 +33,7 @@ from tests.nudges.factories import (
     NudgeFactory,
     TriggerFactory,
 )
-from tests.onboarding.test_admin import listed, post_action
+from tests.onboarding.test_admin import listed, post_action, verified_client
 
 pytestmark = pytest.mark.django_db
 
@@ -208,3 +217,67 @@ def test_the_timeline_is_limited_to_the_last_items(acme):
     items = end_user_timeline(workspace=acme, end_user=ada, limit=3)
 
     assert [item.title for item in items] == ["track Event 0", "track Event 1", "track Event 2"]
+
+
+# --- In doubt, and the queue view ----------------------------------------------------------------
+
+
+def test_the_in_doubt_list_marks_a_nudge_delivered_with_an_audit_row(acme, client):
+    doubtful = NudgeFactory(trigger=TriggerFactory(workspace=acme), status="in_doubt", sent_at=None)
+    sent = NudgeFactory(trigger=TriggerFactory(workspace=acme))
+    page = client.get(LOG).content.decode()
+    assert f'<a href="{LOG}?status__exact=in_doubt">In doubt</a>' in page
+    assert pks(client.get(f"{LOG}?status__exact=in_doubt")) == {doubtful.pk}
+
+    post_action(client, LOG, "mark_delivered", [doubtful, sent])
+
+    doubtful.refresh_from_db()
+    sent.refresh_from_db()
+    assert (doubtful.status, sent.status) == ("delivered", "sent")
+    assert doubtful.trace[-1]["message"] == "marked as delivered by alice"
+    assert AuditLog.objects.filter(
+        action="nudge.mark_delivered", object_id=str(doubtful.pk), actor_label="alice"
+    ).exists()
+    messages = [str(message) for message in client.get(LOG).context["messages"]]
+    assert messages == ["Marked as delivered: 1 nudge(s). 1 skipped: only nudges in doubt are."]
+
+
+def test_a_job_whose_worker_died_shows_in_the_queue_view_and_rerunning_it_sends_nothing_twice(
+    acme, redis_url, settings
+):
+    """rq moves a job whose worker died (its execution expired while started) to the failed jobs
+    with AbandonedJobError; the admin's queue view lists it; requeued, the nudge job finds its
+    nudge sent already and does nothing."""
+    admin_client = verified_client(AdminUserFactory(is_superuser=True))  # the queue view is the operators'
+    name = f"test-{uuid.uuid4().hex}"
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, name: {"URL": redis_url, "DEFAULT_TIMEOUT": 60}}
+    queue = Queue(name, connection=django_rq.get_connection(name))  # plain rq: enqueued at once
+    sent = NudgeFactory(trigger=TriggerFactory(workspace=acme), attempts=1)
+    try:
+        job = queue.enqueue(jobs.nudges_process_job, [sent.pk])
+        queue.remove(job.id)
+        job.set_status(JobStatus.STARTED)
+        with queue.connection.pipeline() as pipe:
+            Execution.create(job, ttl=1, pipeline=pipe)
+            pipe.execute()
+        StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 60)  # the worker died
+
+        failed = FailedJobRegistry(queue=queue)
+        assert failed.get_job_ids() == [job.id]
+        index = list(settings.RQ_QUEUES).index(name)
+        assert 'href="/admin/django_rq/dashboard/"' in admin_client.get(LOG).content.decode()
+        page = admin_client.get(f"/admin/django_rq/dashboard/queues/{index}/failed/").content.decode()
+        assert job.id in page
+        result = job.latest_result()
+        assert result.type == result.Type.FAILED
+        detail = admin_client.get(f"/admin/django_rq/dashboard/queues/{index}/{job.id}/results/{result.id}/")
+        assert "AbandonedJobError" in detail.content.decode()
+
+        failed.requeue(job.id)
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    finally:
+        queue.delete(delete_jobs=True)
+
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+    sent.refresh_from_db()
+    assert (sent.status, sent.attempts) == ("sent", 1)

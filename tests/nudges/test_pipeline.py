@@ -9,9 +9,9 @@ from django.utils import timezone
 from werkzeug import Response
 
 from guardrails import services as guardrails_services
-from guardrails.models import PolicyDecision, WorkspacePolicy
+from guardrails.models import AuditLog, PolicyDecision, WorkspacePolicy
 from guardrails.secrets import workspace_secret_set
-from nudges import hooks, pipeline, triggers
+from nudges import attempts, delivery, hooks, leases, pipeline, triggers, webhook_events
 from nudges.models import ChannelProvider, Nudge, NudgeEvent, Trigger
 from onboarding import services as onboarding_services
 from onboarding.models import EnrollmentSignal
@@ -311,3 +311,190 @@ def test_the_latency_metric_is_recorded(setup, httpserver):
     Nudge.objects.filter(pk=nudge.pk).update(created_at=timezone.now() - timedelta(seconds=2))
     pipeline.nudge_process(nudge_id=nudge.pk)
     assert pipeline.LATENCY.labels(channel="email", personalised="false")._sum.get() - before >= 2
+
+
+# --- A worker killed mid-send: in flight, then reconciled; never a second send ---------------------
+
+
+REAL_DELIVER = delivery.deliver
+
+
+class WorkerKilled(BaseException):
+    """The worker's process dying right after the provider answered (nothing after it runs)."""
+
+
+@pytest.fixture
+def killed_after_provider(monkeypatch):
+    """The provider gets the nudge, then the worker dies before recording its answer. Records
+    the nudge's stored status and attempt key as the provider is called."""
+    seen = []
+    real = pipeline.delivery.deliver
+
+    def deliver_then_die(**kwargs):
+        stored = Nudge.objects.get(pk=kwargs["message"].nudge_id)
+        seen.append((stored.status, stored.attempt_key, kwargs["message"].idempotency_key))
+        real(**kwargs)
+        raise WorkerKilled
+
+    monkeypatch.setattr(pipeline.delivery, "deliver", deliver_then_die)
+    yield seen
+    monkeypatch.setattr(pipeline.delivery, "deliver", real)
+
+
+@pytest.fixture
+def queued_jobs(monkeypatch):
+    jobs = []
+    monkeypatch.setattr(leases, "enqueue", lambda job, nudge_ids, **kwargs: jobs.append(nudge_ids))
+    return jobs
+
+
+def _email_only(setup):
+    setup["trigger"].channels = ["email"]
+    setup["trigger"].save()
+
+
+def _killed_mid_send(setup, httpserver, killed_after_provider, monkeypatch) -> Nudge:
+    _accept(httpserver)
+    _email_only(setup)
+    nudge = _stuck(setup["enrollment"])
+    with pytest.raises(WorkerKilled):
+        pipeline.nudge_process(nudge_id=nudge.pk)
+    monkeypatch.setattr(delivery, "deliver", REAL_DELIVER)  # the next worker lives
+    nudge.refresh_from_db()
+    return nudge
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_the_send_is_recorded_in_flight_with_its_key_before_the_provider_is_called(
+    setup, httpserver, killed_after_provider, monkeypatch
+):
+    nudge = _killed_mid_send(setup, httpserver, killed_after_provider, monkeypatch)
+
+    [(status, stored_key, sent_key)] = killed_after_provider
+    assert status == "in_flight"
+    assert stored_key == sent_key == nudge.attempt_key != ""
+    assert nudge.status == "in_flight"
+    [(request, _)] = httpserver.log
+    assert json.loads(request.data)["custom_args"]["idempotency_key"] == nudge.attempt_key
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_an_expired_lease_on_an_in_flight_send_puts_it_in_doubt_without_sending_again(
+    setup, httpserver, killed_after_provider, monkeypatch, queued_jobs
+):
+    nudge = _killed_mid_send(setup, httpserver, killed_after_provider, monkeypatch)
+    assert pipeline.process_due(now=nudge.claimed_until - timedelta(seconds=1)) == 0
+    after = nudge.claimed_until + timedelta(seconds=1)
+
+    assert pipeline.process_due(now=after) == 1
+    assert queued_jobs == [[nudge.pk]]
+    outcome = pipeline.nudge_process(nudge_id=nudge.pk, now=after)
+
+    nudge.refresh_from_db()
+    assert (outcome.status, nudge.status) == ("in_doubt", "in_doubt")
+    assert len(httpserver.log) == 1  # never a second provider call
+    assert nudge.trace[-1]["stage"] == "in_doubt"
+    assert "mark as delivered, or send again" in nudge.trace[-1]["message"]
+    # The cap counted the delivery once, and the retry was not refused by it (never suppressed).
+    assert PolicyDecision.objects.filter(end_user=nudge.end_user, allowed=True).count() == 1
+    assert not PolicyDecision.objects.filter(end_user=nudge.end_user, allowed=False).exists()
+    assert "suppressed" not in set(NudgeEvent.objects.filter(nudge=nudge).values_list("status", flat=True))
+    assert pipeline.nudge_process(nudge_id=nudge.pk, now=after) is None  # settled: nothing to run
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_a_delivery_webhook_naming_the_nudge_settles_the_send_in_flight(
+    setup, httpserver, killed_after_provider, monkeypatch, queued_jobs
+):
+    nudge = _killed_mid_send(setup, httpserver, killed_after_provider, monkeypatch)
+
+    counts = webhook_events.sendgrid_events_apply(
+        workspace=setup["workspace"],
+        events=[{"event": "delivered", "nudge_id": str(nudge.pk), "sg_event_id": "ev-1", "timestamp": 1}],
+    )
+
+    nudge.refresh_from_db()
+    assert (counts["applied"], nudge.status, nudge.claimed_until) == (1, "delivered", None)
+    assert (
+        nudge.trace[-1]["message"]
+        == "SendGrid reported it delivered: the attempt in flight reached the provider"
+    )
+    assert pipeline.process_due(now=timezone.now() + timedelta(hours=1)) == 0
+    assert len(httpserver.log) == 1
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_where_the_provider_deduplicates_the_same_attempt_is_sent_again_with_its_key(
+    setup, httpserver, killed_after_provider, monkeypatch
+):
+    nudge = _killed_mid_send(setup, httpserver, killed_after_provider, monkeypatch)
+    monkeypatch.setattr(attempts, "idempotent_resend", lambda provider_code: True)
+
+    outcome = pipeline.nudge_process(nudge_id=nudge.pk, now=nudge.claimed_until + timedelta(seconds=1))
+
+    nudge.refresh_from_db()
+    assert (outcome.status, nudge.status) == ("sent", "sent")
+    first, second = (json.loads(request.data)["custom_args"] for request, _ in httpserver.log)
+    assert first["idempotency_key"] == second["idempotency_key"] == nudge.attempt_key
+    assert PolicyDecision.objects.filter(end_user=nudge.end_user, allowed=True).count() == 1
+
+
+def test_a_killed_jobs_nudges_are_queued_again_as_soon_as_its_lease_runs_out(setup, queued_jobs):
+    _email_only(setup)
+    nudge = _stuck(setup["enrollment"])
+    now = timezone.now()
+    leases.lease_batch([nudge.pk], now)  # the job started, then its worker died
+
+    assert pipeline.process_due(now=now + leases.lease() - timedelta(seconds=1)) == 0
+    assert pipeline.process_due(now=now + leases.lease() + timedelta(seconds=1)) == 1
+    assert queued_jobs == [[nudge.pk]]
+
+
+def test_in_app_is_never_in_flight_its_send_and_status_are_one_write(setup, httpserver):
+    setup["trigger"].channels = ["in_app"]
+    setup["trigger"].save()
+    nudge = _stuck(setup["enrollment"])
+
+    outcome = pipeline.nudge_process(nudge_id=nudge.pk)
+
+    nudge.refresh_from_db()
+    assert (outcome.status, nudge.status, nudge.attempt_key) == ("sent", "delivered", "")
+    assert "in flight" not in " ".join(line["message"] for line in nudge.trace)
+
+
+# --- In doubt: a person decides -----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_send_again_sends_once_more_without_taking_a_second_cap_slot(
+    setup, httpserver, killed_after_provider, monkeypatch, admin_user
+):
+    nudge = _killed_mid_send(setup, httpserver, killed_after_provider, monkeypatch)
+    pipeline.nudge_process(nudge_id=nudge.pk, now=nudge.claimed_until + timedelta(seconds=1))
+
+    outcome = attempts.nudge_send_again(nudge=Nudge.objects.get(pk=nudge.pk), actor=admin_user)
+
+    nudge.refresh_from_db()
+    assert (outcome.status, nudge.status) == ("sent", "sent")
+    assert len(httpserver.log) == 2
+    first, second = (json.loads(request.data)["custom_args"] for request, _ in httpserver.log)
+    assert first["idempotency_key"] != second["idempotency_key"] == nudge.attempt_key
+    assert PolicyDecision.objects.filter(end_user=nudge.end_user, allowed=True).count() == 1
+    assert AuditLog.objects.filter(action="nudge.send_again", object_id=str(nudge.pk)).count() == 1
+    assert attempts.nudge_send_again(nudge=nudge, actor=admin_user) is None  # no longer in doubt
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_mark_as_delivered_settles_it_without_a_provider_call(
+    setup, httpserver, killed_after_provider, monkeypatch, admin_user
+):
+    nudge = _killed_mid_send(setup, httpserver, killed_after_provider, monkeypatch)
+    pipeline.nudge_process(nudge_id=nudge.pk, now=nudge.claimed_until + timedelta(seconds=1))
+
+    assert attempts.nudge_mark_delivered(nudge=Nudge.objects.get(pk=nudge.pk), actor=admin_user)
+
+    nudge.refresh_from_db()
+    assert nudge.status == "delivered"
+    assert len(httpserver.log) == 1
+    assert AuditLog.objects.filter(action="nudge.mark_delivered", object_id=str(nudge.pk)).count() == 1
+    assert not attempts.nudge_mark_delivered(nudge=nudge, actor=admin_user)
