@@ -22,21 +22,37 @@ Limits, by design: a person's name is found only when it is the end user's own (
 name recogniser for third parties); a bare "name" key is kept (it names steps and plans); a
 key or token of an unknown provider is found only when it is long, mixed-case and holds digits.
 
-Candidates, validators and the contact matcher are in `guardrails/pii_patterns.py`; the corpus
-and the figures are in tests/guardrails/pii_corpus.py and bench/pii.py.
+Candidates and validators are in `guardrails/pii_patterns.py`, the contact matcher in
+`guardrails/pii_contact.py`. Text written percent-encoded, with HTML character references or in
+base64 inside a URL parameter is scanned again decoded (`guardrails/pii_decoding.py`), and what
+is found there is replaced in its written form. The corpus and the figures are in
+tests/guardrails/pii_corpus.py and bench/pii.py.
 """
 
 import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
 
+from guardrails import pii_contact as contacts
+from guardrails import pii_decoding as decoding
 from guardrails import pii_patterns as patterns
+from guardrails.pii_detectors import DETECTORS, DetectionTimeout, Scan, Span, address_ending_at
+
+__all__ = [
+    "DETECTORS",
+    "DetectionTimeout",
+    "Finding",
+    "Redaction",
+    "SafeRedaction",
+    "redact",
+    "redact_for_llm",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -86,126 +102,6 @@ class SafeRedaction:
         return _summary(self.findings)
 
 
-class DetectionTimeout(Exception):
-    pass
-
-
-# --- Strings --------------------------------------------------------------------------------------
-
-
-class _Scan:
-    __slots__ = ("contact", "deadline", "region")
-
-    def __init__(self, *, contact: patterns.ContactMatcher, region: str, deadline: float | None) -> None:
-        self.contact = contact
-        self.region = region
-        self.deadline = deadline
-
-    def check_deadline(self) -> None:
-        if self.deadline is not None and time.perf_counter() > self.deadline:
-            raise DetectionTimeout
-
-
-Span = tuple[str, int, int]
-
-
-def _number_kind(scan: _Scan, text: str, candidate: str, start: int) -> str | None:
-    digits = "".join(character for character in candidate if character.isdigit())
-    if patterns.is_card(candidate, digits):
-        return "CARD"
-    if patterns.is_ssn(candidate):
-        return "SSN"
-    if len(digits) < 7 or len(digits) > 17:
-        return None
-    if scan.contact.phone_digits and digits.endswith(scan.contact.phone_digits):
-        return "PHONE"
-    if candidate.isdigit() and patterns.follows_identifier_label(text, start):
-        return None
-    return "PHONE" if patterns.is_phone(candidate, scan.region) else None
-
-
-def _detect_number(scan: _Scan, text: str, match: re.Match, value_group: int | None) -> list[Span]:
-    start, end = match.span()
-    if text[end - 1] == ")" and text.count("(", start, end) < text.count(")", start, end):
-        end -= 1
-    if kind := _number_kind(scan, text, text[start:end], start):
-        return [(kind, start, end)]
-    # A run of several numbers separated by spaces ("415 555 0123 415 555 0199", "2019 4155550123"):
-    # the longest pieces that validate, from the left.
-    if patterns.grouped_like_card(text[start:end]):
-        return []
-    parts = [part.span() for part in re.finditer(r"\S+", text[start:end])]
-    spans, first = [], 0
-    while first < len(parts):
-        for last in range(len(parts), first, -1):
-            if last - first == len(parts):
-                continue
-            piece_start, piece_end = start + parts[first][0], start + parts[last - 1][1]
-            if kind := _number_kind(scan, text, text[piece_start:piece_end], piece_start):
-                spans.append((kind, piece_start, piece_end))
-                first = last
-                break
-        else:
-            first += 1
-    return spans
-
-
-def _detect_iban(scan: _Scan, text: str, match: re.Match, value_group: int | None) -> list[Span]:
-    candidate = match.group()
-    # A following capitalised word or number group may have been taken in: drop groups from the end.
-    while len(candidate.replace(" ", "")) >= 15:
-        if patterns.is_iban(candidate):
-            return [("IBAN", match.start(), match.start() + len(candidate))]
-        if " " not in candidate:
-            break
-        candidate = candidate.rsplit(" ", 1)[0]
-    return []
-
-
-def _labelled(kind: str, validator: Callable[[str], bool] | None = None) -> Callable:
-    """The value after the label, without a sentence's closing full stop."""
-
-    def detect(scan: _Scan, text: str, match: re.Match, value_group: int | None) -> list[Span]:
-        start, end = match.span(value_group)
-        value = text[start:end].rstrip(".")
-        if not value or (validator is not None and not validator(value)):
-            return []
-        return [(kind, start, start + len(value))]
-
-    return detect
-
-
-def _whole(kind: str, validator: Callable[[str], bool] | None = None) -> Callable:
-    def detect(scan: _Scan, text: str, match: re.Match, value_group: int | None) -> list[Span]:
-        if validator is not None and not validator(match.group()):
-            return []
-        return [(kind, match.start(), match.end())]
-
-    return detect
-
-
-def _nothing(scan: _Scan, text: str, match: re.Match, value_group: int | None) -> list[Span]:
-    return []
-
-
-# Candidate kind (see `pii_patterns`) -> the detector that validates it and returns PII spans.
-DETECTORS: dict[str, Callable[[_Scan, str, re.Match, int | None], list[Span]]] = {
-    "skip_date": _nothing,
-    "skip_price": _nothing,
-    "email": _whole("EMAIL"),
-    "ipv4": _whole("IP", patterns.is_ip_address),
-    "ipv6": _whole("IP", patterns.is_ip_address),
-    "secret": _whole("SECRET"),
-    "token": _whole("SECRET", patterns.is_random_token),
-    "iban": _detect_iban,
-    "address": _whole("ADDRESS"),
-    "number": _detect_number,
-    "bearer": _labelled("SECRET", lambda value: len(value) >= 12),
-    "labelled_secret": _labelled("SECRET", patterns.looks_like_password),
-    "dob": _labelled("DOB"),
-    "labelled_ssn": _labelled("SSN", patterns.is_labelled_ssn),
-}
-
 _DE_STREET_ENDINGS = ("straße", "strasse", "str.", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer")
 
 
@@ -233,7 +129,7 @@ def _candidate_starts(text: str, anchor: int, floor: int) -> list[int]:
     return starts
 
 
-def _anchored_spans(text: str, scan: _Scan, spans: list[Span]) -> None:
+def _anchored_spans(text: str, scan: Scan, spans: list[Span]) -> None:
     search, match_at, kinds = patterns.ANCHOR.search, patterns.ANCHORED.match, patterns.ANCHORED_KINDS
     position, anchors = 0, 0
     keep = patterns.ANCHOR_KEEP
@@ -244,6 +140,7 @@ def _anchored_spans(text: str, scan: _Scan, spans: list[Span]) -> None:
         if anchor.lastindex != keep:
             position = anchor.end()
             continue
+        found_before = len(spans)
         for start in _candidate_starts(text, anchor.start(), position):
             if found := match_at(text, start):
                 kind, value_group = kinds[found.lastindex]
@@ -252,6 +149,11 @@ def _anchored_spans(text: str, scan: _Scan, spans: list[Span]) -> None:
                 break
         else:
             position = anchor.end()
+        digits = anchor.end() - anchor.start()
+        if len(spans) == found_before and (
+            digits == 5 or (digits <= 2 and text[anchor.start() - 1].isalpha())
+        ):
+            spans.extend(address_ending_at(text, anchor.start(), anchor.end()))
 
 
 def _matches_at_words(pattern: re.Pattern, text: str, lowered: str | None, words) -> list[re.Match]:
@@ -269,7 +171,7 @@ def _matches_at_words(pattern: re.Pattern, text: str, lowered: str | None, words
     return found_matches
 
 
-def _labelled_spans(text: str, lowered: str | None, scan: _Scan, spans: list[Span]) -> None:
+def _labelled_spans(text: str, lowered: str | None, scan: Scan, spans: list[Span]) -> None:
     kinds = patterns.LABELLED_KINDS
     for found in _matches_at_words(patterns.LABELLED, text, lowered, patterns.LABEL_WORDS):
         scan.check_deadline()
@@ -277,7 +179,7 @@ def _labelled_spans(text: str, lowered: str | None, scan: _Scan, spans: list[Spa
         spans.extend(DETECTORS[kind](scan, text, found, value_group))
 
 
-def _contact_spans(text: str, lowered: str | None, scan: _Scan, spans: list[Span]) -> None:
+def _contact_spans(text: str, lowered: str | None, scan: Scan, spans: list[Span]) -> None:
     matcher = scan.contact
     if matcher.pattern is None:
         return
@@ -290,11 +192,53 @@ def _contact_spans(text: str, lowered: str | None, scan: _Scan, spans: list[Span
             for found in _matches_at_words(pattern, text, lowered, (word,))
         ]
     for found in found_matches:
-        kind = matcher.types.get(patterns.normalise_value(found.group()), "NAME")
+        kind = matcher.types.get(contacts.normalise_value(found.group()), "NAME")
         spans.append((kind, found.start(), found.end()))
 
 
-def _find_spans(text: str, scan: _Scan) -> list[Span]:
+def _find_spans(text: str, scan: Scan) -> list[Span]:
+    spans = _plain_spans(text, scan)
+    if decoding.has_encoding(text):
+        spans = _with_decoded(spans, _decoded_spans(text, scan))
+    return spans
+
+
+def _decoded_spans(text: str, scan: Scan) -> list[Span]:
+    """PII written percent-encoded, in HTML references or in base64 (`pii_decoding`), as spans
+    of the written text: the whole encoded form is what gets replaced."""
+    spans = []
+    for window_start, window_end in decoding.encoded_windows(text):
+        decoded = decoding.decode(text[window_start:window_end])
+        if decoded is None:
+            continue
+        for kind, start, end in _plain_spans(decoded.text, scan):
+            written_start, written_end = decoded.original_span(start, end)
+            spans.append((kind, window_start + written_start, window_start + written_end))
+    return spans
+
+
+def _with_decoded(spans: list[Span], decoded_spans: list[Span]) -> list[Span]:
+    """Both sets of spans; overlapping ones become one span over all of them, of the longest
+    one's type (a decoded one's on a tie: "[EMAIL]" rather than "[SECRET]" for base64)."""
+    if not decoded_spans:
+        return spans
+    ordered = sorted(
+        [(start, end, 0, kind) for kind, start, end in decoded_spans]
+        + [(start, end, 1, kind) for kind, start, end in spans]
+    )
+    merged: list[list] = []  # [start, end, kind, length of the span that gave the kind]
+    for start, end, _, kind in ordered:
+        if merged and start < merged[-1][1]:
+            cluster = merged[-1]
+            if end - start > cluster[3]:
+                cluster[2], cluster[3] = kind, end - start
+            cluster[1] = max(cluster[1], end)
+        else:
+            merged.append([start, end, kind, end - start])
+    return [(kind, start, end) for start, end, kind, _ in merged]
+
+
+def _plain_spans(text: str, scan: Scan) -> list[Span]:
     spans: list[Span] = []
     _anchored_spans(text, scan, spans)
     lowered = text.lower()
@@ -324,7 +268,7 @@ def _replace_spans(text: str, spans: list[Span]) -> str:
     return "".join(pieces)
 
 
-def _redact_string(text: str, path: str, scan: _Scan, findings: list[Finding]) -> str:
+def _redact_string(text: str, path: str, scan: Scan, findings: list[Finding]) -> str:
     spans = _find_spans(text, scan)
     if not spans:
         return text
@@ -345,7 +289,7 @@ def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value == {} or value == []
 
 
-def _redact_node(value: Any, path: str, scan: _Scan, findings: list[Finding]) -> Any:
+def _redact_node(value: Any, path: str, scan: Scan, findings: list[Finding]) -> Any:
     scan.check_deadline()
     if isinstance(value, str):
         return _redact_string(value, path, scan, findings)
@@ -384,12 +328,12 @@ def _redact_node(value: Any, path: str, scan: _Scan, findings: list[Finding]) ->
     return value
 
 
-def _scan_for(contact: Any, region: str | None, deadline: float | None) -> _Scan:
+def _scan_for(contact: Any, region: str | None, deadline: float | None) -> Scan:
     region = (region or DEFAULT_REGION).upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
         region = DEFAULT_REGION
-    return _Scan(
-        contact=patterns.contact_matcher(patterns.contact_values(contact), region),
+    return Scan(
+        contact=contacts.contact_matcher(contacts.contact_values(contact), region),
         region=region,
         deadline=deadline,
     )

@@ -12,18 +12,15 @@ kind matched (`ANCHORED_KINDS`), and an alternative's own group, where it has on
 part that is PII ("Bearer <token>" keeps "Bearer"). Kinds named `skip_*` consume dates, times
 and prices so that their digits are never read as a phone number; they produce no finding.
 
-The end user's contact values are compiled once per contact (`contact_matcher`, cached).
+The end user's own contact values are matched by `guardrails/pii_contact.py`.
 """
 
 import ipaddress
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any
 
 import phonenumbers
 from stdnum import iban, luhn
@@ -46,11 +43,44 @@ _STREET_SUFFIX = (
 _CAPITALISED = r"[A-ZÀ-ÝÄÖÜ][\w'\u2019-]*"
 _FRENCH_LINK = r"(?:(?:de|du|des|la|le|les|d'|l'|d\u2019|l\u2019)[ \t]*)*"
 
+# "1600 Pennsylvania Avenue NW": the quadrant after the street type is part of the street.
+_DIRECTIONAL = r"(?:[ \t]+(?:NE|NW|SE|SW|N|S|E|W)\b\.?)?"
+_UNIT = r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor)\.?[ \t]*\#?[ \t]*[\w-]{1,6})?"
 _ADDRESS_US_UK = (
-    rf"(?:{_CAPITALISED}\.?[ \t]+){{1,4}}{_STREET_SUFFIX}"
-    r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor)\.?[ \t]*\#?[ \t]*[\w-]{1,6})?"
+    rf"(?:{_CAPITALISED}\.?[ \t]+){{1,4}}{_STREET_SUFFIX}{_DIRECTIONAL}{_UNIT}"
     rf"(?:,[ \t]*{_CAPITALISED}(?:[ \t]+{_CAPITALISED}){{0,2}},?[ \t]+"
-    r"(?:[A-Z]{2}[ \t]+\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}))?"
+    r"(?:(?:[A-Z]{2}|D\.C\.)[ \t]+\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}))?"
+)
+_US_STATES = (
+    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY "
+    "NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR GU VI AS MP"
+)
+# A US address in any case ("1600 pennsylvania avenue nw, washington dc 20500"), whole: found from
+# its ZIP code backwards (`ADDRESS_TO_ZIP.search(text, window_start, zip_end)`), as lower-case
+# prose is full of "5 minutes down the road" that only a state and a ZIP tell from an address.
+ADDRESS_TO_ZIP = re.compile(
+    r"\d(?<![\w.,-]\d)\d{0,5}[a-z]?(?:-\d{1,5})?,?[ \t]+"
+    rf"(?:[\w'\u2019-]+\.?[ \t]+){{1,4}}{_STREET_SUFFIX}{_DIRECTIONAL}{_UNIT}"
+    r",[ \t]*(?:[\w'\u2019-]+[ \t]+){0,2}[\w'\u2019-]+,?[ \t]+"
+    rf"(?:{_US_STATES.replace(' ', '|')}|D\.C\.)[ \t]+\d{{5}}(?:-\d{{4}})?\Z",
+    re.IGNORECASE,
+)
+# The same for a British address ("221b baker street, london nw1 6xe"), from its postcode.
+UK_POSTCODE = re.compile(r"[a-z]{1,2}\d[a-z\d]?[ \t]*\d[a-z]{2}(?!\w)", re.IGNORECASE)
+ADDRESS_TO_POSTCODE = re.compile(
+    r"\d(?<![\w.,-]\d)\d{0,4}[a-z]?,?[ \t]+"
+    rf"(?:[\w'\u2019-]+\.?[ \t]+){{1,4}}{_STREET_SUFFIX}{_UNIT}"
+    r",[ \t]*(?:[\w'\u2019-]+[ \t]+){0,2}[\w'\u2019-]+,?[ \t]+"
+    r"[a-z]{1,2}\d[a-z\d]?[ \t]*\d[a-z]{2}\Z",
+    re.IGNORECASE,
+)
+# How far before its ZIP code or postcode an address may start.
+ADDRESS_REACH = 160
+# A French address in any case is taken only with its postcode and city ("12 rue de la paix,
+# 75002 paris"); capitalised, the street alone is enough.
+_ADDRESS_FR_ANY_CASE = (
+    r"(?:bis[ \t]|ter[ \t])?(?i:rue|avenue|boulevard|bd|place|chemin|allée|impasse|quai|route)[ \t]+"
+    r"(?:[\w'\u2019-]+[ \t]+){0,4}?[\w'\u2019-]+,?[ \t]+\d{5}[ \t]+[\w'\u2019-]+"
 )
 _ADDRESS_FR = (
     r"(?:bis[ \t]|ter[ \t])?(?i:rue|avenue|boulevard|bd|place|chemin|allée|impasse|quai|route)[ \t]+"
@@ -86,7 +116,8 @@ _ANCHORED_ALTERNATIVES = (
     (
         "address",
         _starts(r"\d", r"[\w.,-]")
-        + rf"\d{{0,4}}[A-Za-z]?(?:-\d{{1,5}})?,?[ \t]+(?:{_ADDRESS_US_UK}|{_ADDRESS_FR})",
+        + r"\d{0,4}[A-Za-z]?(?:-\d{1,5})?,?[ \t]+"
+        + rf"(?:{_ADDRESS_US_UK}|{_ADDRESS_FR}|{_ADDRESS_FR_ANY_CASE})",
     ),
     (
         "email",
@@ -249,17 +280,6 @@ _KEYS_BY_TYPE = (
     ),
 )
 PII_KEY_TYPES = {key: kind for kind, keys in _KEYS_BY_TYPE for key in keys.split()}
-# Contact address parts too coarse to be PII on their own, and too short to match safely.
-ADDRESS_KEYS_KEPT = frozenset({"country", "countrycode", "state", "region", "province"})
-# First names that are also common words: matched only when capitalised ("Will", not "will").
-_WORD_NAMES = (
-    "will may mark bill grace hope joy faith rose june april summer dawn ray guy art pat rob sue don jack "
-    "frank chase hunter lane page drew gene rich sky amber ruby pearl iris lily ivy holly max bob carol "
-    "king young long brown white green black rice price hall wood bell love cook stone park ward power "
-    "field lake hill north west best"
-)
-NAMES_THAT_ARE_WORDS = frozenset(_WORD_NAMES.split())
-
 # A bare digit run after one of these is an identifier, not a phone number.
 _IDENTIFIER_CONTEXT = re.compile(
     r"(?i:order|invoice|ticket|ref(?:erence)?|id|account|acct|tracking|receipt|confirmation|transaction|"
@@ -407,91 +427,11 @@ def is_random_token(value: str) -> bool:
     return changes >= 0.3 * len(value) and _entropy(value) >= 3.5
 
 
-# --- The end user's own contact values ----------------------------------------------------------
+# --- Dict keys ----------------------------------------------------------------------------------
 
 _NOT_ALPHANUMERIC = re.compile(r"[^0-9a-z]")
-_WHITESPACE = re.compile(r"\s+")
 
 
 def normalise_key(key: str) -> str:
     """ "phone_number", "phoneNumber", "Phone-Number" -> "phonenumber"."""
     return _NOT_ALPHANUMERIC.sub("", key.casefold())
-
-
-def normalise_value(text: str) -> str:
-    return _WHITESPACE.sub(" ", text).strip().casefold()
-
-
-@dataclass(slots=True, frozen=True)
-class ContactMatcher:
-    # (first word of some values in lower case, the pattern of those values): the word is found
-    # with str.find, and the pattern tried only there.
-    needles: tuple[tuple[str, re.Pattern], ...]
-    # All values at once, for a text whose lower-case form has another length (positions differ).
-    pattern: re.Pattern | None
-    types: dict[str, str]
-    phone_digits: str
-
-
-NO_CONTACT = ContactMatcher(needles=(), pattern=None, types={}, phone_digits="")
-
-
-def contact_values(contact: Any) -> tuple[tuple[str, str], ...]:
-    """(type, value) pairs of a Contact (or a mapping with the same fields), sorted, for caching."""
-    if contact is None:
-        return ()
-
-    def read(name: str) -> Any:
-        return contact.get(name) if isinstance(contact, Mapping) else getattr(contact, name, None)
-
-    values: set[tuple[str, str]] = set()
-    for name, kind in (("email", "EMAIL"), ("phone", "PHONE")):
-        if text := str(read(name) or "").strip():
-            values.add((kind, text))
-    for name in ("first_name", "last_name", "name"):
-        text = str(read(name) or "").strip()
-        values.update(("NAME", part) for part in [text, *text.split()] if len(part) >= 2)
-    address = read("address")
-    parts = address.items() if isinstance(address, Mapping) else [("line", address)]
-    for key, part in parts:
-        text = part.strip() if isinstance(part, str) else ""
-        if len(text) >= 3 and normalise_key(str(key)) not in ADDRESS_KEYS_KEPT:
-            values.add(("ADDRESS", text))
-    return tuple(sorted(values))
-
-
-def _alternative(kind: str, value: str) -> str:
-    words = [re.escape(word) for word in value.split()]
-    if kind == "NAME" and len(words) == 1 and value.casefold() in NAMES_THAT_ARE_WORDS:
-        return f"(?-i:{re.escape(value[0].upper())}){re.escape(value[1:])}"
-    return r"\s+".join(words)
-
-
-def _whole_words(values: list[tuple[str, str]]) -> re.Pattern:
-    alternation = "|".join(_alternative(kind, value) for kind, value in values)
-    return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
-
-
-@lru_cache(maxsize=1024)
-def contact_matcher(values: tuple[tuple[str, str], ...], region: str) -> ContactMatcher:
-    """Compiled once per set of contact values: a nudge redacts several texts of one user."""
-    if not values:
-        return NO_CONTACT
-    longest_first = sorted(values, key=lambda item: len(item[1]), reverse=True)
-    by_first_word: dict[str, list[tuple[str, str]]] = {}
-    for kind, value in longest_first:
-        by_first_word.setdefault(value.split()[0].lower(), []).append((kind, value))
-    phone_digits = ""
-    for kind, value in values:
-        if kind == "PHONE":
-            # The stored number written any way ("(202) 555-0143", "202.555.0143") is theirs.
-            try:
-                phone_digits = phonenumbers.national_significant_number(phonenumbers.parse(value, region))
-            except phonenumbers.NumberParseException:
-                phone_digits = "".join(character for character in value if character.isdigit())
-    return ContactMatcher(
-        needles=tuple((word, _whole_words(group)) for word, group in by_first_word.items()),
-        pattern=_whole_words(longest_first),
-        types={normalise_value(value): kind for kind, value in reversed(longest_first)},
-        phone_digits=phone_digits if len(phone_digits) >= 7 else "",
-    )

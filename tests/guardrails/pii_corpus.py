@@ -1,7 +1,9 @@
 """A labelled corpus for the PII detector, and the scoring that tests and `bench/pii.py` share.
 
 `build_corpus()` generates a few hundred realistic items deterministically (seeded random):
-support-style notes, form answers and step titles; nudge contexts as nested JSON; Segment event
+support-style notes, form answers and step titles (some with PII written as links and HTML
+write it: percent-encoded, in character references, in base64, form-encoded, and addresses in
+any case: `pii_corpus_encoded`); nudge contexts as nested JSON; Segment event
 properties; the end user's own contact values in other case; and hand-written tricky negatives
 (numbers that fail Luhn, IBANs with a bad checksum, versions, prices, unlabelled dates, order
 ids). Each item carries its expected findings: the type and the exact span of the substring in
@@ -21,6 +23,8 @@ from typing import Any
 import phonenumbers
 from stdnum import iban as iban_numbers
 from stdnum import luhn
+
+from tests.guardrails import pii_corpus_encoded as encoded
 
 SEED = 20_261_202
 CONTACT = "CONTACT"  # the scoring bucket of the user's own contact values, whatever their type
@@ -278,6 +282,12 @@ TEXT_TEMPLATES = [
     "Address on file: {ADDRESS}. Phone: {PHONE}.",
     "Trial extended by {N} days for {EMAIL}.",
     "Fraud check flagged card {CARD} and IP {IP}.",
+    "Signed up via https://app.example.com/signup?email={URL_EMAIL}&ref=nudge today.",
+    "Clicked https://mail.example.com/r?u={BASE64_EMAIL} from the digest.",
+    "Reply went to {HTML_EMAIL} in the HTML part.",
+    "Ship the kit to {ADDRESS_ANY_CASE} please.",
+    "Map link https://maps.example.com/?q={FORM_ADDRESS}&z=14 was shared.",
+    "Form answer: {ADDRESS_ANY_CASE}.",
 ]
 STEP_TITLES = [
     "Call {PHONE} to activate",
@@ -329,6 +339,19 @@ class _Person:
         }
 
 
+_ENCODED_SLOT_TYPES = {
+    "URL_EMAIL": "EMAIL",
+    "HTML_EMAIL": "EMAIL",
+    "BASE64_EMAIL": "EMAIL",
+    "ADDRESS_ANY_CASE": "ADDRESS",
+    "FORM_ADDRESS": "ADDRESS",
+}
+
+
+def _any_email(rng: random.Random) -> str:
+    return _email(rng, rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)).lower()
+
+
 def _fill(rng: random.Random, template: str, builder: _Builder, region: str) -> None:
     position = 0
     while (open_at := template.find("{", position)) != -1:
@@ -365,7 +388,13 @@ def _fill(rng: random.Random, template: str, builder: _Builder, region: str) -> 
                 "IP": lambda: _ip(rng),
                 "ADDRESS": lambda: _address(rng),
                 "SECRET": lambda: _secret(rng),
+                "URL_EMAIL": lambda: encoded.url_email(rng, _any_email(rng)),
+                "HTML_EMAIL": lambda: encoded.html_email(rng, _any_email(rng)),
+                "BASE64_EMAIL": lambda: encoded.base64_email(rng, _any_email(rng)),
+                "ADDRESS_ANY_CASE": lambda: encoded.address_any_case(rng, STREETS_US, SUFFIXES_US),
+                "FORM_ADDRESS": lambda: encoded.form_address(rng, STREETS_US, SUFFIXES_US),
             }[slot]()
+            slot = _ENCODED_SLOT_TYPES.get(slot, slot)
             builder.pii(slot, value)
         position = close_at + 1
     builder.text(template[position:])
@@ -532,7 +561,7 @@ NEGATIVES = [
 
 
 def _negative_items(rng: random.Random) -> list[Item]:
-    items = [Item(value=text, expected=(), source="negative") for text in NEGATIVES]
+    items = [Item(value=text, expected=(), source="negative") for text in [*NEGATIVES, *encoded.NEGATIVES]]
     for _ in range(25):
         items.append(
             Item(value=f"Reference number {_bad_card(rng)} on the form", expected=(), source="negative")

@@ -262,3 +262,104 @@ def test_redaction_types_use_slots():
 )
 def test_region_from_locale(locale, region):
     assert pii.region_from_locale(locale) == region
+
+
+# --- Encoded and lower-case shapes (issue 12) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "kind"),
+    [
+        (
+            "see https://app.example.com/signup?email=name%40example.org&ref=nudge",
+            "name%40example.org",
+            "EMAIL",
+        ),
+        ("reset link /u?e=jane.doe%2540mail.example.co.uk&t=1", "jane.doe%2540mail.example.co.uk", "EMAIL"),
+        (
+            "%6a%61%6e%65%40%65%78%61%6d%70%6c%65%2e%63%6f%6d wrote",
+            "%6a%61%6e%65%40%65%78%61%6d%70%6c%65%2e%63%6f%6d",
+            "EMAIL",
+        ),
+        ("reply to jane&#64;example&#46;org soon", "jane&#64;example&#46;org", "EMAIL"),
+        ("reply to jane&commat;example.org soon", "jane&commat;example.org", "EMAIL"),
+        ("opened /r?u=bmFtZUBleGFtcGxlLm9yZw from the digest", "bmFtZUBleGFtcGxlLm9yZw", "EMAIL"),
+        ("opened /r?u=bmFtZUBleGFtcGxlLm9yZw%3D%3D&x=1", "bmFtZUBleGFtcGxlLm9yZw%3D%3D", "EMAIL"),
+        ("call /c?n=%2B1%20415%20555%200123 now", "%2B1%20415%20555%200123", "PHONE"),
+        (
+            "visit 1600 pennsylvania avenue nw, washington dc 20500 today",
+            "1600 pennsylvania avenue nw, washington dc 20500",
+            "ADDRESS",
+        ),
+        (
+            "visit 1600 Pennsylvania Avenue NW, Washington DC 20500 today",
+            "1600 Pennsylvania Avenue NW, Washington DC 20500",
+            "ADDRESS",
+        ),
+        (
+            "visit 1600 PENNSYLVANIA AVE NW, WASHINGTON, DC 20500-0003 today",
+            "1600 PENNSYLVANIA AVE NW, WASHINGTON, DC 20500-0003",
+            "ADDRESS",
+        ),
+        ("ship to 12 main st, springfield, il 62701.", "12 main st, springfield, il 62701", "ADDRESS"),
+        ("at 221b baker street, london nw1 6xe.", "221b baker street, london nw1 6xe", "ADDRESS"),
+        ("bureau 12 rue de la paix, 75002 paris", "12 rue de la paix, 75002 paris", "ADDRESS"),
+        (
+            "map https://maps.example.com/?q=1600+pennsylvania+avenue+nw%2C+washington+dc+20500&z=14",
+            "1600+pennsylvania+avenue+nw%2C+washington+dc+20500",
+            "ADDRESS",
+        ),
+    ],
+)
+def test_encoded_and_lower_case_pii_is_redacted_in_its_written_form(text, found, kind):
+    start = text.index(found)
+
+    result = pii.redact(text)
+
+    assert result.value == text[:start] + f"[{kind}]" + text[start + len(found) :]
+    assert result.findings == [Finding(type=kind, path="$", start=start, end=start + len(found))]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Search /help?q=onboarding+checklist&page=2 for more",
+        "Progress 100%25 after step 3 (%2B 2 bonus)",
+        "Tom &amp; Jerry finished step 3 &mdash; nice",
+        "Open /r?step=c3RlcF9jb21wbGV0ZWQ and continue",
+        "It took 5 minutes down the road, in 20500 ways",
+        "Upgraded 12 seats way over plan, in 20500",
+    ],
+)
+def test_encoded_text_without_pii_is_left_as_it_is(text):
+    assert pii.redact(text).value == text
+
+
+def test_the_llm_never_receives_the_encoded_email_or_the_lower_case_address():
+    payload = {
+        "context": {
+            "last_page": "https://app.example.com/invite?email=name%40example.org",
+            "note": "moved to 1600 pennsylvania avenue nw, washington dc 20500",
+        }
+    }
+
+    result = pii.redact_for_llm(payload, budget_seconds=5)
+
+    assert result.value == {
+        "context": {"last_page": "https://app.example.com/invite?email=[EMAIL]", "note": "moved to [ADDRESS]"}
+    }
+    serialised = repr(result.value).lower()
+    for leaked in ("name%40", "example.org", "pennsylvania", "washington", "20500"):
+        assert leaked not in serialised
+
+
+def test_corpus_encoded_and_any_case_shapes_are_all_found(corpus, scores):
+    shapes = ("%40", "&#", "&commat;", "?u=", "+", "nw1", "dc ")
+    encoded = [
+        item for item in corpus if item.source == "text" and any(shape in item.value for shape in shapes)
+    ]
+    assert len(encoded) >= 30
+    missed = [expected for item, expected in scores.missed if item in encoded]
+    assert missed == []
+    assert scores.recall("ADDRESS") == scores.recall("EMAIL") == 1.0
+    assert scores.precision("ADDRESS") == scores.precision("EMAIL") == 1.0
