@@ -45,8 +45,11 @@ INTERNATIONAL = "an internationalised domain"
 # Suffixes a reader completes even with a space after the dot ("secure-login-check. com"); after
 # other words a lower-case word following ". " is prose ("approx. one", "vs. live").
 _COMMON_SUFFIXES = frozenset(
-    "com net org io co info biz xyz app dev me ly top online site shop ru cn de uk us eu fr".split()
-)
+    {
+        "com", "net", "org", "io", "co", "info", "biz", "xyz", "app", "dev", "me", "ly",
+        "top", "online", "site", "shop", "ru", "cn", "de", "uk", "us", "eu", "fr",
+    }
+)  # fmt: skip
 _TRAILING = ".,;:!?)]}'\"*_~"
 
 _SCHEME_DISGUISE = re.compile(r"(?i)\bh(?:xx|\*\*|tt|xt|tx)p(s?)(?=\s*(?:\[:\]|:|\[://\]))")
