@@ -276,8 +276,9 @@ def nudge_send_again(*, nudge: Nudge, actor) -> Outcome | None:
             actor=actor,
             obj=nudge,
             before={"status": Status.IN_DOUBT},
-            after={"status": Status.IN_DOUBT if blocking else Status.IN_FLIGHT},
-            reason=reason,
+            after={"status": Status.IN_DOUBT, "refused": reason}
+            if blocking
+            else {"status": Status.IN_FLIGHT},
         )
         if blocking:
             services.nudge_trace(

@@ -498,3 +498,25 @@ def test_mark_as_delivered_settles_it_without_a_provider_call(
     assert len(httpserver.log) == 1
     assert AuditLog.objects.filter(action="nudge.mark_delivered", object_id=str(nudge.pk)).count() == 1
     assert not attempts.nudge_mark_delivered(nudge=nudge, actor=admin_user)
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_send_again_is_refused_when_a_rule_other_than_the_cap_denies_it(
+    setup, httpserver, killed_after_provider, monkeypatch, admin_user
+):
+    nudge = _killed_mid_send(setup, httpserver, killed_after_provider, monkeypatch)
+    pipeline.nudge_process(nudge_id=nudge.pk, now=nudge.claimed_until + timedelta(seconds=1))
+    guardrails_services.consent_record(
+        end_user=nudge.end_user, channel="email", purpose="onboarding", granted=False, source="api"
+    )
+
+    outcome = attempts.nudge_send_again(nudge=Nudge.objects.get(pk=nudge.pk), actor=admin_user)
+
+    nudge.refresh_from_db()
+    assert (outcome.status, nudge.status) == ("in_doubt", "in_doubt")
+    assert outcome.detail.startswith("consent")
+    assert len(httpserver.log) == 1
+    assert (
+        AuditLog.objects.get(action="nudge.send_again", object_id=str(nudge.pk)).changes["after"]["status"]
+        == "in_doubt"
+    )
