@@ -12,6 +12,7 @@ from django.utils import timezone
 from guardrails.models import WorkspacePolicy
 from guardrails.regions import RegionBlocked
 from nudges.delivery import NoProvider, ProviderRegionBlocked, deliver
+from nudges.gateways import GATEWAYS, idempotent_resend
 from nudges.gateways.base import GatewayError, NoAddress, ProviderUnavailable, RateLimited, Rejected
 from nudges.gateways.breaker import State, breaker_allows, breaker_record_failure, breaker_state
 from nudges.models import ChannelProvider
@@ -359,3 +360,9 @@ def test_concurrent_workers_get_a_single_half_open_trial(postgres):
     )
 
     assert allowed.count(True) == 1
+
+
+def test_no_provider_is_assumed_to_drop_a_second_send_without_documenting_it():
+    """An in-flight send whose worker died is sent again only where the provider deduplicates by
+    idempotency key; none of the registered ones documents that, so theirs go to in doubt."""
+    assert {code: idempotent_resend(code) for code in GATEWAYS} == dict.fromkeys(GATEWAYS, False)

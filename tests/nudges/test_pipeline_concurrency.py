@@ -2,9 +2,11 @@
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from guardrails import caps
 from guardrails.models import WorkspacePolicy
@@ -92,3 +94,30 @@ def test_ten_triggers_for_one_user_at_once_send_only_the_daily_cap(postgres):
     assert statuses == ["delivered"] * 2 + ["suppressed"] * (WORKERS - 2)
     for suppressed in Nudge.objects.filter(end_user=end_user, status="suppressed"):
         assert suppressed.trace[0]["message"].startswith("in_app denied: daily_cap: daily cap of 2 reached")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("generous_budget", "fresh_caps")
+def test_ten_workers_on_one_expired_in_flight_send_reconcile_it_once_and_never_send(postgres):
+    end_user = EndUserFactory(timezone="Europe/Paris")
+    trigger = TriggerFactory(workspace=end_user.workspace, kind=Trigger.Kind.STUCK, channels=["email"])
+    nudge = Nudge.objects.create(
+        workspace=end_user.workspace,
+        end_user=end_user,
+        trigger=trigger,
+        occasion="killed",
+        idempotency_key=f"{trigger.pk}:{end_user.pk}:killed",
+        status=Nudge.Status.IN_FLIGHT,
+        channel="email",
+        attempts=1,
+        attempt_key="nudge-killed-1-email",
+        claimed_until=timezone.now() - timedelta(seconds=1),  # its worker died; the lease ran out
+    )
+
+    outcomes = _at_once([lambda: pipeline.nudge_process(nudge_id=nudge.pk)] * WORKERS)
+
+    assert [outcome.status for outcome in outcomes if outcome is not None] == ["in_doubt"]
+    nudge.refresh_from_db()
+    assert (nudge.status, nudge.claimed_until) == ("in_doubt", None)
+    assert NudgeEvent.objects.filter(nudge=nudge, status="in_doubt").count() == 1
+    assert not NudgeEvent.objects.filter(nudge=nudge, status="sent").exists()
