@@ -150,16 +150,21 @@ def record_sent(
     return Outcome(Status.SENT)
 
 
-def stored_message(*, nudge: Nudge) -> tuple[Message, Recipient]:
-    """The message of the nudge's last attempt, rebuilt from what it stored (its rendered
-    content) and the recipient's contact data as it is now, with that attempt's key."""
-    draft = Draft(
+def draft_of(nudge: Nudge) -> Draft:
+    """The nudge's content as a draft (contact variables still placeholders)."""
+    return Draft(
         subject=nudge.subject,
         body=nudge.body,
         cta_text=nudge.cta_text,
         cta_url=nudge.cta_url,
         ui_component=nudge.ui_component,
     )
+
+
+def stored_message(*, nudge: Nudge) -> tuple[Message, Recipient]:
+    """The message of the nudge's last attempt, rebuilt from what it stored (its rendered
+    content) and the recipient's contact data as it is now, with that attempt's key."""
+    draft = draft_of(nudge)
     end_user, workspace = nudge.end_user, nudge.trigger.workspace
     recipient = recipient_for(end_user=end_user, channel=nudge.channel)
     message = composer.message_for(

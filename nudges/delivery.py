@@ -31,6 +31,7 @@ from guardrails.models import Channel
 from guardrails.regions import RegionBlocked, workspace_region
 from nudges.gateways import gateway_for, in_app
 from nudges.gateways.base import (
+    AnswerLost,
     GatewayError,
     Message,
     NoAddress,
@@ -126,7 +127,8 @@ def deliver(
         except ProviderUnavailable as error:
             attempts.append(attempt_record(provider, "unavailable", error.reason, started=started))
             _log(message, attempts[-1])
-            if not breaker_record_failure(provider=provider, reason=error.reason, now=now):
+            opened = breaker_record_failure(provider=provider, reason=error.reason, now=now)
+            if not opened or isinstance(error, AnswerLost):  # it may have the message: no backup
                 raise _with_attempts(error, attempts) from None
             last_unavailable = error
             continue

@@ -302,13 +302,7 @@ def _deliver(*, run: Run, channel: str, version: TemplateVersion, slot: CapSlot)
     message = composer.message_for(
         nudge=nudge,
         channel=channel,
-        draft=personalize.Draft(
-            subject=nudge.subject,
-            body=nudge.body,
-            cta_text=nudge.cta_text,
-            cta_url=nudge.cta_url,
-            ui_component=nudge.ui_component,
-        ),
+        draft=attempts.draft_of(nudge),
         recipient=recipient,
         nudge_settings=run.nudge_settings,
         end_user=nudge.end_user,
@@ -360,6 +354,8 @@ def _undelivered(*, run: Run, channel: str, error: Exception, maybe_sent: bool) 
         wait = timedelta(seconds=error.retry_after) if error.retry_after else None
         until = now + wait if wait else _backoff(nudge.attempts, now)
         return _retry_or_fail(nudge, until, f"{channel}: rate limited ({error.reason})")
+    if isinstance(error, gateway_base.AnswerLost) and maybe_sent:
+        return attempts.in_doubt(nudge, f"{channel}: {error.reason}: it may have been accepted")
     if isinstance(error, gateway_base.ProviderUnavailable):
         return _retry_or_fail(nudge, _backoff(nudge.attempts, now), f"{channel}: {error.reason}")
     if isinstance(error, gateway_base.GatewayError):  # Rejected, no provider, region

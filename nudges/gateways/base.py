@@ -77,6 +77,11 @@ class ProviderUnavailable(GatewayError):
     """Timeout, connection refused, 5xx: try again later, or the backup provider."""
 
 
+class AnswerLost(ProviderUnavailable):
+    """The request went out whole but no answer came back (a read timeout): the provider may have
+    accepted it. Never retried nor failed over blindly: the send is in doubt (nudges.attempts)."""
+
+
 class RateLimited(GatewayError):
     def __init__(self, reason: str, *, retry_after: float | None = None, status_code: int | None = 429):
         super().__init__(reason, status_code=status_code)

@@ -20,6 +20,7 @@ from django.conf import settings
 from guardrails import pii
 from guardrails.secrets import workspace_secret_get
 from nudges.gateways.base import (
+    AnswerLost,
     GatewayError,
     Message,
     ProviderUnavailable,
@@ -189,6 +190,8 @@ def http_post(*, provider: ChannelProvider, url: str, **request) -> httpx.Respon
     timeout = httpx.Timeout(timeout_seconds(), connect=min(3.0, timeout_seconds()))
     try:
         return http_client().post(url, timeout=timeout, **request)
+    except httpx.ReadTimeout as error:
+        raise AnswerLost(f"{label(provider)} did not answer in time ({type(error).__name__})") from error
     except httpx.TimeoutException as error:
         raise ProviderUnavailable(f"{label(provider)} timed out ({type(error).__name__})") from error
     except httpx.HTTPError as error:

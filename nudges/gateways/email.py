@@ -30,6 +30,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 
 from nudges.gateways import common
 from nudges.gateways.base import (
+    AnswerLost,
     GatewayError,
     Message,
     NoAddress,
@@ -180,6 +181,8 @@ def _anymail_error(provider: ChannelProvider, error: AnymailError, recipient: Re
         return Rejected(f"{name}: an address of the message is not valid")
     if isinstance(error, AnymailRequestsAPIError):
         response = error.response
+        if response is None and isinstance(error, requests.ReadTimeout):
+            return AnswerLost(f"{name} did not answer in time")
         if response is None:
             kind = "timed out" if isinstance(error, requests.Timeout) else "could not be reached"
             return ProviderUnavailable(f"{name} {kind}")

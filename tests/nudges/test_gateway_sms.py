@@ -8,7 +8,7 @@ import pytest
 from werkzeug import Response
 
 from nudges.gateways import gateway_for
-from nudges.gateways.base import NoAddress, ProviderUnavailable, RateLimited, Rejected
+from nudges.gateways.base import AnswerLost, NoAddress, ProviderUnavailable, RateLimited, Rejected
 from nudges.gateways.sms import TwilioGateway
 from tests.factories import CANARY_FIRST_NAME, CANARY_PHONE, WorkspaceFactory
 from tests.nudges.factories import ProviderWithSecretFactory
@@ -179,7 +179,7 @@ def test_a_refused_connection_is_provider_unavailable(twilio):
     assert unavailable.value.reason == "Twilio could not be reached (ConnectError)"
 
 
-def test_a_slow_answer_times_out_as_provider_unavailable(twilio, httpserver, settings):
+def test_a_slow_answer_is_an_answer_lost_the_sms_may_have_been_accepted(twilio, httpserver, settings):
     settings.NUDGE_PROVIDER_TIMEOUT_SECONDS = 0.2
 
     def slow(request):
@@ -188,10 +188,11 @@ def test_a_slow_answer_times_out_as_provider_unavailable(twilio, httpserver, set
 
     httpserver.expect_request(MESSAGES_PATH).respond_with_handler(slow)
 
-    with pytest.raises(ProviderUnavailable) as unavailable:
+    with pytest.raises(AnswerLost) as unavailable:
         send(twilio())
 
-    assert unavailable.value.reason == "Twilio timed out (ReadTimeout)"
+    assert isinstance(unavailable.value, ProviderUnavailable)
+    assert unavailable.value.reason == "Twilio did not answer in time (ReadTimeout)"
     deadline = time.monotonic() + 5
     while not httpserver.log and time.monotonic() < deadline:  # let the slow answer finish here
         time.sleep(0.02)

@@ -2,6 +2,7 @@
 provider answering as SendGrid's API does, with every decision in the nudge's trace."""
 
 import json
+import time as time_module
 from datetime import time, timedelta
 
 import pytest
@@ -520,3 +521,30 @@ def test_send_again_is_refused_when_a_rule_other_than_the_cap_denies_it(
         AuditLog.objects.get(action="nudge.send_again", object_id=str(nudge.pk)).changes["after"]["status"]
         == "in_doubt"
     )
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_a_provider_that_takes_the_request_but_never_answers_leaves_it_in_doubt_not_retried(
+    setup, httpserver, settings, queued_jobs
+):
+    settings.NUDGE_PROVIDER_TIMEOUT_SECONDS = 0.3
+
+    calls = []
+
+    def answer_too_late(request):
+        calls.append(request.path)
+        time_module.sleep(1)
+        return Response("", status=202, headers={"X-Message-Id": "late"})
+
+    httpserver.expect_request(SENDGRID_PATH, method="POST").respond_with_handler(answer_too_late)
+    _email_only(setup)
+    nudge = _stuck(setup["enrollment"])
+
+    outcome = pipeline.nudge_process(nudge_id=nudge.pk)
+
+    nudge.refresh_from_db()
+    assert (outcome.status, nudge.status, nudge.send_after) == ("in_doubt", "in_doubt", None)
+    assert "may have been accepted" in nudge.trace[-1]["message"]
+    assert pipeline.process_due(now=timezone.now() + timedelta(days=1)) == 0  # never retried
+    assert calls == [SENDGRID_PATH]
+    assert PolicyDecision.objects.filter(end_user=nudge.end_user, allowed=True).count() == 1
