@@ -194,7 +194,11 @@ def _report(statuses: dict[str, str], provider: Provider, settle_seconds: float,
         f"('mark as delivered'), {len(in_doubt) - got} not ('send again')"
     )
     print(f"  settled by the due sweep {settle_seconds:.0f} s after the last kill")
-    print(f"  RQ jobs in the failed registry as AbandonedJobError (the admin's queue view): {abandoned}")
+    print(
+        f"  RQ jobs in the failed registry as AbandonedJobError (the admin's queue view): {abandoned} "
+        "(a killed worker's job moves there once its execution's TTL, the job timeout, has run out; "
+        "its nudges do not wait for that: their lease is shorter)"
+    )
 
 
 if __name__ == "__main__":
