@@ -350,3 +350,24 @@ class CustomTriggerStart(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trigger} for {self.end_user}"
+
+
+class WebhookDelivery(models.Model):
+    """A provider's delivery report already applied (nudges.webhook_deliveries): a replay of it,
+    or the provider's own retry, is acknowledged and not applied twice."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    provider = models.CharField(max_length=20)
+    delivery_id = models.CharField(max_length=128, help_text="sg_event_id, or what the provider signed.")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "provider", "delivery_id"], name="webhookdelivery_unique_delivery"
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "provider", "received_at"], name="webhookdelivery_age")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.delivery_id}"

@@ -21,7 +21,7 @@ from guardrails import services as guardrails_services
 from guardrails import subjects
 from guardrails.audit import audit_record
 from guardrails.models import Channel, Suppression
-from nudges import services
+from nudges import services, webhook_deliveries
 from nudges.models import Nudge
 from onboarding.models import Workspace
 
@@ -103,7 +103,8 @@ def address_suppress(
     return created
 
 
-COUNTS = ("received", "applied", "unmatched", "unhandled", "invalid", "suppressed")
+COUNTS = ("received", "applied", "unmatched", "unhandled", "invalid", "suppressed", "replayed")
+SENDGRID, TWILIO = "sendgrid", "twilio"
 
 
 def _counts(received: int) -> Counter[str]:
@@ -171,32 +172,50 @@ def sendgrid_events_apply(*, workspace: Workspace, events: list[Any]) -> dict[st
     objects = [event for event in events if isinstance(event, dict) and isinstance(event.get("event"), str)]
     counts["invalid"] = len(events) - len(objects)
     by_pk, by_message_id = _sendgrid_nudges(workspace, objects)
+    webhook_deliveries.deliveries_forget_old(workspace=workspace, provider=SENDGRID)
     for event in objects:
-        name = event["event"]
-        reason = _sendgrid_suppression(name, event)
-        email = event.get("email")
-        if reason is not None and isinstance(email, str) and "@" in email:
-            address_suppress(
-                workspace=workspace,
-                channel=Channel.EMAIL,
-                kind=subjects.EMAIL,
-                address=email,
-                reason=reason,
-                source="sendgrid",
-            )
-            counts["suppressed"] += 1
-        nudge_id, message_ids = _sendgrid_ids(event)
-        nudge = by_pk.get(nudge_id) if nudge_id is not None else None
-        nudge = nudge or next((by_message_id[key] for key in message_ids if key in by_message_id), None)
-        if nudge is None:
-            counts["unmatched"] += 1
-            continue
-        if _sendgrid_event_apply(nudge, name, event, reason):
-            counts["applied"] += 1
-        else:
-            counts["unhandled"] += 1
+        # Each event with its delivery record: one that fails is not remembered, and SendGrid's
+        # retry of the batch applies it then, and only it.
+        with transaction.atomic():
+            delivery_id = webhook_deliveries.sendgrid_delivery_id(event)
+            if webhook_deliveries.delivery_first_seen(
+                workspace=workspace, provider=SENDGRID, delivery_id=delivery_id
+            ):
+                counts.update(_sendgrid_event_handle(workspace, event, by_pk, by_message_id))
+            else:
+                counts["replayed"] += 1
     logger.info("nudges.webhook.sendgrid", extra={"workspace_id": workspace.pk, **counts})
     return dict(counts)
+
+
+def _sendgrid_event_handle(
+    workspace: Workspace, event: dict, by_pk: dict[int, Nudge], by_message_id: dict[str, Nudge]
+) -> list[str]:
+    """What one event did, as the counts it adds to."""
+    outcome = []
+    name = event["event"]
+    reason = _sendgrid_suppression(name, event)
+    email = event.get("email")
+    if reason is not None and isinstance(email, str) and "@" in email:
+        address_suppress(
+            workspace=workspace,
+            channel=Channel.EMAIL,
+            kind=subjects.EMAIL,
+            address=email,
+            reason=reason,
+            source=SENDGRID,
+        )
+        outcome.append("suppressed")
+    nudge_id, message_ids = _sendgrid_ids(event)
+    nudge = by_pk.get(nudge_id) if nudge_id is not None else None
+    nudge = nudge or next((by_message_id[key] for key in message_ids if key in by_message_id), None)
+    if nudge is None:
+        outcome.append("unmatched")
+    elif _sendgrid_event_apply(nudge, name, event, reason):
+        outcome.append("applied")
+    else:
+        outcome.append("unhandled")
+    return outcome
 
 
 def _sendgrid_event_apply(nudge: Nudge, name: str, event: dict, reason: str | None) -> bool:
@@ -251,10 +270,21 @@ def _sendgrid_event_apply(nudge: Nudge, name: str, event: dict, reason: str | No
 # --- Twilio ----------------------------------------------------------------------------------------
 
 
+@transaction.atomic
 def twilio_status_apply(*, workspace: Workspace, params: dict[str, str]) -> dict[str, int]:
-    """Apply one verified Twilio status callback; counts like sendgrid_events_apply."""
+    """Apply one verified Twilio status callback; counts like sendgrid_events_apply. A callback
+    applied before (Twilio's retry, or a replay) is counted as replayed and changes nothing."""
     counts = _counts(1)
     message_status = params.get("MessageStatus") or params.get("SmsStatus") or ""
+    sid = params.get("MessageSid") or params.get("SmsSid") or ""
+    webhook_deliveries.deliveries_forget_old(workspace=workspace, provider=TWILIO)
+    delivery_id = webhook_deliveries.twilio_delivery_id(message_sid=sid, message_status=message_status)
+    if not webhook_deliveries.delivery_first_seen(
+        workspace=workspace, provider=TWILIO, delivery_id=delivery_id
+    ):
+        counts["replayed"] = 1
+        logger.info("nudges.webhook.twilio_replayed", extra={"workspace_id": workspace.pk})
+        return dict(counts)
     error_code = (params.get("ErrorCode") or "").strip()
     reason = TWILIO_SUPPRESSION.get(error_code) if message_status in ("undelivered", "failed") else None
     number = params.get("To") or ""
@@ -268,7 +298,6 @@ def twilio_status_apply(*, workspace: Workspace, params: dict[str, str]) -> dict
             source="twilio",
         )
         counts["suppressed"] += 1
-    sid = params.get("MessageSid") or params.get("SmsSid") or ""
     nudge = (
         Nudge.objects.filter(workspace=workspace, channel=Channel.SMS, provider_message_id=sid).first()
         if sid

@@ -6,8 +6,9 @@
 SendGrid signs the timestamp header followed by the raw body with ECDSA P-256 / SHA-256; the
 verification key (SendGrid's "Verification Key": base64 DER, or PEM) is a WorkspaceSecret named
 by the SendGrid provider's setting `webhook_verification_key_secret`, default
-`sendgrid_webhook_verification_key`. An optional `webhook_max_age_seconds` setting refuses
-requests whose signed timestamp is older (replays); SendGrid signs each attempt anew.
+`sendgrid_webhook_verification_key`. A signed timestamp further than SENDGRID_MAX_AGE_SECONDS from
+now (the provider's setting `webhook_max_age_seconds` changes it) is refused like a bad signature:
+a replay of an old signed request. SendGrid signs each attempt anew.
 
 Twilio signs the full URL followed by the sorted POST parameters with HMAC-SHA1 under the
 account's auth token: the Twilio provider's secret (`secret_name`), or the secret named by its
@@ -15,8 +16,11 @@ setting `webhook_auth_token_secret` when the API key is not the auth token. The 
 Twilio called: PUBLIC_BASE_URL plus the path, as `twilio_status_callback_url` gives it.
 
 Every provider of that kind in the workspace (primary and backups, active or not: late events
-still arrive) is tried. A bad or missing signature is a 403 and changes nothing; a malformed
-body a 400; events for unknown nudges are accepted (200), counted and logged without addresses.
+still arrive) is tried. A bad or missing signature is a 403 and changes nothing, and so is an
+unknown workspace (the same answer: a 404 told a prober which slugs exist); a malformed body a
+400; events for unknown nudges are accepted (200), counted and logged without addresses. Events
+applied before (a replay, or the provider's retry) are acknowledged and not applied again
+(nudges.webhook_deliveries).
 """
 
 import base64
@@ -49,6 +53,9 @@ logger = logging.getLogger(__name__)
 SENDGRID_KEY_SETTING = "webhook_verification_key_secret"
 SENDGRID_KEY_SECRET = "sendgrid_webhook_verification_key"  # noqa: S105 (a name)
 SENDGRID_MAX_AGE_SETTING = "webhook_max_age_seconds"
+# SendGrid documents no window; 5 minutes is the usual one (Stripe, Svix), doubled for clock skew
+# and SendGrid's own queueing.
+SENDGRID_MAX_AGE_SECONDS = 600
 SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 TWILIO_TOKEN_SETTING = "webhook_auth_token_secret"  # noqa: S105 (a name)
@@ -129,8 +136,8 @@ def _sendgrid_verified(workspace: Workspace, request) -> bool:
             public_key=public_key, signature=signature, timestamp=timestamp, body=body
         ):
             continue
-        max_age = provider.settings.get(SENDGRID_MAX_AGE_SETTING)
-        if max_age and not (timestamp.isdigit() and abs(time.time() - int(timestamp)) <= float(max_age)):
+        max_age = float(provider.settings.get(SENDGRID_MAX_AGE_SETTING) or SENDGRID_MAX_AGE_SECONDS)
+        if not (timestamp.isdigit() and abs(time.time() - int(timestamp)) <= max_age):
             logger.info("nudges.webhook.sendgrid_stale", extra={"provider_id": provider.pk})
             return False
         return True
@@ -167,10 +174,11 @@ def _twilio_verified(workspace: Workspace, request, params: dict[str, list[str]]
 # --- Views -----------------------------------------------------------------------------------------
 
 
-def _workspace(slug: str) -> Workspace:
+def _workspace(slug: str, provider: str) -> Workspace:
     workspace = onboarding_selectors.workspace_get_by_slug(slug=slug)
     if workspace is None:
-        raise exceptions.NotFound("No such workspace.")
+        logger.warning("nudges.webhook.unknown_workspace", extra={"provider": provider})
+        raise _refusal(provider)
     return workspace
 
 
@@ -178,6 +186,11 @@ def _refused(workspace: Workspace, provider: str) -> exceptions.PermissionDenied
     logger.warning(
         "nudges.webhook.signature_invalid", extra={"workspace_id": workspace.pk, "provider": provider}
     )
+    return _refusal(provider)
+
+
+def _refusal(provider: str) -> exceptions.PermissionDenied:
+    """The one answer to a request that proves nothing, whatever the workspace in its URL."""
     return exceptions.PermissionDenied(
         f"The {provider} signature is missing or invalid (check the workspace's webhook key)."
     )
@@ -193,15 +206,16 @@ class _WebhookApi(APIView):
 _RESPONSES = {
     200: OpenApiResponse(description="Accepted: counts of received, applied, unmatched, suppressed"),
     400: OpenApiResponse(description="Malformed body"),
-    403: OpenApiResponse(description="Missing or invalid signature: nothing changed"),
-    404: OpenApiResponse(description="No such workspace"),
+    403: OpenApiResponse(
+        description="Missing, invalid or stale signature, or no such workspace: nothing changed"
+    ),
 }
 
 
 class SendGridEventsWebhookApi(_WebhookApi):
     @extend_schema(request=None, responses=_RESPONSES)
     def post(self, request, slug: str):
-        workspace = _workspace(slug)
+        workspace = _workspace(slug, "SendGrid")
         if not _sendgrid_verified(workspace, request):
             raise _refused(workspace, "SendGrid")
         try:
@@ -218,7 +232,7 @@ class TwilioStatusWebhookApi(_WebhookApi):
 
     @extend_schema(request=None, responses=_RESPONSES)
     def post(self, request, slug: str):
-        workspace = _workspace(slug)
+        workspace = _workspace(slug, "Twilio")
         params = {name: request.POST.getlist(name) for name in request.POST}
         if not _twilio_verified(workspace, request, params):
             raise _refused(workspace, "Twilio")

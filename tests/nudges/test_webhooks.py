@@ -3,14 +3,17 @@
 import base64
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from django.db import connection
 
 from guardrails import subjects
 from guardrails.models import AuditLog, ConsentRecord, Suppression
 from guardrails.secrets import workspace_secret_set
+from nudges import webhook_events
 from nudges.models import Nudge, NudgeEvent
 from nudges.webhooks import SENDGRID_KEY_SECRET, sendgrid_webhook_url
 from tests.factories import CANARY_EMAIL, WorkspaceFactory
@@ -89,6 +92,7 @@ def _counts(**counts):
         "unhandled": 0,
         "invalid": 0,
         "suppressed": 0,
+        "replayed": 0,
         **counts,
     }
 
@@ -336,10 +340,65 @@ def test_malformed_json_is_a_400_once_signed(api_client, workspace, private_key)
         assert response.json()["detail"].startswith(("The body is not JSON", "Expected a JSON list"))
 
 
-def test_an_unknown_workspace_is_a_404(api_client, private_key):
-    response = api_client.post("/webhooks/sendgrid/nobody", data=b"[]", content_type="application/json")
+def test_an_unknown_workspace_gets_the_answer_a_known_one_gets_for_a_bad_signature(
+    api_client, workspace, private_key
+):
+    """A 404 beside a 403 told a prober which workspace slugs exist."""
+    unknown = api_client.post("/webhooks/sendgrid/nobody", data=b"[]", content_type="application/json")
+    known = _post(api_client, workspace, [], signature=None)
 
-    assert response.status_code == 404
+    assert (unknown.status_code, unknown.json()) == (known.status_code, known.json())
+    assert unknown.status_code == 403
+
+
+def test_a_replayed_batch_is_acknowledged_and_changes_nothing(api_client, workspace, nudge, private_key):
+    events = [_event(nudge, "delivered"), _event(nudge, "bounce", type="bounce")]
+    first = _post(api_client, workspace, events, private_key)
+    assert first.json() == _counts(received=2, applied=2, suppressed=1)
+    before = (_state(), list(AuditLog.objects.values_list("pk", flat=True)))
+
+    # The same signed events again: posted anew by whoever saw them, or retried by SendGrid.
+    again = _post(api_client, workspace, events, private_key)
+
+    assert (again.status_code, again.json()) == (200, _counts(received=2, replayed=2))
+    assert (_state(), list(AuditLog.objects.values_list("pk", flat=True))) == before
+
+
+def test_a_replay_within_a_batch_of_new_events_applies_only_the_new_ones(
+    api_client, workspace, nudge, private_key
+):
+    _post(api_client, workspace, [_event(nudge, "delivered")], private_key)
+
+    response = _post(api_client, workspace, [_event(nudge, "delivered"), _event(nudge, "open")], private_key)
+
+    assert response.json() == _counts(received=2, applied=1, replayed=1)
+    assert list(nudge.events.filter(source="sendgrid").values_list("status", flat=True)) == [
+        "delivered",
+        "opened",
+    ]
+
+
+def test_events_without_an_event_id_are_remembered_by_their_content(
+    api_client, workspace, nudge, private_key
+):
+    event = {"email": CANARY_EMAIL, "timestamp": 1764000000, "event": "open", "nudge_id": str(nudge.pk)}
+
+    assert _post(api_client, workspace, [event], private_key).json()["applied"] == 1
+    assert _post(api_client, workspace, [event], private_key).json()["replayed"] == 1
+    assert nudge.events.filter(source="sendgrid").count() == 1
+
+
+@pytest.mark.parametrize("age", [25 * 365 * 86400, 601, -601], ids=["25 years", "11 minutes", "future"])
+def test_a_signed_timestamp_outside_the_window_is_refused_without_any_setting(
+    api_client, workspace, nudge, private_key, age
+):
+    before = _state()
+    timestamp = str(int(time.time()) - age)
+
+    response = _post(api_client, workspace, [_event(nudge, "open")], private_key, timestamp=timestamp)
+
+    assert response.status_code == 403
+    assert _state() == before
 
 
 def test_a_pem_key_of_a_backup_provider_named_in_its_settings_verifies(api_client, workspace, nudge):
@@ -367,3 +426,23 @@ def test_a_max_age_refuses_old_signed_timestamps(api_client, workspace, nudge, p
         _post(api_client, workspace, [_event(nudge, "open")], private_key, timestamp=old).status_code == 403
     )
     assert _post(api_client, workspace, [_event(nudge, "open")], private_key).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_delivery_posted_at_once_is_applied_once(postgres, workspace, nudge):
+    """Concurrent copies (SendGrid's retry racing the original, or a replay): the unique delivery
+    row lets one apply; the others wait on it, then count a replay."""
+    events = [_event(nudge, "open")]
+
+    def apply(_) -> dict[str, int]:
+        try:
+            return webhook_events.sendgrid_events_apply(workspace=workspace, events=events)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(apply, range(6)))
+
+    assert sorted(result["applied"] for result in results) == [0, 0, 0, 0, 0, 1]
+    assert sum(result["replayed"] for result in results) == 5
+    assert nudge.events.filter(source="sendgrid").count() == 1

@@ -221,5 +221,22 @@ def test_a_signed_callback_without_sid_or_status_is_a_400(api_client, workspace,
     assert response.json() == {"detail": "Expected a Twilio status callback: MessageSid and MessageStatus."}
 
 
-def test_an_unknown_workspace_is_a_404(api_client):
-    assert api_client.post("/webhooks/twilio/nobody", data={"MessageSid": SID}).status_code == 404
+def test_an_unknown_workspace_gets_the_answer_a_known_one_gets_for_a_bad_signature(api_client, workspace):
+    unknown = api_client.post("/webhooks/twilio/nobody", data={"MessageSid": SID})
+    known = _post_form(api_client, workspace, _params("delivered"), signature="bad")
+
+    assert (unknown.status_code, unknown.json()) == (known.status_code, known.json())
+    assert unknown.status_code == 403
+
+
+def test_a_replayed_callback_is_acknowledged_and_changes_nothing(api_client, workspace, nudge):
+    params = _params("undelivered", ErrorCode="30005")
+    first = _post_form(api_client, workspace, params)
+    assert (first.json()["applied"], first.json()["suppressed"]) == (1, 1)
+    before = _state()
+
+    again = _post_form(api_client, workspace, params)
+
+    assert again.status_code == 200
+    assert (again.json()["applied"], again.json()["replayed"]) == (0, 1)
+    assert _state() == before
