@@ -4,14 +4,19 @@ The admin site (config/admin_site.py) mixes `AuditedAdminMixin` into every Model
 registers, Django's own (users, groups, OTP devices) included, so no admin module has to
 remember it. Covered: add, change (also inline rows and list_editable), delete (one or
 "delete selected"), changelist actions, and POSTs to an admin's own object views (buttons such as
-publish / archive / clone, object permissions).
+publish / archive / clone, object permissions), and the change form's own buttons that act once
+the form is saved (`change_form_buttons`, e.g. "publish").
+
+What is recorded is what happened, not what was asked: an admin that refuses an action on an
+object says so with `guardrails.audit.refusal_note`, and the row is "<action>_refused" with the
+reason, its object unchanged.
 """
 
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.urls import URLPattern
 
-from guardrails.audit import audit_changes, audit_record, audit_snapshot
+from guardrails.audit import audit_changes, audit_record, audit_snapshot, refusal_of
 from onboarding.models import Workspace
 
 _STANDARD_VIEWS = ("changelist", "add", "history", "delete", "change")
@@ -62,7 +67,7 @@ class AuditedAdminMixin:
         workspace = getattr(obj, "workspace", None)
         return workspace if isinstance(workspace, Workspace) else None
 
-    def _audit(self, request, action, obj, before, after, workspace=None):
+    def _audit(self, request, action, obj, before, after, workspace=None, reason=""):
         request._audit_written = True
         shown_before, shown_after = audit_changes(before, after)
         audit_record(
@@ -72,7 +77,18 @@ class AuditedAdminMixin:
             obj=obj,
             before=shown_before,
             after=shown_after,
+            reason=reason,
         )
+
+    def _audit_outcome(self, request, action, obj, before):
+        """The action with the object's before/after values, or "<action>_refused" with the
+        reason when the admin refused it."""
+        reason = refusal_of(request, obj)
+        if reason is not None:
+            self._audit(request, f"{action}_refused", obj, None, None, reason=reason)
+            return
+        after = self._reloaded(obj)
+        self._audit(request, action, after, before, self._audit_snapshot(after))
 
     def _reloaded(self, obj):
         return type(obj)._base_manager.filter(pk=obj.pk).first() or obj
@@ -146,12 +162,36 @@ class AuditedAdminMixin:
         response = super().response_action(request, queryset)
         afters = self.model._base_manager.in_bulk(list(befores))
         for pk, (obj, before) in befores.items():
-            after = afters.get(pk)
-            if after is None:  # the action deleted it
+            if afters.get(pk) is None:  # the action deleted it
                 self._audit(request, f"admin.action.{name}", obj, before, None)
             else:
-                self._audit(request, f"admin.action.{name}", after, before, self._audit_snapshot(after))
+                self._audit_outcome(request, f"admin.action.{name}", obj, before)
         return response
+
+    # --- Buttons of the change form that act after saving it ("Publish" on a draft) -------------
+
+    def _change_form_button(self, request) -> str | None:
+        if request.method != "POST":
+            return None
+        return next(
+            (name for name in getattr(self, "change_form_buttons", ()) if f"_{name}" in request.POST), None
+        )
+
+    def response_change(self, request, obj):
+        button = self._change_form_button(request)
+        if button is None:
+            return super().response_change(request, obj)
+        before = self._audit_snapshot(self._reloaded(obj))  # saved, not yet acted on
+        response = super().response_change(request, obj)
+        self._audit_outcome(request, f"admin.{button}", obj, before)
+        return response
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        button = self._change_form_button(request)
+        if button is not None and obj is not None:  # a POST shown again: the form was refused
+            reason = refusal_of(request, obj) or "the form has errors; nothing was saved"
+            self._audit(request, f"admin.{button}_refused", obj, None, None, reason=reason)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):
         prefix = f"{self.opts.app_label}_{self.opts.model_name}_"
@@ -191,8 +231,7 @@ class AuditedAdminMixin:
                 and self.admin_site.has_permission(request)
                 and not getattr(request, "_audit_written", False)
             ):
-                after = self._reloaded(obj)
-                self._audit(request, f"admin.{name}", after, before, self._audit_snapshot(after))
+                self._audit_outcome(request, f"admin.{name}", obj, before)
             return response
 
         audited.__name__ = getattr(view, "__name__", name)

@@ -149,9 +149,11 @@ def audit_record(
     obj: models.Model | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    reason: str = "",
     request_id: str = "",
 ) -> AuditLog:
-    """Append one audit row. `before`/`after` hold field values, never contact data or secrets.
+    """Append one audit row. `before`/`after` hold field values, never contact data or secrets;
+    `reason` says why something asked for was refused.
 
     Inside a request the row carries the request's id (config/request_id.py) unless given one.
     """
@@ -160,6 +162,8 @@ def audit_record(
         changes["before"] = before
     if after is not None:
         changes["after"] = after
+    if reason:
+        changes["reason"] = reason
     return AuditLog.objects.create(
         workspace=workspace,
         actor=actor if getattr(actor, "pk", None) else None,
@@ -171,3 +175,16 @@ def audit_record(
         changes=changes,
         request_id=request_id or current_request_id(),
     )
+
+
+def refusal_note(request, obj: models.Model, reason: str) -> None:
+    """An admin view or action refused what was asked of `obj`: the admin's audit
+    (guardrails/admin_changes.py) records "<action>_refused" with the reason, not the action."""
+    if not hasattr(request, "audit_refusals"):
+        request.audit_refusals = {}
+    request.audit_refusals[(obj._meta.label, str(obj.pk))] = reason
+
+
+def refusal_of(request, obj: models.Model) -> str | None:
+    """Why an admin view or action refused `obj` during this request, if it did."""
+    return getattr(request, "audit_refusals", {}).get((obj._meta.label, str(obj.pk)))

@@ -58,6 +58,16 @@ class WorkspaceScopedAdmin(admin.ModelAdmin):
             kwargs["queryset"] = self._workspaces(request, "change")
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def get_changeform_initial_data(self, request):
+        """An admin who may change exactly one workspace finds it chosen on every add form: the
+        empty "---------" choice made their first save fail for nothing."""
+        initial = super().get_changeform_initial_data(request)
+        if self.workspace_path == "workspace" and "workspace" not in initial:
+            workspaces = list(self._workspaces(request, "change").values_list("pk", flat=True)[:2])
+            if len(workspaces) == 1:
+                initial["workspace"] = workspaces[0]
+        return initial
+
 
 class ReadOnlyScopedAdmin(WorkspaceScopedAdmin):
     def has_add_permission(self, request):

@@ -24,6 +24,7 @@ from paths.steps import (
     STEP_FIELDS,
     VALUELESS_OPERATORS,
     question_errors,
+    step_problems,
 )
 
 CONDITIONS_HELP = (
@@ -276,6 +277,24 @@ class StepForm(forms.ModelForm):
         self.fields["order"].required = False
         if self.instance.pk is None:
             self.initial["order"] = None
+
+    def clean(self):
+        """The services' own step checks, each shown on its field: a refused step (a javascript:
+        deep link) comes back with everything typed still in it, where the services' refusal
+        after the form had passed was a page banner over an emptied step."""
+        cleaned = super().clean()
+        values = {field: cleaned[field] for field in STEP_FIELDS if field in cleaned}
+        already_refused = set(self.errors)
+        for field, message in step_problems(values):
+            if field in values and field not in already_refused:
+                self.add_error(field, _field_message(field, message))
+        return cleaned
+
+
+def _field_message(field: str, message: str) -> str:
+    """'deep_link must be ...' under the Deep link box reads 'Must be ...'."""
+    message = message.removeprefix(f"{field} ")
+    return f"{message[0].upper()}{message[1:]}."
 
 
 class StepFormSet(forms.BaseInlineFormSet):

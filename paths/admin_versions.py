@@ -1,5 +1,8 @@
 """Admin of path versions: the step editor of drafts, read-only published and archived versions,
-publish / archive / clone-to-draft buttons and actions, and the end-user preview."""
+publish / archive / clone-to-draft buttons and actions, and the end-user preview.
+
+A draft's Publish button submits the editor's form: what is typed is saved first, then published,
+so nothing unsaved is thrown away; a form with errors is shown again as typed, not published."""
 
 import difflib
 
@@ -13,6 +16,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from guardrails.audit import refusal_note
 from onboarding.admin import WorkspaceScopedAdmin
 from onboarding.admin_filters import WorkspaceFilter
 from onboarding.models import Enrollment
@@ -147,6 +151,7 @@ class PathVersionAdmin(WorkspaceScopedAdmin):
     list_select_related = ("path", "path__workspace")
     search_fields = ("path__name", "path__key")
     actions = ["publish", "archive", "clone_to_draft"]
+    change_form_buttons = ("publish",)  # audited after the save (guardrails/admin_changes.py)
     inlines = [StepInline]
     fields = (
         "path",
@@ -235,7 +240,19 @@ class PathVersionAdmin(WorkspaceScopedAdmin):
             messages.error(request, str(error))
             return HttpResponseRedirect(request.path)
 
+    def response_change(self, request, obj):
+        if "_publish" not in request.POST:
+            return super().response_change(request, obj)
+        published = self._run(request, obj, "publish", saved_first=True)
+        return HttpResponseRedirect(version_url(published or obj))
+
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if request.method == "POST" and "_publish" in request.POST:
+            messages.error(
+                request,
+                "Not published, and nothing was saved: correct the errors below (what you typed is "
+                "kept), then publish again.",
+            )
         if obj is not None:
             context["version_actions"] = self._available_actions(request, obj)
             context["preview_url"] = version_url(obj, "preview")
@@ -250,18 +267,20 @@ class PathVersionAdmin(WorkspaceScopedAdmin):
             PathVersion.Status.PUBLISHED: [("clone", "Clone to draft"), ("archive", "Archive")],
             PathVersion.Status.ARCHIVED: [("clone", "Clone to draft")],
         }
-        return [(version_url(version, name), label) for name, label in by_status[version.status]]
+        return [(name, version_url(version, name), label) for name, label in by_status[version.status]]
 
     # Publish, archive, clone: one service call per version, from a button or the list.
 
-    def _run(self, request, version, name) -> PathVersion | None:
+    def _run(self, request, version, name, *, saved_first: bool = False) -> PathVersion | None:
+        """Publish, archive or clone one version; a refusal is shown and audited with its reason."""
         try:
             if name == "publish":
                 result = services.path_version_publish(path_version=version, published_by=request.user)
                 self.message_user(
                     request, f"{version.path.name} v{version.number} published.", messages.SUCCESS
                 )
-                warn_unknown_events(request, result)
+                if not saved_first:  # the save has just warned
+                    warn_unknown_events(request, result)
             elif name == "archive":
                 result = services.path_version_archive(path_version=version)
                 self.message_user(
@@ -275,11 +294,16 @@ class PathVersionAdmin(WorkspaceScopedAdmin):
                     messages.SUCCESS,
                 )
         except services.VersionInvalid as error:
+            reason = "; ".join(error.errors)
             prefix = f"{version.path.name} v{version.number} cannot be published: "
-            self.message_user(request, prefix + "; ".join(error.errors), messages.ERROR)
+            if saved_first:
+                prefix = f"Your changes were saved, but {prefix}"
+            self.message_user(request, prefix + reason, messages.ERROR)
+            refusal_note(request, version, reason)
             return None
         except services.PathError as error:
             self.message_user(request, str(error), messages.ERROR)
+            refusal_note(request, version, str(error))
             return None
         return result
 

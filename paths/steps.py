@@ -188,27 +188,34 @@ def question_errors(questions: Any) -> list[str]:
     return errors
 
 
-def step_errors(data: dict[str, Any]) -> list[str]:
-    """What makes this step dict unusable, even as a draft."""
-    errors = []
+def step_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """What makes this step dict unusable, even as a draft, as (field, message) pairs: the admin
+    shows each message on its field, the API and import list them."""
+    problems = []
     key = data.get("key")
     if not isinstance(key, str) or not SLUG.match(key):
-        errors.append("key must be letters, digits, '-' or '_'")
+        problems.append(("key", "key must be letters, digits, '-' or '_'"))
     if not isinstance(data.get("title"), str) or not data["title"].strip():
-        errors.append("needs a title")
+        problems.append(("title", "needs a title"))
     for field, choices in (
         ("ui_component", Step.UiComponent.values),
         ("completion", Step.Completion.values),
         ("window_anchor", Step.WindowAnchor.values),
     ):
         if field in data and data[field] not in choices:
-            errors.append(f"{field} {data[field]!r} is not one of {', '.join(choices)}")
+            problems.append((field, f"{field} {data[field]!r} is not one of {', '.join(choices)}"))
     deep_link = data.get("deep_link", "")
     if not isinstance(deep_link, str) or deep_link.strip().lower().startswith(UNSAFE_LINK_SCHEMES):
-        errors.append("deep_link must be a path, a web address or an app link")
+        problems.append(
+            (
+                "deep_link",
+                "deep_link must be a path, a web address or an app link "
+                f"({', '.join(UNSAFE_LINK_SCHEMES)} links are refused)",
+            )
+        )
     count = data.get("count", 1)
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        errors.append("count must be a whole number of at least 1")
+        problems.append(("count", "count must be a whole number of at least 1"))
     for field in DURATION_FIELDS:
         raw = data.get(field)
         if (
@@ -216,15 +223,22 @@ def step_errors(data: dict[str, Any]) -> list[str]:
             and not isinstance(raw, timedelta)
             and (not isinstance(raw, str) or parse_duration(raw) is None)
         ):
-            errors.append(f"{field} {raw!r} is not a duration such as 'P7D' or 'PT1H30M'")
+            problems.append((field, f"{field} {raw!r} is not a duration such as 'P7D' or 'PT1H30M'"))
     conditions = data.get("conditions") or []
     if not isinstance(conditions, list):
-        errors.append("conditions must be a list")
+        problems.append(("conditions", "conditions must be a list"))
     else:
         for number, condition in enumerate(conditions, start=1):
-            errors.extend(f"condition {number}: {error}" for error in condition_errors(condition))
-    errors.extend(question_errors(data.get("questions") or []))
-    return errors
+            problems.extend(
+                ("conditions", f"condition {number}: {error}") for error in condition_errors(condition)
+            )
+    problems.extend(("questions", error) for error in question_errors(data.get("questions") or []))
+    return problems
+
+
+def step_errors(data: dict[str, Any]) -> list[str]:
+    """What makes this step dict unusable, even as a draft."""
+    return [message for _, message in step_problems(data)]
 
 
 def steps_errors(steps: list[dict[str, Any]], *, for_publish: bool) -> list[str]:
