@@ -159,7 +159,8 @@ class DurationPartsWidget(forms.MultiWidget):
     units = ("days", "hours", "minutes")
 
     def __init__(self, attrs=None):
-        attrs = {"min": "0", "style": "width: 5em", **(attrs or {})}
+        # Sized by class in the editor's stylesheet: the Content-Security-Policy refuses style="...".
+        attrs = {"min": "0", "class": "paths-duration-part", **(attrs or {})}
         super().__init__([forms.NumberInput(attrs) for _ in self.units], attrs)
 
     def decompress(self, value):
@@ -235,7 +236,7 @@ def parse_questions(text: str) -> list[dict[str, Any]]:
 
 
 class QuestionsField(forms.CharField):
-    widget = forms.Textarea(attrs={"rows": 4, "cols": 80, "style": "font-family: monospace"})
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 80, "class": "paths-questions"})
 
     def prepare_value(self, value):
         if isinstance(value, list):

@@ -119,3 +119,18 @@ def test_a_javascript_deep_link_is_shown_on_its_field_with_the_typed_step_kept(
     } == typed
     assert not browser.find_elements(By.CSS_SELECTOR, "ul.messagelist li.error")
     assert not draft.steps.exists()
+
+
+def test_the_editors_own_styles_apply_under_the_content_security_policy(browser, live_server, grace, draft):
+    sign_in(browser, live_server, *grace)
+    browser.get(f"{live_server.url}/admin/paths/pathversion/{draft.pk}/change/")
+    days = wait_for(browser, "#id_steps-0-expected_duration_0")
+
+    width_in_em = browser.execute_script(
+        "const style = getComputedStyle(arguments[0]);"
+        "return parseFloat(style.width) / parseFloat(style.fontSize);",
+        days,
+    )
+    questions = browser.find_element(By.ID, "id_steps-0-questions")
+    assert round(width_in_em, 1) == 5.0
+    assert "monospace" in questions.value_of_css_property("font-family")
