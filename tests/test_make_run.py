@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _commands(*arguments: str) -> list[list[str]]:
     """The commands `make run` would run (make -n prints them without running any)."""
-    printed = subprocess.run(
-        ["make", "-n", "--no-print-directory", "run", *arguments],
+    printed = subprocess.run(  # noqa: S603
+        ["make", "-n", "--no-print-directory", "run", *arguments],  # noqa: S607
         cwd=ROOT,
         capture_output=True,
         text=True,
