@@ -192,6 +192,16 @@ def _resend_is_deduplicated(nudge: Nudge) -> bool:
     return bool(codes) and all(idempotent_resend(code) for code in codes)
 
 
+def _send_stored(nudge: Nudge) -> Outcome:
+    """Send the attempt's stored message again (same key) and record it sent; GatewayError passes."""
+    message, recipient = stored_message(nudge=nudge)
+    started = time.monotonic()
+    sent = delivery.deliver(
+        workspace=nudge.trigger.workspace, channel=nudge.channel, message=message, recipient=recipient
+    )
+    return record_sent(nudge=nudge, sent=sent, version=nudge.template_version, started=started)
+
+
 def reconcile(*, nudge: Nudge, now: datetime) -> Outcome:
     """Settle an in-flight attempt whose worker stopped (its lease ran out): the same attempt
     again where the provider deduplicates it, otherwise in doubt. Never a second send."""
@@ -201,16 +211,10 @@ def reconcile(*, nudge: Nudge, now: datetime) -> Outcome:
             "reconcile",
             f"the worker stopped mid-send: attempt {nudge.attempt_key} sent again with its key",
         )
-        message, recipient = stored_message(nudge=nudge)
-        started = time.monotonic()
         try:
-            sent = delivery.deliver(
-                workspace=nudge.trigger.workspace, channel=nudge.channel, message=message, recipient=recipient
-            )
+            return _send_stored(nudge)
         except GatewayError as error:
             note(nudge, "reconcile", f"sending it again failed ({error.reason})")
-        else:
-            return record_sent(nudge=nudge, sent=sent, version=nudge.template_version, started=started)
     return in_doubt(
         nudge,
         f"the worker sending attempt {nudge.attempt_key} stopped before recording the provider's answer: "
@@ -296,12 +300,7 @@ def nudge_send_again(*, nudge: Nudge, actor) -> Outcome | None:
         Nudge.objects.filter(pk=nudge.pk).update(attempts=nudge.attempts)
         note(nudge, "admin", f"{_who(actor)} decided it did not arrive: sent again")
         record_in_flight(nudge=nudge, channel=nudge.channel)
-    message, recipient = stored_message(nudge=nudge)
-    started = time.monotonic()
     try:
-        sent = delivery.deliver(
-            workspace=nudge.trigger.workspace, channel=nudge.channel, message=message, recipient=recipient
-        )
+        return _send_stored(nudge)
     except GatewayError as error:
         return in_doubt(nudge, f"sending it again failed ({error.reason}); still in doubt")
-    return record_sent(nudge=nudge, sent=sent, version=nudge.template_version, started=started)
