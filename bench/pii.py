@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/pii.py [--megabytes 4] [--repeat 3]
 
-1. Scores `guardrails.pii.redact` on the labelled corpus of tests/guardrails/pii_corpus.py with the
+1. Scores `guardrails.pii.detector.redact` on the labelled corpus of tests/guardrails/pii_corpus.py with the
    scoring the tests use (a finding counts when type, JSON path and span match an expected one):
    recall and precision per type, for the end user's own contact values (CONTACT), overall, and
    how many spans are exact. Prints the first missed and spurious items, so a regression shows.
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the corpus and its scoring live in the tests
 
-from guardrails import pii  # noqa: E402
+from guardrails.pii import detector as pii  # noqa: E402
 from tests.guardrails import pii_corpus  # noqa: E402
 
 CLEAN_SENTENCES = [

@@ -1,7 +1,7 @@
 """The admin site: password plus a verified TOTP device for every page (django-otp).
 
-Every admin registered on it records its changes in the audit log (guardrails/admin_changes.py),
-and every sign-in attempt is recorded too (config/admin_security.py).
+Every admin registered on it records its changes in the audit log (tenancy/admin_changes.py),
+and every sign-in attempt is recorded too (tenancy/admin_security.py).
 """
 
 from django import forms
@@ -9,7 +9,7 @@ from django.contrib.auth.signals import user_login_failed
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from config import admin_security
+from tenancy import admin_security
 
 
 class AdminAuthenticationForm(OTPAdminAuthenticationForm):
@@ -56,7 +56,7 @@ class OnboardingAdminSite(OTPAdminSite):
     def register(self, model_or_iterable, admin_class=None, **options):
         from django.contrib.admin import ModelAdmin
 
-        from guardrails.admin_changes import audited
+        from tenancy.admin_changes import audited
 
         super().register(model_or_iterable, audited(admin_class or ModelAdmin), **options)
 

@@ -1,4 +1,4 @@
-"""HTTP (Django, config.http) and websockets (Channels) on one ASGI application."""
+"""HTTP (Django, core.http) and websockets (Channels) on one ASGI application."""
 
 import os
 
@@ -10,11 +10,11 @@ django.setup(set_prefix=False)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from config import logging as config_logging  # noqa: E402
-from config.body_limit import BodyLimitMiddleware  # noqa: E402
-from config.http import ThreadPoolASGIHandler  # noqa: E402
 from config.periodic import lifespan  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from core import logging as config_logging  # noqa: E402
+from core.http import ThreadPoolASGIHandler  # noqa: E402
+from core.middleware.body_limit import BodyLimitMiddleware  # noqa: E402
 
 config_logging.redact_server_logs()
 

@@ -31,7 +31,7 @@ class Periodic:
 
 
 STUCK_DETECTION_INTERVAL_SECONDS = 15 * 60
-# Abuse detection judges complete minutes against the hour before (guardrails/abuse.py). A pass
+# Abuse detection judges complete minutes against the hour before (guardrails/abuse/detection.py). A pass
 # takes well under a second; on "default" it does not wait behind a long stuck-detection run.
 ABUSE_DETECTION_INTERVAL_SECONDS = 60
 # Time-based nudge triggers (stuck signals, inactivity, re-engagement, custom windows), and the

@@ -20,7 +20,7 @@ if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env")
 
 # Prometheus metrics from every process (web and RQ workers) are summed at /metrics: each process
-# writes its own files here (config/metrics.py). Set before any module creates a metric.
+# writes its own files here (core/metrics.py). Set before any module creates a metric.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus"))
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
 Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_rq",
     "channels",
+    "tenancy",
     "onboarding",
     "paths",
     "guardrails",
@@ -101,13 +102,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "config.request_id.RequestIdMiddleware",
+    "core.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before WhiteNoise, so that static files carry the policies too (an SVG opened directly).
-    "config.content_security_policy.CSPMiddleware",
+    "core.middleware.content_security_policy.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "config.cache_control.NoStoreApiMiddleware",
+    "core.middleware.cache_control.NoStoreApiMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -115,7 +116,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "config.admin_security.AdminIdleTimeoutMiddleware",
+    "tenancy.admin_security.AdminIdleTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -139,7 +140,7 @@ TEMPLATES = [
     },
 ]
 
-# Threads per server process that run HTTP requests (config.http); more only queue on the GIL.
+# Threads per server process that run HTTP requests (core.http); more only queue on the GIL.
 HTTP_THREADS = env.int("HTTP_THREADS", default=4)
 
 # --- Database: PostgreSQL (psycopg 3) in production, SQLite for the embedded demo.
@@ -151,7 +152,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 elif env.bool("DATABASE_POOL", default=True):
-    # HTTP requests (config.http) and websocket consumers' database calls run in different
+    # HTTP requests (core.http) and websocket consumers' database calls run in different
     # threads: a per-process psycopg pool lends each of them a connection.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -172,7 +173,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "config.redis_cache.RedisCache",
+            "BACKEND": "core.redis_cache.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
@@ -210,7 +211,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Onboarding platform")
 
-# --- Admin security (config/admin_security.py). Idle admin sessions end; only /admin/ is looked at.
+# --- Admin security (tenancy/admin_security.py). Idle admin sessions end; only /admin/ is looked at.
 ADMIN_SESSION_IDLE_SECONDS = env.int("ADMIN_SESSION_IDLE_SECONDS", default=30 * 60)
 # Behind a proxy that appends the client to X-Forwarded-For: lockouts count per real client.
 # The one switch for the server too: uvicorn reads X-Forwarded-* only when it is on (config/serve.py,
@@ -223,8 +224,8 @@ AXES_COOLOFF_TIME = timedelta(seconds=env.int("ADMIN_LOGIN_COOLOFF_SECONDS", def
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_ONLY_ADMIN_SITE = True
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "config.admin_security.client_ip"
-AXES_LOCKOUT_CALLABLE = "config.admin_security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "tenancy.admin_security.client_ip"
+AXES_LOCKOUT_CALLABLE = "tenancy.admin_security.lockout_response"
 AXES_SENSITIVE_PARAMETERS = ["password", "otp_token"]
 AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are audit rows, with the address truncated
 AXES_VERBOSE = False  # its log lines carry user names and full addresses
@@ -259,7 +260,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "onboarding.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -286,7 +287,7 @@ INGEST_MAX_BATCH_BYTES = env.int("INGEST_MAX_BATCH_BYTES", default=500 * 1024)
 # batch; 500 KB of the smallest calls would be ~17,000, which a compressed body makes cheap to send.
 INGEST_MAX_BATCH_EVENTS = env.int("INGEST_MAX_BATCH_EVENTS", default=2_500)
 
-# --- Ingestion rate limits per API key (guardrails/ratelimit.py), counted in events: a batch of 100
+# --- Ingestion rate limits per API key (guardrails/abuse/ratelimit.py), counted in events: a batch of 100
 # is 100. Sustained rate per second plus a burst; 0 turns a limit off. One key may use the whole
 # platform target (10,000 events/s), not more; an over-limit request gets 429 and Retry-After.
 INGEST_RATE_LIMIT_EVENTS_PER_SECOND = env.float("INGEST_RATE_LIMIT_EVENTS_PER_SECOND", default=10_000)
@@ -299,7 +300,7 @@ ABUSE_REDIS_TIMEOUT_SECONDS = env.float("ABUSE_REDIS_TIMEOUT_SECONDS", default=0
 # --- End-user tokens (progress API and websocket from browsers and apps): revoked by expiry only.
 END_USER_TOKEN_LIFETIME = env.int("END_USER_TOKEN_LIFETIME", default=15 * 60)  # seconds
 
-# --- Guardrails policy engine (guardrails/policy.py): a check that overruns its budget denies.
+# --- Guardrails policy engine (guardrails/policy/engine.py): a check that overruns its budget denies.
 POLICY_CHECK_TIMEOUT_SECONDS = env.float("POLICY_CHECK_TIMEOUT_SECONDS", default=0.5)
 # Absolute links in emails (one-click unsubscribe): the address the public reaches this site at.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
@@ -336,20 +337,20 @@ LLM_CACHE_SECONDS = env.int("LLM_CACHE_SECONDS", default=24 * 3600)
 NUDGE_PROVIDER_COOLDOWN_SECONDS = env.int("NUDGE_PROVIDER_COOLDOWN_SECONDS", default=300)
 NUDGE_PROVIDER_TIMEOUT_SECONDS = env.float("NUDGE_PROVIDER_TIMEOUT_SECONDS", default=5.0)
 # A worker holds a nudge this long (longer than its slowest run: LLM, provider timeouts, failover);
-# the due sweep re-queues or reconciles it once the lease runs out (nudges.pipeline).
+# the due sweep re-queues or reconciles it once the lease runs out (nudges.delivery.pipeline).
 NUDGE_LEASE_SECONDS = env.int("NUDGE_LEASE_SECONDS", default=300)
 
-# GDPR erasure (guardrails/erasure.py): histories up to this many events are erased within the
+# GDPR erasure (guardrails/gdpr/erasure.py): histories up to this many events are erased within the
 # DELETE request; longer ones by an RQ job (202 with its id).
 GDPR_ERASE_INLINE_MAX_EVENTS = env.int("GDPR_ERASE_INLINE_MAX_EVENTS", default=5000)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "config.logging.JsonFormatter"}},
-    # User ids in request paths become keyed digests (config.logging): on the console handler for
+    "formatters": {"json": {"()": "core.logging.JsonFormatter"}},
+    # User ids in request paths become keyed digests (core.logging): on the console handler for
     # every record that reaches it, and on the loggers that print paths, before any handler.
-    "filters": {"user_ids": {"()": "config.logging.UserIdFilter"}},
+    "filters": {"user_ids": {"()": "core.logging.UserIdFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["user_ids"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
@@ -357,7 +358,7 @@ LOGGING = {
         # django-axes writes user names and full client addresses; admin sign-ins are audit rows.
         "axes": {"level": "ERROR"},
         # Its 4xx warnings ("Not Found: <path>"). uvicorn's loggers get the filter in place from
-        # config.asgi: the server configured them before Django loaded (config.logging).
+        # config.asgi: the server configured them before Django loaded (core.logging).
         "django.request": {"filters": ["user_ids"]},
     },
 }

@@ -2,12 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from config import health, metrics
-from guardrails import views as guardrails_views
-from guardrails.api import PreferencesApi
-from guardrails.gdpr_api import DataExportApi, EndUserEraseApi
-from onboarding.api import SegmentBatchApi, SegmentCallApi
-from onboarding.progress_api import (
+from config import health
+from core import metrics
+from guardrails.gdpr.api import DataExportApi, EndUserEraseApi
+from guardrails.preferences import views as guardrails_views
+from guardrails.preferences.api import PreferencesApi
+from onboarding.ingestion.api import SegmentBatchApi, SegmentCallApi
+from onboarding.progress.api import (
     AnswersSaveApi,
     EndUserTokenCreateApi,
     EnrollmentCompleteApi,

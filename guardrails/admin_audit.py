@@ -18,11 +18,11 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from rangefilter.filters import DateTimeRangeFilterBuilder
 
-from config import admin_security
-from guardrails.audit import audit_record
 from guardrails.models import AuditLog, LLMCall
 from onboarding.admin import ReadOnlyScopedAdmin
-from onboarding.admin_filters import InputFilter, WorkspaceFilter
+from tenancy import admin_security
+from tenancy.admin_filters import InputFilter, WorkspaceFilter
+from tenancy.audit import audit_record
 
 EXPORT_CHUNK_SIZE = 2000
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -6,7 +6,7 @@ from django.contrib import admin
 from guardrails.models import WorkspaceSecret
 from guardrails.secrets import workspace_secret_set
 from onboarding.admin import WorkspaceScopedAdmin
-from onboarding.admin_filters import WorkspaceFilter
+from tenancy.admin_filters import WorkspaceFilter
 
 
 class WorkspaceSecretForm(forms.ModelForm):

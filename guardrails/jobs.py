@@ -4,7 +4,8 @@ import logging
 
 from rq import get_current_job
 
-from guardrails import abuse, erasure, vacuum
+from guardrails.abuse import detection as abuse
+from guardrails.gdpr import erasure, vacuum
 from onboarding.models import EndUser
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def gdpr_erase_events_job(end_user_id: int) -> dict:
         .first()
     )
     if end_user is None:
-        logger.info("guardrails.erasure.job_skipped", extra={"end_user_id": end_user_id})
+        logger.info("guardrails.gdpr.erasure.job_skipped", extra={"end_user_id": end_user_id})
         return {"events": 0}
     job = get_current_job()
 
@@ -44,5 +45,5 @@ def gdpr_erase_events_job(end_user_id: int) -> dict:
 def gdpr_vacuum_job() -> dict:
     """VACUUM the tables erasures write to, after an erasure that finished without a job (its
     events were few and scrubbed in the request): the old row versions still hold what it erased
-    (guardrails.vacuum). Idempotent; queued after commit, as VACUUM cannot run in a transaction."""
+    (guardrails.gdpr.vacuum). Idempotent; queued after commit, as VACUUM cannot run in a transaction."""
     return {"vacuumed": vacuum.erased_tables_vacuum()}

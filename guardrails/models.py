@@ -158,7 +158,7 @@ class PolicyDecision(models.Model):
 
 class NudgeCapCounter(models.Model):
     """Nudges allowed to a user on one calendar day in their time zone: the frequency cap's
-    counter when Redis is not configured or not reachable (guardrails/caps.py)."""
+    counter when Redis is not configured or not reachable (guardrails/policy/caps.py)."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+")
@@ -261,7 +261,7 @@ class LLMCall(_AppendOnly):
     class Meta:
         verbose_name = "LLM call"
         ordering = ["-created_at", "-pk"]
-        # The daily LLM budget sums a workspace's calls of the day (guardrails.policy_rules).
+        # The daily LLM budget sums a workspace's calls of the day (guardrails.policy.rules).
         indexes = [models.Index(fields=["workspace", "created_at"], name="llmcall_workspace_day_idx")]
 
     def __str__(self) -> str:

@@ -15,9 +15,9 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import transaction
 
-from guardrails.audit import REDACTED, audit_record
 from guardrails.models import WorkspaceSecret
 from onboarding.models import Workspace
+from tenancy.audit import REDACTED, audit_record
 
 logger = logging.getLogger(__name__)
 

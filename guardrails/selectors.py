@@ -7,10 +7,10 @@ from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from guardrails import subjects
-from guardrails.consent import PAIRS, consent_effective
-from guardrails.localtime import FALLBACK_ZONE_NAME, format_wall_time, zone_named
 from guardrails.models import ConsentRecord, PolicyDecision, Preference, Suppression, WorkspacePolicy
+from guardrails.policy.consent import PAIRS, consent_effective
+from guardrails.policy.localtime import FALLBACK_ZONE_NAME, format_wall_time, zone_named
+from guardrails.preferences import subjects
 from guardrails.secrets import workspace_secret_get  # noqa: F401
 from onboarding.models import EndUser, Workspace
 
@@ -41,7 +41,7 @@ def consent_current(*, end_user: EndUser) -> dict[tuple[str, str], bool | None]:
 
 
 def consent_effective_all(*, end_user: EndUser) -> dict[tuple[str, str], bool]:
-    """Whether each (channel, purpose) is allowed now: the ledger, else guardrails.consent.DEFAULTS."""
+    """Whether each (channel, purpose) is allowed now: the ledger, else guardrails.policy.consent.DEFAULTS."""
     current = consent_current(end_user=end_user)
     return {(channel, purpose): consent_effective(current, channel, purpose) for channel, purpose in PAIRS}
 
@@ -130,7 +130,7 @@ def end_user_get_by_pk(*, workspace_id: int, end_user_id: int) -> EndUser | None
     )
 
 
-# --- Erasure (guardrails.erasure) --------------------------------------------------------------------
+# --- Erasure (guardrails.gdpr.erasure) --------------------------------------------------------------------
 
 
 def erased_identifiers(

@@ -7,12 +7,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from guardrails import selectors
-from guardrails.audit import audit_record
-from guardrails.consent import consent_effective
 from guardrails.models import Channel, ConsentRecord, Preference, Purpose
-from guardrails.preferences import UNSET, preferences_parse
+from guardrails.policy.consent import consent_effective
+from guardrails.preferences.validation import UNSET, preferences_parse
 from guardrails.secrets import workspace_secret_set, workspace_secrets_rotate  # noqa: F401
 from onboarding.models import EndUser
+from tenancy.audit import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def consent_record(
         request_id=request_id,
     )
     logger.info(
-        "guardrails.consent.recorded",
+        "guardrails.policy.consent.recorded",
         extra={
             "workspace_id": end_user.workspace_id,
             "end_user_id": end_user.pk,
@@ -121,7 +121,7 @@ def preferences_update(
     request_id: str = "",
     now: datetime | None = None,
 ) -> dict:
-    """Apply a preferences update (see guardrails.preferences for its shape) all at once, or
+    """Apply a preferences update (see guardrails.preferences.validation for its shape) all at once, or
     nothing: PreferencesInvalid names every bad field. Consent changes go to the ledger, only
     for the values that differ from the current ones. Returns the new preferences_state."""
     now = now or timezone.now()
@@ -160,7 +160,7 @@ def preferences_update(
         if changed_fields:
             preference.save(update_fields=[*changed_fields, "updated_at"])
     logger.info(
-        "guardrails.preferences.updated",
+        "guardrails.preferences.validation.updated",
         extra={
             "workspace_id": end_user.workspace_id,
             "end_user_id": end_user.pk,

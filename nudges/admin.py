@@ -2,19 +2,19 @@
 
 This module: the workspace's nudge settings, triggers (their settings per kind, not JSON) and
 channel providers (secrets stay in WorkspaceSecret: only their name and presence are shown).
-Templates and their versions: nudges/admin_templates.py; the nudge log and the dead-letter
-list: nudges/admin_nudges.py.
+Templates and their versions: nudges/content/admin.py; the nudge log and the dead-letter
+list: nudges/delivery/admin.py.
 """
 
 from django.contrib import admin
 from django.utils.html import format_html
 
 from guardrails.models import WorkspaceSecret
-from nudges import hooks
 from nudges.admin_forms import ChannelProviderForm, NudgeSettingsForm, TriggerForm
 from nudges.models import ChannelProvider, NudgeSettings, Trigger
+from nudges.triggers import receivers as hooks
 from onboarding.admin import WorkspaceScopedAdmin
-from onboarding.admin_filters import WorkspaceFilter
+from tenancy.admin_filters import WorkspaceFilter
 
 
 @admin.register(NudgeSettings)
@@ -152,4 +152,5 @@ class ChannelProviderAdmin(WorkspaceScopedAdmin):
         return f"closed ({obj.consecutive_failures} failures)" if obj.consecutive_failures else "closed"
 
 
-from nudges import admin_nudges, admin_templates  # noqa: E402, F401  (register their admins)
+from nudges.content import admin as admin_templates  # noqa: E402, F401  (register their admins)
+from nudges.delivery import admin as admin_nudges  # noqa: E402, F401

@@ -6,12 +6,12 @@ import re
 from django import forms
 
 from guardrails.models import Channel
-from nudges import triggers
 from nudges.models import ChannelProvider, NudgeSettings, NudgeTemplate, TemplateVersion, Trigger
+from nudges.triggers import engine as triggers
 
 Kind = Trigger.Kind
 
-# The Trigger.config keys each kind's form fields hold (nudges.triggers reads them).
+# The Trigger.config keys each kind's form fields hold (nudges.triggers.engine reads them).
 KIND_FIELDS = {
     Kind.MILESTONE: ("step", "percent"),
     Kind.INACTIVITY: ("days",),
@@ -90,7 +90,7 @@ class NudgeSettingsForm(forms.ModelForm):
 
 class TriggerForm(forms.ModelForm):
     """The kind's settings as fields; Trigger.config is built from them and validated by
-    nudges.triggers.config_errors. Keys the form does not know are kept as they were."""
+    nudges.triggers.engine.config_errors. Keys the form does not know are kept as they were."""
 
     channel_order = forms.CharField(
         label="channels",

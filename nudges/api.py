@@ -25,10 +25,10 @@ from rest_framework.views import APIView
 from nudges import inbox, push_subscriptions
 from nudges.models import Nudge
 from onboarding import selectors as onboarding_selectors
-from onboarding import tokens
-from onboarding.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
 from onboarding.models import EndUser
-from onboarding.progress_api import ActsForUser
+from onboarding.progress.api import ActsForUser
+from tenancy import tokens
+from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
 
 
 class _UserApi(APIView):

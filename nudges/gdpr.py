@@ -1,4 +1,4 @@
-"""The nudges sections of a GDPR export and erasure (guardrails.gdpr / guardrails.erasure).
+"""The nudges sections of a GDPR export and erasure (guardrails.gdpr.export / guardrails.gdpr.erasure).
 
 Export: every nudge considered for the person, with what was sent, its status trail and why.
 Erasure: the rows stay (send, open and conversion rates stay right) but lose what they said
@@ -6,9 +6,9 @@ about the person: content, trace, the trail's details; their push subscriptions 
 and their pending custom-trigger waits too.
 """
 
-from guardrails.erasure import ERASED, ErasureScope, eraser
-from guardrails.gdpr import Subject, exporter
-from guardrails.vacuum import erased_models_register
+from guardrails.gdpr.erasure import ERASED, ErasureScope, eraser
+from guardrails.gdpr.export import Subject, exporter
+from guardrails.gdpr.vacuum import erased_models_register
 from nudges.models import CustomTriggerStart, Nudge, NudgeEvent, PushSubscription
 
 CONTENT_FIELDS = ("subject", "body", "cta_text", "cta_url", "ui_component")

@@ -17,7 +17,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from guardrails.models import Channel
-from nudges import links, services, tracking
+from nudges import services
+from nudges.content import links
+from nudges.delivery import tracking
 from nudges.models import Nudge
 from onboarding.models import EndUser, Workspace
 
@@ -38,7 +40,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def inbox_item(nudge: Nudge, *, status: str | None = None) -> dict[str, Any]:
     """One nudge as the inbox API and the websocket frame show it (no contact data). A nudge
-    whose link leads nowhere (nudges.links) has no call to action: cta_text "", cta_url null."""
+    whose link leads nowhere (nudges.content.links) has no call to action: cta_text "", cta_url null."""
     has_destination = bool(links.call_to_action_destination(workspace=nudge.workspace, link=nudge.cta_url))
     return {
         "id": nudge.pk,

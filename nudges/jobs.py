@@ -8,8 +8,9 @@ logger = logging.getLogger(__name__)
 
 def progress_changed_job(items: list[tuple[int, bool, list[str], str | None]]) -> None:
     """New enrollments (welcome) and completed steps (milestones, conversions), from
-    nudges.hooks: [(enrollment id, created, step keys completed, completed at)]."""
-    from nudges import conversion, triggers
+    nudges.triggers.receivers: [(enrollment id, created, step keys completed, completed at)]."""
+    from nudges.delivery import conversion
+    from nudges.triggers import engine as triggers
 
     for enrollment_id, created, step_keys, completed_at in items:
         at = datetime.fromisoformat(completed_at) if completed_at else None
@@ -21,14 +22,14 @@ def progress_changed_job(items: list[tuple[int, bool, list[str], str | None]]) -
 def events_stored_job(items: list[tuple[int, int, str, str, str]]) -> None:
     """Named events just stored, for "A without B within T" triggers:
     [(workspace id, end user id, name, message id, timestamp)]."""
-    from nudges import triggers
+    from nudges.triggers import engine as triggers
 
     triggers.on_events(items)
 
 
 def nudge_process_job(nudge_id: int) -> None:
-    """Take one queued (or due deferred) nudge through the pipeline (nudges.pipeline)."""
-    from nudges import pipeline
+    """Take one queued (or due deferred) nudge through the pipeline (nudges.delivery.pipeline)."""
+    from nudges.delivery import pipeline
 
     pipeline.nudge_process(nudge_id=nudge_id)
 
@@ -38,20 +39,20 @@ def nudges_process_job(nudge_ids: list[int]) -> None:
     that fails unexpectedly is logged (and picked up again when its lease runs out), the others go
     on. Re-running it (an abandoned job requeued from the admin's queue view) sends nothing twice:
     only nudges still due are claimed."""
-    from nudges import pipeline
+    from nudges.delivery import pipeline
 
     pipeline.nudges_process(nudge_ids=nudge_ids)
 
 
 def triggers_scan_job() -> dict[str, int]:
     """The periodic pass of the time-based triggers over every workspace."""
-    from nudges import triggers
+    from nudges.triggers import engine as triggers
 
     return triggers.scan_all()
 
 
 def nudges_due_job() -> int:
     """Deferred nudges whose time has come, and every nudge whose lease ran out."""
-    from nudges import pipeline
+    from nudges.delivery import pipeline
 
     return pipeline.process_due()

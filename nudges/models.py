@@ -49,7 +49,7 @@ class NudgeSettings(models.Model):
 
 
 class Trigger(models.Model):
-    """When a user should get a nudge. `config` holds the kind's parameters (nudges.triggers)."""
+    """When a user should get a nudge. `config` holds the kind's parameters (nudges.triggers.engine)."""
 
     class Kind(models.TextChoices):
         WELCOME = "welcome", "Welcome (on enrollment)"
@@ -106,7 +106,7 @@ class NudgeTemplate(models.Model):
 class TemplateVersion(models.Model):
     """The words of a template: draft, approved by a second admin, active (sent), retired.
 
-    Subject, body, call to action and link may hold {{ variables }} (nudges.rendering).
+    Subject, body, call to action and link may hold {{ variables }} (nudges.content.rendering).
     Immutable once approved; editing makes a new draft.
     """
 
@@ -139,7 +139,7 @@ class TemplateVersion(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     retired_at = models.DateTimeField(null=True, blank=True)
-    # Thompson sampling (nudges.bandit): sends, and rewards (a click or a conversion, once each).
+    # Thompson sampling (nudges.content.bandit): sends, and rewards (a click or a conversion, once each).
     sends = models.PositiveIntegerField(default=0)
     rewards = models.PositiveIntegerField(default=0)
 
@@ -353,7 +353,7 @@ class CustomTriggerStart(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """A provider's delivery report already applied (nudges.webhook_deliveries): a replay of it,
+    """A provider's delivery report already applied (nudges.delivery.webhook_deliveries): a replay of it,
     or the provider's own retry, is acknowledged and not applied twice."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")

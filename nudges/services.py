@@ -147,9 +147,9 @@ def _moves(current: str, new: str) -> bool:
 def nudge_retry(*, nudge: Nudge, actor=None) -> bool:
     """Send a dead letter (a failed nudge) again: back to queued, then through the pipeline.
     Returns False when the nudge is not failed (nothing to retry)."""
-    from config.jobs import enqueue
-    from guardrails.audit import audit_record
+    from core.jobs import enqueue
     from nudges.jobs import nudge_process_job
+    from tenancy.audit import audit_record
 
     if not Nudge.objects.filter(pk=nudge.pk, status=Status.FAILED).update(
         status=Status.QUEUED, failed_at=None

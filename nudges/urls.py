@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from nudges import api, views, webhooks
+from nudges import api
+from nudges.delivery import views, webhooks
 
 INBOX = "api/v1/users/<str:user_id>/nudges"
 
@@ -19,7 +20,7 @@ urlpatterns = [
         api.PushSubscriptionApi.as_view(),
         name="push-subscriptions",
     ),
-    # Provider webhooks (nudges.webhooks), one URL per workspace.
+    # Provider webhooks (nudges.delivery.webhooks), one URL per workspace.
     path(
         "webhooks/sendgrid/<slug:slug>", webhooks.SendGridEventsWebhookApi.as_view(), name="webhook-sendgrid"
     ),

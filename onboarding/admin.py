@@ -8,8 +8,8 @@ from guardian.admin import ReinforcedGuardedModelAdminMixin
 from rangefilter.filters import DateTimeRangeFilterBuilder
 
 from onboarding import selectors, services
-from onboarding.admin_filters import ApiKeyStatusFilter, EventNameFilter, EventUserFilter, WorkspaceFilter
 from onboarding.models import AnonymousIdentity, ApiKey, EndUser, Event, Workspace
+from tenancy.admin_filters import ApiKeyStatusFilter, EventNameFilter, EventUserFilter, WorkspaceFilter
 
 
 class WorkspaceScopedAdmin(admin.ModelAdmin):
@@ -370,4 +370,4 @@ class EventAdmin(ReadOnlyScopedAdmin):
     fields = readonly_fields
 
 
-from onboarding import admin_progress  # noqa: E402, F401  (registers the progress admins)
+from onboarding.progress import admin as admin_progress  # noqa: E402, F401  (registers the progress admins)

@@ -6,4 +6,4 @@ class OnboardingConfig(AppConfig):
     verbose_name = "Onboarding"
 
     def ready(self) -> None:
-        from onboarding import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from tenancy import schema  # noqa: F401  (registers the OpenAPI auth extension)

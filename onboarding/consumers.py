@@ -13,10 +13,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
-from onboarding import live, selectors, tokens
-from onboarding.enrollments import enrollment_get_for_user, enrollment_state
-from onboarding.live_progress import progress_group
+from onboarding import selectors
+from onboarding.ingestion import debugger as live
 from onboarding.models import ApiKey
+from onboarding.progress.enrollments import enrollment_get_for_user, enrollment_state
+from onboarding.progress.push import progress_group
+from tenancy import tokens
 
 UNAUTHORIZED = 4401
 

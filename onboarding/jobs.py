@@ -2,8 +2,9 @@
 
 import logging
 
-from onboarding import answers, enrollment_signals
 from onboarding.models import Enrollment, Workspace
+from onboarding.progress import answers
+from onboarding.stuck import services as enrollment_signals
 
 logger = logging.getLogger(__name__)
 

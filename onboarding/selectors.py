@@ -7,10 +7,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
-from onboarding.keys import key_digest
+from core.db.prepared import PreparedQuery
 from onboarding.models import ApiKey, EndUser, Enrollment, Event, Workspace
-from onboarding.prepared import PreparedQuery
 from paths.models import Step
+from tenancy.keys import key_digest
 
 
 def api_key_get_by_key(*, key: str) -> ApiKey | None:

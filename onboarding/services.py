@@ -13,10 +13,11 @@ from django.utils.text import slugify
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from guardian.shortcuts import assign_perm
 
-from guardrails.audit import audit_record
-from onboarding import ingest, live
-from onboarding.keys import DISPLAY_PREFIX_LENGTH, generate_key, key_digest
+from onboarding.ingestion import debugger as live
+from onboarding.ingestion import pipeline as ingest
 from onboarding.models import ApiKey, Workspace
+from tenancy.audit import audit_record
+from tenancy.keys import DISPLAY_PREFIX_LENGTH, generate_key, key_digest
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from config.logging import JsonFormatter
+from core.logging import JsonFormatter
 from onboarding import services
 from tests.factories import PII_CANARIES, PII_CANARY_DIGITS
 
@@ -134,7 +134,7 @@ def _fresh_cache():
 @pytest.fixture(autouse=True)
 def _fresh_debugger_listener_checks():
     """Each process remembers for a second whether anyone listens; tests start unremembered."""
-    from onboarding import live
+    from onboarding.ingestion import debugger as live
 
     live._listening.clear()
     yield

@@ -1,5 +1,5 @@
 """Rows holding a time no Python process can read, as PostgreSQL stored them from ingestion before
-it bounded times (onboarding.event_times): `9999-12-31T23:59:59-14:00` is year 10000 in UTC,
+it bounded times (onboarding.ingestion.event_times): `9999-12-31T23:59:59-14:00` is year 10000 in UTC,
 `0001-01-01T00:00:00+14:00` is 1 BC. On SQLite the same texts as PostgreSQL would show them."""
 
 from django.db import connection

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from config.wsgi import application
-from guardrails import reimport
+from guardrails.gdpr import erased_guard as reimport
 from onboarding import services as onboarding_services
-from onboarding import tokens
 from onboarding.models import EndUser, Event
+from tenancy import tokens
 from tests.conftest import basic_auth
 from tests.factories import CANARY_EMAIL
 from tests.onboarding.progress_setup import published_path
@@ -33,7 +33,7 @@ from tests.poisoned_times import FUTURE, poison
 
 EXAMPLES_PER_OPERATION = 100
 # A PII canary as the user id: the suite-wide log check (tests/conftest.py) fails if any line the
-# fuzzing makes the server log names it (config.logging writes its digest instead).
+# fuzzing makes the server log names it (core.logging writes its digest instead).
 ENROLLED_USER = CANARY_EMAIL
 POISONED_USER = "fuzz-poisoned-person"
 

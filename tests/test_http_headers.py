@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from onboarding import tokens
+from tenancy import tokens
 from tests.conftest import basic_auth
 from tests.factories import AdminUserFactory
 from tests.onboarding.progress_setup import enrol, published_path

@@ -1,4 +1,4 @@
-"""No log line names an end user by their user id (config/logging.py): requests to user-scoped
+"""No log line names an end user by their user id (core/logging.py): requests to user-scoped
 paths, and an erasure, log the user id's keyed digest instead, from Django's request logger and
 from the real server's access and websocket lines."""
 
@@ -21,7 +21,7 @@ import websockets.sync.client
 from django.test import override_settings
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from config.logging import JsonFormatter, UserIdFilter, redacted, user_id_digest
+from core.logging import JsonFormatter, UserIdFilter, redacted, user_id_digest
 from onboarding.models import EndUser
 from tests.conftest import basic_auth
 from tests.factories import CANARY_EMAIL

@@ -1,4 +1,4 @@
-"""The Redis cache (config/redis_cache.py) shares one client per pool across request threads."""
+"""The Redis cache (core/redis_cache.py) shares one client per pool across request threads."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -7,7 +7,7 @@ from django.core.cache import caches
 
 def test_threads_sharing_the_client_each_read_their_own_values(redis_url):
     cache = caches["default"]
-    assert type(cache).__module__ == "config.redis_cache"
+    assert type(cache).__module__ == "core.redis_cache"
 
     def write_then_read(thread: int) -> list:
         keys = {f"redis-cache-test:{thread}:{index}": [thread, index] for index in range(50)}

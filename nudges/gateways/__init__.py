@@ -3,7 +3,7 @@
 `gateway_for("twilio")` gives the gateway that sends through that kind of ChannelProvider;
 `idempotent_resend("twilio")` says whether that provider drops a second request carrying the
 same idempotency key (a gateway's `idempotent`), so that an attempt whose answer was lost may be
-sent again (nudges.attempts).
+sent again (nudges.delivery.attempts).
 Modules are imported on first use, so a worker that never sends push never loads pywebpush.
 """
 

@@ -1,6 +1,6 @@
 """The one interface every channel gateway implements, and the errors it raises.
 
-The pipeline (nudges.pipeline) hands a gateway a rendered `Message` and the `Recipient`'s
+The pipeline (nudges.delivery.pipeline) hands a gateway a rendered `Message` and the `Recipient`'s
 contact data (only gateways ever see it) for one `ChannelProvider`. The gateway sends it with the
 provider's real client or documented HTTP API, passing `message.idempotency_key` through where
 the provider supports one, and returns the provider's message id, or raises:
@@ -30,7 +30,7 @@ class Message:
     subject: str
     body: str  # plain text, contact variables already filled
     cta_text: str
-    cta_url: str  # the signed click-tracking link to the call to action (nudges.tracking)
+    cta_url: str  # the signed click-tracking link to the call to action (nudges.delivery.tracking)
     ui_component: str = ""  # in-app: tooltip, modal, sidebar_hint, none
     html: str = ""  # email: the HTML part (with the open pixel), when the gateway sends one
     headers: dict[str, str] = field(default_factory=dict)  # email: List-Unsubscribe ...
@@ -79,7 +79,7 @@ class ProviderUnavailable(GatewayError):
 
 class AnswerLost(ProviderUnavailable):
     """The request went out whole but no answer came back (a read timeout): the provider may have
-    accepted it. Never retried nor failed over blindly: the send is in doubt (nudges.attempts)."""
+    accepted it. Never retried nor failed over blindly: the send is in doubt (nudges.delivery.attempts)."""
 
 
 class RateLimited(GatewayError):
@@ -99,7 +99,7 @@ class NoAddress(GatewayError):
 class Gateway(Protocol):
     channel: str
     # True only where the provider documents that it drops a second request with the same
-    # idempotency key: then an attempt whose answer was lost is sent again (nudges.attempts).
+    # idempotency key: then an attempt whose answer was lost is sent again (nudges.delivery.attempts).
     idempotent: bool
 
     def send(self, *, provider: ChannelProvider, message: Message, recipient: Recipient) -> SendResult: ...

@@ -17,8 +17,9 @@ from email.utils import parsedate_to_datetime
 import httpx
 from django.conf import settings
 
-from guardrails import pii
+from guardrails.pii import detector as pii
 from guardrails.secrets import workspace_secret_get
+from nudges.content.rendering import contact_values, render
 from nudges.gateways.base import (
     AnswerLost,
     GatewayError,
@@ -29,7 +30,6 @@ from nudges.gateways.base import (
     Rejected,
 )
 from nudges.models import ChannelProvider
-from nudges.rendering import contact_values, render
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def base_url(provider: ChannelProvider, defaults: Mapping[str, str]) -> str:
 
 def personalised(message: Message, recipient: Recipient) -> Message:
     """Fill the contact variables ({{ first_name }}) for this one recipient: the last render,
-    done here because only gateways see contact data (nudges.rendering)."""
+    done here because only gateways see contact data (nudges.content.rendering)."""
     values = contact_values(
         first_name=recipient.first_name, last_name=recipient.last_name, name=recipient.name
     )

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import redis
 
-from guardrails import ratelimit, token_misuse
+from guardrails.abuse import ratelimit, token_misuse
 
 
 def clear_abuse_counters(url: str) -> None:

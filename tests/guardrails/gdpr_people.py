@@ -16,10 +16,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from guardrails import services as guardrail_services
-from guardrails.audit import audit_record
 from guardrails.models import LLMCall, PolicyDecision, Preference
 from onboarding.models import EndUser, Enrollment, EnrollmentSignal, Workspace
 from paths import services as path_services
+from tenancy.audit import audit_record
 from tests.conftest import basic_auth
 
 STEPS = [

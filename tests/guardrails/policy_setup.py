@@ -4,8 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from guardrails import caps, policy
 from guardrails.models import WorkspacePolicy
+from guardrails.policy import caps
+from guardrails.policy import engine as policy
 from tests.factories import EndUserFactory
 
 

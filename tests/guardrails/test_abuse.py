@@ -8,13 +8,15 @@ import redis
 from django.core.cache import cache
 from django.core.management import call_command
 
-from guardrails import abuse, policy, ratelimit, token_misuse
-from guardrails.abuse_counters import ProcessCounters, RedisCounters
-from guardrails.abuse_flags import abuse_flags_resolve
+from guardrails.abuse import detection as abuse
+from guardrails.abuse import ratelimit, token_misuse
+from guardrails.abuse.counters import ProcessCounters, RedisCounters
+from guardrails.abuse.flags import abuse_flags_resolve
 from guardrails.jobs import detect_abuse_job
 from guardrails.models import AbuseFlag
-from onboarding import tokens
+from guardrails.policy import engine as policy
 from onboarding.models import ApiKey
+from tenancy import tokens
 from tests.factories import EndUserFactory
 
 pytestmark = pytest.mark.django_db
@@ -402,7 +404,7 @@ def test_garbage_tokens_naming_no_workspace_are_only_logged(
 
     assert statuses == {401}
     assert not AbuseFlag.objects.exists()
-    assert "guardrails.token_misuse.unattributed" in [record.msg for record in caplog.records]
+    assert "guardrails.abuse.token_misuse.unattributed" in [record.msg for record in caplog.records]
 
 
 def test_with_the_cache_down_token_refusals_still_refuse_and_are_counted(

@@ -7,7 +7,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from guardrails import ratelimit
+from guardrails.abuse import ratelimit
 from guardrails.models import AbuseFlag, AuditLog
 from onboarding import services
 from onboarding.models import ApiKey

@@ -3,8 +3,10 @@
 import pytest
 from django.utils.html import escape
 
-from guardrails import policy, services, subjects
+from guardrails import services
 from guardrails.models import ConsentRecord, PolicyDecision, Preference, Suppression, WorkspacePolicy
+from guardrails.policy import engine as policy
+from guardrails.preferences import subjects
 from onboarding import services as onboarding_services
 from tests.factories import AdminUserFactory, EndUserFactory
 from tests.onboarding.test_admin import listed, verified_client

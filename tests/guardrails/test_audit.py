@@ -11,12 +11,12 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied
 from django.test import Client
 
-from guardrails.audit import REDACTED, audit_record, audit_snapshot
 from guardrails.models import AuditLog, LLMCall
 from onboarding import services
 from onboarding.models import ApiKey, Workspace
 from paths import services as path_services
 from paths.models import PathVersion
+from tenancy.audit import REDACTED, audit_record, audit_snapshot
 from tests.factories import (
     CANARY_EMAIL,
     CANARY_FIRST_NAME,

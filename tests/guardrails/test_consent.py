@@ -6,9 +6,10 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from django.utils import timezone
 
-from guardrails import consent, selectors, services
+from guardrails import selectors, services
 from guardrails.models import AuditLog, ConsentRecord, Preference
-from guardrails.preferences import PreferencesInvalid
+from guardrails.policy import consent
+from guardrails.preferences.validation import PreferencesInvalid
 from tests.factories import AdminUserFactory, EndUserFactory
 
 pytestmark = pytest.mark.django_db

@@ -14,9 +14,10 @@ from django.db import DatabaseError, models
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from guardrails import erasure, erasure_events, reimport, subjects
+from guardrails.gdpr import erased_guard as reimport
+from guardrails.gdpr import erasure, erasure_events
 from guardrails.models import AuditLog, ConsentRecord, LLMCall, Preference, Suppression
-from onboarding import answers, rebuild
+from guardrails.preferences import subjects
 from onboarding.models import (
     AnonymousIdentity,
     AnswerTotal,
@@ -26,6 +27,7 @@ from onboarding.models import (
     Event,
     StepCompletion,
 )
+from onboarding.progress import answers, rebuild
 from tests.conftest import basic_auth
 from tests.guardrails.gdpr_people import OTTO, ZELDA, build, published_path
 from tests.poisoned_times import FUTURE, PAST, poison
@@ -369,7 +371,7 @@ def test_delete_erases_inline_and_answers_200(tenant, people):
 
 
 def test_delete_refuses_write_keys_tokens_and_other_workspaces(tenant, other_tenant, people):
-    from onboarding import tokens
+    from tenancy import tokens
 
     _, write_key, _ = tenant
     _, _, other_secret_key = other_tenant
@@ -563,6 +565,6 @@ def test_an_earlier_erasure_that_cannot_finish_does_not_fail_a_later_one(tenant,
     assert [
         record.end_user_id
         for record in caplog.records
-        if record.msg == "guardrails.erasure.unfinished_failed"
+        if record.msg == "guardrails.gdpr.erasure.unfinished_failed"
     ] == [zelda.pk]
     assert erasure.unfinished_profiles(workspace=workspace) == [zelda]  # left for the next call

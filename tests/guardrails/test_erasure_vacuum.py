@@ -1,4 +1,4 @@
-"""After an erasure, the tables it changed are vacuumed (guardrails.vacuum): on PostgreSQL the old
+"""After an erasure, the tables it changed are vacuumed (guardrails.gdpr.vacuum): on PostgreSQL the old
 row versions of the person's contact and events, which still held their e-mail and their event
 properties, are gone from the tables' pages as rows, their old user id from the indexes, and
 every erased table has been vacuumed."""
@@ -8,7 +8,8 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from guardrails import reimport, vacuum
+from guardrails.gdpr import erased_guard as reimport
+from guardrails.gdpr import vacuum
 from onboarding import services
 from onboarding.models import Contact, EndUser, Event
 from tests.conftest import basic_auth

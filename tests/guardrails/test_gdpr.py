@@ -9,10 +9,10 @@ import orjson
 import pytest
 from django.core.management import CommandError, call_command
 
-from guardrails import gdpr
+from guardrails.gdpr import export as gdpr
 from guardrails.models import AuditLog
-from onboarding import tokens
 from onboarding.models import Event
+from tenancy import tokens
 from tests.conftest import basic_auth
 from tests.guardrails.gdpr_people import OTTO, ZELDA, build, published_path
 from tests.poisoned_times import FUTURE, PAST, poison

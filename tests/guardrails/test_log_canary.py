@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from config.logging import JsonFormatter
+from core.logging import JsonFormatter
 from onboarding.models import Contact
 from tests.factories import CANARY_EMAIL, CANARY_TRAITS, PII_CANARIES, PII_CANARY_DIGITS
 

@@ -2,8 +2,8 @@ import logging
 
 import pytest
 
-from guardrails import pii
-from guardrails.pii import Finding, Redaction, SafeRedaction
+from guardrails.pii import detector as pii
+from guardrails.pii.detector import Finding, Redaction, SafeRedaction
 from onboarding.models import Contact
 from tests.guardrails import pii_corpus
 
@@ -220,12 +220,12 @@ def test_redact_for_llm_blocks_when_a_detector_raises(monkeypatch, caplog):
 
     monkeypatch.setitem(pii.DETECTORS, "email", broken)
 
-    with caplog.at_level(logging.WARNING, logger="guardrails.pii"):
+    with caplog.at_level(logging.WARNING, logger="guardrails.pii.detector"):
         result = pii.redact_for_llm({"note": "mail bob@example.com"}, budget_seconds=5)
 
     assert result == SafeRedaction(blocked=True, reason="pii_detection_error", value=None, findings=[])
     [record] = caplog.records
-    assert record.getMessage() == "guardrails.pii.blocked"
+    assert record.getMessage() == "guardrails.pii.detector.blocked"
     assert (record.reason, record.error_type) == ("pii_detection_error", "ValueError")
     assert "bob@example.com" not in repr(record.__dict__)
 
@@ -233,7 +233,7 @@ def test_redact_for_llm_blocks_when_a_detector_raises(monkeypatch, caplog):
 def test_redact_for_llm_blocks_when_the_budget_is_exceeded(caplog):
     notes = [f"Note {index}: call 415-555-{index % 10_000:04d} about step 3." for index in range(20_000)]
 
-    with caplog.at_level(logging.WARNING, logger="guardrails.pii"):
+    with caplog.at_level(logging.WARNING, logger="guardrails.pii.detector"):
         result = pii.redact_for_llm({"notes": notes}, budget_seconds=0.005)
 
     assert result == SafeRedaction(blocked=True, reason="pii_detection_timeout", value=None, findings=[])

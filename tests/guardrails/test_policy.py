@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from guardrails import policy, services, subjects
+from guardrails import services
 from guardrails.models import (
     AbuseFlag,
     ConsentRecord,
@@ -18,6 +18,8 @@ from guardrails.models import (
     Preference,
     Suppression,
 )
+from guardrails.policy import engine as policy
+from guardrails.preferences import subjects
 from onboarding.models import Contact
 from tests.factories import EndUserFactory
 from tests.guardrails.policy_setup import (  # noqa: F401  (fixtures)

@@ -9,9 +9,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from guardrails import caps, policy
-from guardrails.localtime import local_day, zone_named
 from guardrails.models import NudgeCapCounter, PolicyDecision
+from guardrails.policy import caps
+from guardrails.policy import engine as policy
+from guardrails.policy.localtime import local_day, zone_named
 from tests.guardrails.policy_setup import (  # noqa: F401  (fixtures)
     _caps_try_redis_again,
     database_caps,

@@ -4,8 +4,8 @@ from datetime import date, time
 
 import pytest
 
-from guardrails.localtime import in_window, local_day, window_ends_at, zone_named
 from guardrails.models import Preference
+from guardrails.policy.localtime import in_window, local_day, window_ends_at, zone_named
 from tests.guardrails.policy_setup import (  # noqa: F401  (fixtures)
     _caps_try_redis_again,
     send,

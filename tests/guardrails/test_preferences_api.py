@@ -7,7 +7,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from guardrails.models import AuditLog, ConsentRecord, Preference, WorkspacePolicy
-from onboarding import tokens
+from tenancy import tokens
 from tests.conftest import basic_auth
 from tests.factories import EndUserFactory
 

@@ -6,8 +6,8 @@ import pytest
 import redis
 from django.core.cache import cache
 
-from guardrails import ratelimit
-from guardrails.abuse_counters import RedisCounters
+from guardrails.abuse import ratelimit
+from guardrails.abuse.counters import RedisCounters
 from onboarding.models import Event
 from tests.guardrails.conftest import clear_abuse_counters
 
@@ -154,14 +154,16 @@ def test_with_redis_down_requests_are_allowed_logged_once_and_counted(settings, 
     settings.REDIS_URL = "redis://127.0.0.1:1/15"  # nothing listens there
     before = unavailable_total("ratelimit")
 
-    with caplog.at_level(logging.WARNING, logger="guardrails.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="guardrails.abuse.ratelimit"):
         statuses = [segment("track", track(number)).status_code for number in range(12)]
 
     assert statuses == [200] * 12
     assert Event.objects.count() == 12
     assert unavailable_total("ratelimit") - before == 12
     assert ratelimit.detector_unavailable_count() == 12
-    warnings = [record for record in caplog.records if record.msg == "guardrails.abuse.detector_unavailable"]
+    warnings = [
+        record for record in caplog.records if record.msg == "guardrails.abuse.detection.detector_unavailable"
+    ]
     assert len(warnings) == 1  # the first failure opens the breaker; the others skip Redis
     assert (warnings[0].component, warnings[0].error) == ("ratelimit", "ConnectionError")
     assert "ada" not in caplog.text and "Project Created" not in caplog.text
@@ -241,9 +243,9 @@ def test_invalid_events_are_counted_for_the_key(limiter, at_minute, settings, se
 def test_a_flood_of_refusals_is_logged_once_per_key_and_interval(limiter, small_limit, segment, caplog):
     segment("batch", batch([track(number) for number in range(10)]))
 
-    with caplog.at_level(logging.INFO, logger="guardrails.ratelimit"):
+    with caplog.at_level(logging.INFO, logger="guardrails.abuse.ratelimit"):
         statuses = [segment("track", track(number)).status_code for number in range(10, 15)]
 
     assert statuses == [429] * 5
-    [line] = [record for record in caplog.records if record.msg == "guardrails.ratelimit.refused"]
+    [line] = [record for record in caplog.records if record.msg == "guardrails.abuse.ratelimit.refused"]
     assert (line.limit, line.events, line.retry_after) == ("events", 1, 1)

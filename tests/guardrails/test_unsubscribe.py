@@ -4,9 +4,10 @@ import pytest
 from django.core import signing
 from django.test import Client
 
-from guardrails import policy, unsubscribe
 from guardrails.models import AuditLog, ConsentRecord
-from onboarding import tokens
+from guardrails.policy import engine as policy
+from guardrails.preferences import unsubscribe
+from tenancy import tokens
 from tests.factories import EndUserFactory
 
 pytestmark = pytest.mark.django_db
@@ -128,7 +129,9 @@ def _token(end_user) -> str:
     return _path(end_user).removeprefix("/u/")
 
 
-def _forged(payload: dict, salt: str = "guardrails.unsubscribe.v1", key: str | None = None) -> str:
+def _forged(
+    payload: dict, salt: str = "guardrails.preferences.unsubscribe.v1", key: str | None = None
+) -> str:
     return signing.dumps(payload, salt=salt, key=key, compress=False)
 
 

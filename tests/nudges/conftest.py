@@ -2,7 +2,8 @@
 
 import pytest
 
-from nudges import hooks, pipeline
+from nudges.delivery import pipeline
+from nudges.triggers import receivers as hooks
 
 
 @pytest.fixture(autouse=True)

@@ -117,7 +117,7 @@ class InAppNudgeFactory(NudgeFactory):
     delivered_at = factory.LazyFunction(timezone.now)
 
 
-# --- Channel gateways and delivery (nudges.gateways, nudges.delivery) -----------------------------
+# --- Channel gateways and delivery (nudges.gateways, nudges.delivery.failover) -----------------------------
 
 
 class ProviderWithSecretFactory(ChannelProviderFactory):
@@ -139,7 +139,7 @@ class ProviderWithSecretFactory(ChannelProviderFactory):
             )
 
 
-# --- LLM personalisation (nudges.personalize, nudges.llm_output) ---------------------------------
+# --- LLM personalisation (nudges.llm.personalize, nudges.llm.output) ---------------------------------
 
 
 class LLMCallFactory(factory.django.DjangoModelFactory):
@@ -158,7 +158,7 @@ class LLMCallFactory(factory.django.DjangoModelFactory):
     outcome = "ok"
 
 
-# --- Template workflow and admin (nudges.templates_service, nudges.admin*) -----------------------
+# --- Template workflow and admin (nudges.content.versions, nudges.admin*) -----------------------
 
 
 class DraftVersionFactory(TemplateVersionFactory):

@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from guardrails.models import PolicyDecision, WorkspacePolicy
-from nudges import personalize, stats
+from nudges.content import stats
+from nudges.llm import personalize
 from nudges.models import NudgeTemplate, TemplateVersion
 from onboarding import services
 from tests.factories import (

@@ -7,13 +7,14 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 
-from nudges import composer, tracking
+from nudges.content import composer
+from nudges.content.links import call_to_action_destination
+from nudges.delivery import tracking
 from nudges.gateways.base import PushTarget
 from nudges.gateways.in_app import nudge_frame
 from nudges.gateways.push import WebPushGateway
 from nudges.inbox import inbox_item
-from nudges.links import call_to_action_destination
-from nudges.personalize import Draft
+from nudges.llm.personalize import Draft
 from tests.factories import CANARY_FIRST_NAME, EndUserFactory, WorkspaceFactory
 from tests.nudges import test_admin
 from tests.nudges.factories import (

@@ -6,9 +6,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from nudges import hooks
-from nudges.conversion import conversions_record
+from nudges.delivery.conversion import conversions_record
 from nudges.models import Nudge, NudgeEvent
+from nudges.triggers import receivers as hooks
 from tests.conftest import basic_auth
 from tests.factories import EnrollmentFactory
 from tests.nudges.factories import NudgeFactory, NudgeSettingsFactory, TemplateVersionFactory, TriggerFactory

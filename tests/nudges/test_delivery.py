@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from guardrails.models import WorkspacePolicy
 from guardrails.regions import RegionBlocked
-from nudges.delivery import NoProvider, ProviderRegionBlocked, deliver
+from nudges.delivery.failover import NoProvider, ProviderRegionBlocked, deliver
 from nudges.gateways import GATEWAYS, idempotent_resend
 from nudges.gateways.base import GatewayError, NoAddress, ProviderUnavailable, RateLimited, Rejected
 from nudges.gateways.breaker import State, breaker_allows, breaker_record_failure, breaker_state

@@ -8,13 +8,13 @@ from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 
 from guardrails.models import WorkspacePolicy
-from nudges import tracking
-from nudges.delivery import NoProvider, deliver
+from nudges.delivery import tracking
+from nudges.delivery.failover import NoProvider, deliver
 from nudges.gateways import in_app
 from nudges.gateways.base import Message, Recipient, Rejected
 from nudges.inbox import inbox_item
 from nudges.models import Nudge
-from onboarding import tokens
+from tenancy import tokens
 from tests.factories import CANARY_EMAIL, CANARY_NAME, EndUserFactory, WorkspaceFactory
 from tests.nudges.factories import ChannelProviderFactory, InAppNudgeFactory
 from tests.onboarding import websockets

@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from nudges import tracking
+from nudges.delivery import tracking
 from nudges.models import Nudge
-from onboarding import tokens
+from tenancy import tokens
 from tests.conftest import basic_auth
 from tests.factories import EndUserFactory
 from tests.nudges.factories import InAppNudgeFactory, NudgeFactory, TemplateVersionFactory, TriggerFactory

@@ -2,14 +2,15 @@
 """The LLM's answer may hold no link that is not allowed: whatever a mail client or a browser would
 turn into a link (bare domains, look-alikes, disguised and split links, e-mail addresses, IP
 addresses) is refused unless it goes to the workspace's allowed domains, and ordinary prose with
-dots in it still passes. Pure: nudges.llm_output.validate and nudges.link_scan, no database."""
+dots in it still passes. Pure: nudges.llm.output.validate and nudges.content.link_scan, no database."""
 
 import json
 
 import pytest
 
-from nudges import link_scan, llm_output
-from nudges.llm_output import LINK_NOT_ALLOWED, PII_IN_OUTPUT, Rejected, Rules
+from nudges.content import link_scan
+from nudges.llm import output as llm_output
+from nudges.llm.output import LINK_NOT_ALLOWED, PII_IN_OUTPUT, Rejected, Rules
 
 DRAFT = (
     "Finish your setup",

@@ -12,10 +12,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from guardrails.models import AbuseFlag, LLMCall, WorkspacePolicy
-from nudges import composer, llm_client, personalize
-from nudges.context import NudgeContext, nudge_context
+from nudges.content import composer
+from nudges.content.context import NudgeContext, nudge_context
+from nudges.llm import client as llm_client
+from nudges.llm import personalize
+from nudges.llm.personalize import Draft, personalise
 from nudges.models import Nudge, TemplateVersion
-from nudges.personalize import Draft, personalise
 from tests.factories import (
     CANARY_EMAIL,
     CANARY_FIRST_NAME,
@@ -328,7 +330,7 @@ def test_a_pii_detector_failure_blocks_the_call(llm, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("detector crashed")
 
-    monkeypatch.setattr("guardrails.pii._redact_node", broken)
+    monkeypatch.setattr("guardrails.pii.detector._redact_node", broken)
     result = email.personalise()
 
     assert result.draft == email.draft

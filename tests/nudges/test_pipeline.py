@@ -12,8 +12,11 @@ from werkzeug import Response
 from guardrails import services as guardrails_services
 from guardrails.models import AuditLog, PolicyDecision, WorkspacePolicy
 from guardrails.secrets import workspace_secret_set
-from nudges import attempts, delivery, hooks, leases, pipeline, triggers, webhook_events
+from nudges.delivery import attempts, leases, pipeline, webhook_events
+from nudges.delivery import failover as delivery
 from nudges.models import ChannelProvider, Nudge, NudgeEvent, Trigger
+from nudges.triggers import engine as triggers
+from nudges.triggers import receivers as hooks
 from onboarding import services as onboarding_services
 from onboarding.models import EnrollmentSignal
 from tests.factories import CANARY_EMAIL, CANARY_FIRST_NAME, ContactFactory

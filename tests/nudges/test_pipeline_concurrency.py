@@ -8,9 +8,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from guardrails import caps
 from guardrails.models import WorkspacePolicy
-from nudges import pipeline
+from guardrails.policy import caps
+from nudges.delivery import pipeline
 from nudges.models import ChannelProvider, Nudge, NudgeEvent, Trigger
 from tests.factories import EndUserFactory, EventFactory
 from tests.nudges.factories import NudgeTemplateFactory, TemplateVersionFactory, TriggerFactory

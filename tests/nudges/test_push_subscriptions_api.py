@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from nudges.models import PushSubscription
-from onboarding import tokens
+from tenancy import tokens
 from tests.conftest import basic_auth
 from tests.factories import EndUserFactory
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from nudges import composer, template_checks
-from nudges.template_checks import sms_segments
+from nudges.content import checks as template_checks
+from nudges.content import composer
+from nudges.content.checks import sms_segments
 from tests.factories import WorkspaceFactory
 from tests.nudges.factories import NudgeSettingsFactory
 

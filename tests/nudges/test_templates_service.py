@@ -4,11 +4,11 @@ activation retiring the previous version, immutability; and the policy's dry run
 import pytest
 from guardian.shortcuts import assign_perm
 
-from guardrails import policy
 from guardrails.models import AuditLog, NudgeCapCounter, PolicyDecision, WorkspacePolicy
-from nudges import templates_service
+from guardrails.policy import engine as policy
+from nudges.content import versions as templates_service
+from nudges.content.versions import ActivationRefused, ApprovalRefused, TemplateError
 from nudges.models import TemplateVersion
-from nudges.templates_service import ActivationRefused, ApprovalRefused, TemplateError
 from tests.factories import AdminUserFactory, EndUserFactory, WorkspaceFactory
 from tests.nudges.factories import (
     DraftVersionFactory,

@@ -4,8 +4,8 @@ import pytest
 from django.core import signing
 from django.test import Client
 
-from nudges import tracking
-from nudges.views import PIXEL
+from nudges.delivery import tracking
+from nudges.delivery.views import PIXEL
 from tests.nudges.factories import NudgeFactory, TemplateVersionFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from nudges import hooks, triggers
 from nudges.models import CustomTriggerStart, Nudge, Trigger
+from nudges.triggers import engine as triggers
+from nudges.triggers import receivers as hooks
 from onboarding import services as onboarding_services
 from onboarding.models import Enrollment, EnrollmentSignal
 from tests.factories import EventFactory, WorkspaceFactory

@@ -10,12 +10,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.db import connection
 
-from guardrails import subjects
 from guardrails.models import AuditLog, ConsentRecord, Suppression
+from guardrails.preferences import subjects
 from guardrails.secrets import workspace_secret_set
-from nudges import webhook_events
+from nudges.delivery import webhook_events
+from nudges.delivery.webhooks import SENDGRID_KEY_SECRET, sendgrid_webhook_url
 from nudges.models import Nudge, NudgeEvent
-from nudges.webhooks import SENDGRID_KEY_SECRET, sendgrid_webhook_url
 from tests.factories import CANARY_EMAIL, WorkspaceFactory
 from tests.nudges.factories import ChannelProviderFactory, NudgeFactory, TemplateVersionFactory
 

@@ -7,11 +7,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from guardrails import subjects
 from guardrails.models import Suppression
+from guardrails.preferences import subjects
 from guardrails.secrets import workspace_secret_set
+from nudges.delivery.webhooks import twilio_status_callback_url
 from nudges.models import Nudge, NudgeEvent
-from nudges.webhooks import twilio_status_callback_url
 from tests.factories import CANARY_PHONE, WorkspaceFactory
 from tests.nudges.factories import ChannelProviderFactory, NudgeFactory
 

@@ -10,8 +10,8 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from onboarding import services
-from onboarding.keys import key_digest
 from onboarding.models import AnonymousIdentity, ApiKey, Contact, Event, Workspace
+from tenancy.keys import key_digest
 from tests.conftest import basic_auth
 from tests.factories import AdminUserFactory, EndUserFactory, EventFactory
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from django.core.management import call_command
 
-from onboarding import answers
 from onboarding.models import AnswerSnapshot, AnswerTotal, Enrollment
+from onboarding.progress import answers
 from tests.factories import AdminUserFactory, WorkspaceFactory
 from tests.onboarding.enrollment_rows import enrollment, published_version
 from tests.onboarding.test_admin import verified_client

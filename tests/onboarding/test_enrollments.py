@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from onboarding import answers, enrollments
-from onboarding.enrollments import (
+from onboarding.models import Enrollment, StepCompletion
+from onboarding.progress import answers, enrollments
+from onboarding.progress.enrollments import (
     EnrollmentNotActive,
     IncompleteEnrollment,
     InvalidAnswers,
@@ -16,7 +17,6 @@ from onboarding.enrollments import (
     StepNotSkippable,
     UnknownStep,
 )
-from onboarding.models import Enrollment, StepCompletion
 from tests.factories import EndUserFactory, EventFactory
 from tests.onboarding.engine_paths import T0, onboarding_path
 
@@ -390,7 +390,7 @@ def test_each_write_pushes_the_state_after_commit(
 ):
     pushed = []
     monkeypatch.setattr(
-        "onboarding.live_progress.push", lambda *, end_user_id, state: pushed.append((end_user_id, state))
+        "onboarding.progress.push.push", lambda *, end_user_id, state: pushed.append((end_user_id, state))
     )
 
     with django_capture_on_commit_callbacks(execute=True):

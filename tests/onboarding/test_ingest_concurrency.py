@@ -133,7 +133,7 @@ def test_concurrent_sign_ins_on_many_devices_end_in_one_profile_each(postgres, t
 def test_a_batch_that_loses_a_deadlock_is_run_again(tenant, monkeypatch, cause, attempts_made, stored):
     """PostgreSQL rolls the loser of a deadlock back: the batch runs again and is stored once.
     Other database errors are not retried here."""
-    from onboarding import ingest
+    from onboarding.ingestion import pipeline as ingest
 
     workspace, _, _ = tenant
     store_once, attempts = ingest._store_once, []

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_rq.cron import DjangoCronScheduler
 from rq import SimpleWorker
 
-from config import jobs
+from core import jobs
 from onboarding import jobs as onboarding_jobs
 from onboarding.models import AnswerSnapshot, Enrollment, EnrollmentSignal
 from tests.factories import WorkspaceFactory
@@ -84,7 +84,7 @@ def test_a_failing_inline_job_is_logged_not_raised(inline, django_capture_on_com
         jobs.enqueue(explode)
         jobs.enqueue(remember, "after")
 
-    assert [record.message for record in caplog.records if record.name == "config.jobs"] == [
+    assert [record.message for record in caplog.records if record.name == "core.jobs"] == [
         "jobs.inline.failed"
     ]
     assert CALLS == [(("after",), {})]

@@ -7,7 +7,8 @@ from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from onboarding import consumers, live, services
+from onboarding import consumers, services
+from onboarding.ingestion import debugger as live
 from onboarding.models import Event
 from tests.conftest import basic_auth
 from tests.onboarding import websockets

@@ -4,9 +4,9 @@ import pytest
 from django.db import transaction
 from django.forms.models import model_to_dict
 
-from onboarding import enrollments
+from core.db.prepared import PreparedQuery
 from onboarding.models import ApiKey, Enrollment
-from onboarding.prepared import PreparedQuery
+from onboarding.progress import enrollments
 from onboarding.selectors import api_key_get_by_key
 from tests.onboarding.progress_setup import enrol, published_path
 
@@ -89,7 +89,7 @@ def test_placeholders_must_be_distinct_and_all_bound():
 
 
 def test_one_persons_events_read_through_the_prepared_query_equal_the_orms(tenant, other_tenant):
-    from onboarding.progress import load_events
+    from onboarding.progress.engine import load_events
     from tests.onboarding.progress_setup import track
 
     workspace, write_key, _ = tenant

@@ -9,8 +9,11 @@ from channels.layers import get_channel_layer
 from django.db import OperationalError
 from tenacity import wait_none
 
-from onboarding import enrollments, live_progress, progress, rebuild, retry
+from core.db import retry
 from onboarding.models import EndUser, Enrollment, Event, StepCompletion
+from onboarding.progress import engine as progress
+from onboarding.progress import enrollments, rebuild
+from onboarding.progress import push as live_progress
 from tests.onboarding.engine_paths import T0, at, event_path, onboarding_path
 
 pytestmark = pytest.mark.django_db
@@ -284,7 +287,7 @@ def test_the_new_state_is_pushed_after_commit(
     onboarding_path(workspace)
     pushed = []
     monkeypatch.setattr(
-        "onboarding.live_progress.push", lambda *, end_user_id, state: pushed.append((end_user_id, state))
+        "onboarding.progress.push.push", lambda *, end_user_id, state: pushed.append((end_user_id, state))
     )
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:

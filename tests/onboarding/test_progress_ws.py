@@ -15,7 +15,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from config.asgi import application
-from onboarding import tokens
+from tenancy import tokens
 from tests.conftest import basic_auth
 from tests.onboarding import websockets
 from tests.onboarding.progress_setup import enrol, published_path, track

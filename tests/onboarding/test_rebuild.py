@@ -8,8 +8,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from onboarding import demo, enrollments, services
+from onboarding import demo, services
 from onboarding.models import Enrollment, StepCompletion
+from onboarding.progress import enrollments
 from tests.factories import PathFactory, PublishedPathVersionFactory, StepFactory
 
 pytestmark = pytest.mark.django_db

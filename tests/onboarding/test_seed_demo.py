@@ -12,8 +12,8 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from onboarding import demo
-from onboarding.keys import key_digest
 from onboarding.models import AnonymousIdentity, ApiKey, Contact, EndUser, Event, Workspace
+from tenancy.keys import key_digest
 from tests.conftest import basic_auth
 from tests.factories import AdminUserFactory, WorkspaceFactory
 
@@ -209,8 +209,8 @@ def test_a_user_who_signs_up_in_the_demo_gets_a_welcome_nudge_in_the_inbox(
     seeded, api_client, django_capture_on_commit_callbacks, settings
 ):
     """The demo's in-app nudges: only new sign-ups are welcomed (not the simulated history)."""
-    from nudges import hooks
     from nudges.models import ChannelProvider, Nudge
+    from nudges.triggers import receivers as hooks
 
     settings.JOBS_RUN_INLINE = True  # as in the demo (no Redis): the welcome job runs at once
     credentials, output = seeded

@@ -8,8 +8,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from onboarding import enrollment_signals, selectors, services, stuck
+from onboarding import selectors, services
 from onboarding.models import Enrollment, EnrollmentSignal, StepCompletion
+from onboarding.stuck import rules as stuck
+from onboarding.stuck import services as enrollment_signals
 from tests.factories import AdminUserFactory, EventFactory, WorkspaceFactory
 from tests.onboarding.enrollment_rows import complete, enrollment, published_version
 from tests.onboarding.test_admin import post_action, verified_client

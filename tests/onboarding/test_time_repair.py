@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from onboarding import time_repair
+from onboarding.ingestion import time_repair
 from onboarding.models import AnswerSnapshot, Enrollment, Event, StepCompletion
 from tests.guardrails.gdpr_people import OTTO, ZELDA, build, published_path
 from tests.poisoned_times import FUTURE, PAST, poison

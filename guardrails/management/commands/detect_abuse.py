@@ -3,7 +3,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from guardrails import abuse, ratelimit
+from guardrails.abuse import detection as abuse
+from guardrails.abuse import ratelimit
 
 
 class Command(BaseCommand):

@@ -2,9 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from guardrails import erasure, vacuum
+from core.progress_bar import progress_line
+from guardrails.gdpr import erasure, vacuum
 from guardrails.management.commands._gdpr import workspace_named
-from onboarding.management.progress import progress_line
 
 
 class Command(BaseCommand):
@@ -28,7 +28,7 @@ class Command(BaseCommand):
         )
         if result.status == "not_found":
             raise CommandError(f"No user {user!r} in the workspace {scope.slug!r}, and none was erased.")
-        # The erasure has committed: its old row versions can go now (guardrails.vacuum).
+        # The erasure has committed: its old row versions can go now (guardrails.gdpr.vacuum).
         vacuumed = vacuum.erased_tables_vacuum() if result.status == "erased" or result.events_erased else []
         vacuum_note = f" Vacuumed {len(vacuumed)} tables." if vacuumed else ""
         if result.status == "already_erased":

@@ -5,10 +5,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from guardrails import gdpr
+from core.progress_bar import progress_line
+from guardrails.gdpr import export as gdpr
 from guardrails.management.commands._gdpr import workspace_named
 from onboarding import selectors
-from onboarding.management.progress import progress_line
 
 
 class Command(BaseCommand):

@@ -3,7 +3,8 @@ send the deferred nudges whose time has come."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from nudges import pipeline, triggers
+from nudges.delivery import pipeline
+from nudges.triggers import engine as triggers
 from onboarding import selectors
 from onboarding.models import Workspace
 

@@ -2,9 +2,11 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from onboarding import enrollment_signals, selectors, stuck
-from onboarding.management.progress import progress_line
+from core.progress_bar import progress_line
+from onboarding import selectors
 from onboarding.models import Workspace
+from onboarding.stuck import rules as stuck
+from onboarding.stuck import services as enrollment_signals
 
 
 class Command(BaseCommand):

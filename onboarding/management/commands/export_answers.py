@@ -6,8 +6,9 @@ from pathlib import Path
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
-from onboarding import answers, selectors
-from onboarding.management.progress import progress_line
+from core.progress_bar import progress_line
+from onboarding import selectors
+from onboarding.progress import answers
 
 CHUNK_SIZE = 2000
 

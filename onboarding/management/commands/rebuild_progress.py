@@ -4,7 +4,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from onboarding import rebuild, selectors
+from onboarding import selectors
+from onboarding.progress import rebuild
 
 MAX_LISTED = 50
 

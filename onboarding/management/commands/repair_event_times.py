@@ -1,9 +1,9 @@
-"""Find and rewrite event and progress times no Python process can read (onboarding.time_repair)."""
+"""Find and rewrite event and progress times no Python process can read (onboarding.ingestion.time_repair)."""
 
 from django.apps import apps
 from django.core.management.base import BaseCommand
 
-from onboarding import time_repair
+from onboarding.ingestion import time_repair
 
 
 class Command(BaseCommand):

@@ -24,9 +24,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from nudges.demo import demo_nudges_create
 from onboarding import demo, selectors, services
-from onboarding.management.totp_instructions import totp_instructions, totp_secret
 from onboarding.models import Workspace
 from paths.transfer import paths_import
+from tenancy.totp import totp_instructions, totp_secret
 
 DEMO_PATHS_FILE = Path(demo.__file__).with_name("demo_paths.json")
 
