@@ -15,24 +15,30 @@ from typing import Any
 import django_rq
 from django.conf import settings
 from django.db import transaction
+from django.utils.module_loading import import_string
 from redis import RedisError
 
 logger = logging.getLogger(__name__)
 
 
-def _name(func: Callable[..., Any]) -> str:
-    return f"{func.__module__}.{func.__qualname__}"
+Job = Callable[..., Any] | str
+"""A job: a module-level function, or its dotted name ("nudges.jobs.deliver") where the sender
+sits below the jobs module and must not import it."""
 
 
-def _run_inline(func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+def _name(func: Job) -> str:
+    return func if isinstance(func, str) else f"{func.__module__}.{func.__qualname__}"
+
+
+def _run_inline(func: Job, args: tuple, kwargs: dict) -> None:
     # Like a worker: a failing job is logged, it does not fail the request that committed.
     try:
-        func(*args, **kwargs)
+        (import_string(func) if isinstance(func, str) else func)(*args, **kwargs)
     except Exception:
         logger.exception("jobs.inline.failed", extra={"job": _name(func)})
 
 
-def _send(func: Callable[..., Any], args: tuple, kwargs: dict, queue: str, options: dict) -> None:
+def _send(func: Job, args: tuple, kwargs: dict, queue: str, options: dict) -> None:
     if settings.JOBS_RUN_INLINE:
         _run_inline(func, args, kwargs)
         return
@@ -44,7 +50,7 @@ def _send(func: Callable[..., Any], args: tuple, kwargs: dict, queue: str, optio
 
 
 def enqueue(
-    func: Callable[..., Any],
+    func: Job,
     *args: Any,
     queue: str = "default",
     job_options: dict[str, Any] | None = None,
@@ -52,7 +58,8 @@ def enqueue(
 ) -> None:
     """Run `func(*args, **kwargs)` once the current transaction commits (at once outside one).
 
-    `func` must be importable by name (a module-level function) and its arguments picklable:
+    `func` must be importable by name (a module-level function, or that name as a string: RQ
+    takes either, and the inline run imports it then) and its arguments picklable:
     pass ids, not model instances, so the worker loads fresh rows. `job_options` go to RQ's
     enqueue (e.g. result_ttl=0 for jobs whose result nobody reads).
     """
