@@ -7,3 +7,13 @@ class GuardrailsConfig(AppConfig):
 
     def ready(self):
         from guardrails import checks  # noqa: F401  (registers the system checks)
+        from guardrails.abuse import ratelimit
+        from guardrails.gdpr import erased_guard
+        from onboarding import signals as onboarding_signals
+        from onboarding.ingestion import guards as ingestion_guards
+
+        ingestion_guards.admission_check_register(ratelimit.ingest_admit)
+        ingestion_guards.event_filter_register(erased_guard.without_erased)
+        onboarding_signals.ingestion_rejected.connect(
+            ratelimit.ingest_rejected_record, dispatch_uid="guardrails"
+        )

@@ -7,3 +7,9 @@ class NudgesConfig(AppConfig):
 
     def ready(self):
         from nudges import gdpr  # noqa: F401  (registers the export and erasure sections)
+        from nudges.triggers import receivers
+        from onboarding import signals as onboarding_signals
+
+        onboarding_signals.enrollment_started.connect(receivers.enrollment_started, dispatch_uid="nudges")
+        onboarding_signals.steps_completed.connect(receivers.steps_completed, dispatch_uid="nudges")
+        onboarding_signals.events_stored.connect(receivers.events_stored, dispatch_uid="nudges")

@@ -309,8 +309,9 @@ def ingest_admit(*, request, call_type: str | None) -> None:
     )
 
 
-def ingest_rejected_record(*, request, response) -> None:
-    """Count the events a 400/413 answer rejected: each listed one, or the whole request."""
+def ingest_rejected_record(sender: object = None, *, request, response, **signal: object) -> None:
+    """Count the events a 400/413 answer rejected: each listed one, or the whole request
+    (receiver of onboarding.signals.ingestion_rejected)."""
     if response.status_code not in (status.HTTP_400_BAD_REQUEST, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE):
         return
     api_key = request.auth

@@ -1,8 +1,9 @@
 """Where onboarding tells nudges what happened: a new enrollment, steps completed, events stored.
 
-Called inside the writer's transaction; each transaction sends at most one job per hook after it
-commits, whatever number of enrollments or events it touched, so an ingestion batch of 100
-events costs one enqueue, not 100. Workspaces without any trigger skip it all (checked once per
+Receivers of onboarding.signals, connected in NudgesConfig.ready(). They run inside the writer's
+transaction, so each defers its job until the commit: a transaction sends at most one job per
+receiver, whatever number of enrollments or events it touched, so an ingestion batch of 100 events
+costs one enqueue, not 100. Workspaces without any trigger skip it all (checked once per
 process every CACHE_SECONDS).
 """
 
@@ -12,6 +13,8 @@ from datetime import datetime
 
 from core.jobs import enqueue
 from core.on_commit import on_commit_batched
+from nudges.jobs import events_stored_job, progress_changed_job
+from nudges.models import Trigger
 
 CACHE_SECONDS = 10.0
 _uses_nudges: dict[int, tuple[float, bool]] = {}
@@ -19,8 +22,6 @@ _uses_nudges: dict[int, tuple[float, bool]] = {}
 
 def workspace_uses_nudges(workspace_id: int) -> bool:
     """Whether the workspace has any trigger (active or not: sent nudges still convert)."""
-    from nudges.models import Trigger
-
     now = time.monotonic()
     cached = _uses_nudges.get(workspace_id)
     if cached is not None and now - cached[0] < CACHE_SECONDS:
@@ -40,26 +41,31 @@ def _batched(name: str, job: Callable, item) -> None:
     on_commit_batched(f"nudges.{name}", lambda items: enqueue(job, items, queue="default"), item)
 
 
-def enrollment_started(*, workspace_id: int, enrollment_id: int) -> None:
+def enrollment_started(sender: object, *, workspace_id: int, enrollment_id: int, **signal: object) -> None:
+    """onboarding.signals.enrollment_started: the welcome triggers."""
     if workspace_uses_nudges(workspace_id):
-        from nudges.jobs import progress_changed_job
-
         _batched("progress", progress_changed_job, (enrollment_id, True, [], None))
 
 
-def steps_completed(*, workspace_id: int, enrollment_id: int, step_keys: list[str], at: datetime) -> None:
-    """Steps that became complete in this write (not the ones completed before)."""
+def steps_completed(
+    sender: object,
+    *,
+    workspace_id: int,
+    enrollment_id: int,
+    step_keys: list[str],
+    at: datetime,
+    **signal: object,
+) -> None:
+    """onboarding.signals.steps_completed: steps that became complete in this write (milestones,
+    conversions)."""
     if step_keys and workspace_uses_nudges(workspace_id):
-        from nudges.jobs import progress_changed_job
-
         _batched("progress", progress_changed_job, (enrollment_id, False, step_keys, at.isoformat()))
 
 
-def events_stored(*, workspace_id: int, events: list[dict]) -> None:
-    """Named events just stored (custom "A without B" triggers read their names and times)."""
+def events_stored(sender: object, *, workspace_id: int, events: list[dict], **signal: object) -> None:
+    """onboarding.signals.events_stored: named events just stored (custom "A without B" triggers
+    read their names and times)."""
     if events and workspace_uses_nudges(workspace_id):
-        from nudges.jobs import events_stored_job
-
         for event in events:
             if event.get("name"):
                 item = (

@@ -7,9 +7,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from guardrails.abuse import ratelimit
-from onboarding import services
-from onboarding.ingestion import segment
+from onboarding import services, signals
+from onboarding.ingestion import guards, segment
 from onboarding.ingestion.parsers import SegmentJSONParser
 from onboarding.models import ApiKey
 from onboarding.progress import enrollments
@@ -82,15 +81,16 @@ class _IngestApi(APIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         self.envelope_check(request)
-        # Per-key rate limit in events, one Redis round trip; 429 with Retry-After when over it.
-        ratelimit.ingest_admit(request=request, call_type=getattr(self, "call_type", None))
+        # The registered checks (guardrails' per-key rate limit: 429 with Retry-After when over it).
+        guards.request_admit(request=request, call_type=getattr(self, "call_type", None))
 
     def envelope_check(self, request) -> None:
         """Refuse a request whose shape is wrong as a whole, before the rate limiter counts its
         events: a batch too large for any limit must get 413, never a 429 to retry forever."""
 
     def finalize_response(self, request, response, *args, **kwargs):
-        ratelimit.ingest_rejected_record(request=request, response=response)  # abuse counters
+        if response.status_code in (status.HTTP_400_BAD_REQUEST, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE):
+            signals.ingestion_rejected.send(sender=__name__, request=request, response=response)
         return super().finalize_response(request, response, *args, **kwargs)
 
 

@@ -14,12 +14,11 @@ from django.conf import settings
 from django.db import transaction
 
 from core.db import retry
-from guardrails.gdpr import erased_guard as reimport
-from nudges.triggers import receivers as nudge_hooks
+from onboarding import signals
 from onboarding.identity import profiles
 from onboarding.identity.resolution import resolve_end_users
 from onboarding.ingestion import debugger as live
-from onboarding.ingestion import event_store
+from onboarding.ingestion import event_store, guards
 from onboarding.ingestion.segment import (
     Call,
     FieldError,
@@ -168,8 +167,9 @@ def store_batch(*, workspace: Workspace, events: list[dict], received_at: dateti
     retry.WRITE_ATTEMPTS times with exponential backoff, so the client gets its 200 and nothing is lost
     or stored twice. Inside an outer transaction (a caller's atomic block) it runs once.
     """
-    # Events of people erased under GDPR are accepted but not stored (guardrails.gdpr.erased_guard).
-    events = reimport.without_erased(workspace_id=workspace.pk, events=events)
+    # The registered filters: events of people erased under GDPR are accepted but not stored
+    # (guardrails.gdpr.erased_guard).
+    events = guards.events_to_store(workspace_id=workspace.pk, events=events)
     if not events:
         return set()
     if transaction.get_connection().in_atomic_block:
@@ -226,7 +226,7 @@ def _store_once(*, workspace: Workspace, events: list[dict], received_at: dateti
         # Step completions and enrolment on identify; in a retried savepoint that, should it
         # still fail, is logged and rolled back alone: the events commit whatever happens.
         progress.progress_on_events(workspace=workspace, events=new_events)
-        nudge_hooks.events_stored(workspace_id=workspace.pk, events=new_events)
+        signals.events_stored.send(sender=__name__, workspace_id=workspace.pk, events=new_events)
         transaction.on_commit(lambda: live.publish_events(workspace_id=workspace.pk, events=new_events))
     return new_ids
 

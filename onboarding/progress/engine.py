@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from core.db import bulk, retry
 from core.db.prepared import PreparedQuery
-from nudges.triggers import receivers as nudge_hooks
+from onboarding import signals
 from onboarding.models import EndUser, Enrollment, Event, StepCompletion, Workspace
 from onboarding.progress import answers, completions_cache
 from onboarding.progress.state import EVENT, CompletionState, Derived, active_completions, derive
@@ -269,7 +269,8 @@ def _after_write(write: _Write) -> None:
         if row.is_active and not (before.get(key) is not None and before[key].is_active)
     ]
     if newly_done:
-        nudge_hooks.steps_completed(
+        signals.steps_completed.send(
+            sender=__name__,
             workspace_id=enrollment.workspace_id,
             enrollment_id=enrollment.pk,
             step_keys=newly_done,
@@ -364,7 +365,9 @@ def _new_enrollment(*, end_user: EndUser, enrolled_at: datetime, published: list
 
 
 def _enrollment_started(enrollment: Enrollment) -> None:
-    nudge_hooks.enrollment_started(workspace_id=enrollment.workspace_id, enrollment_id=enrollment.pk)
+    signals.enrollment_started.send(
+        sender=__name__, workspace_id=enrollment.workspace_id, enrollment_id=enrollment.pk
+    )
     logger.info(
         "enrollment.started",
         extra={
