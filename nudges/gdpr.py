@@ -1,4 +1,4 @@
-"""The nudges sections of a GDPR export and erasure (guardrails.gdpr.export / guardrails.gdpr.erasure).
+"""The nudges sections of a GDPR export and erasure (guardrails.gdpr.export / guardrails.gdpr.erasers).
 
 Export: every nudge considered for the person, with what was sent, its status trail and why.
 Erasure: the rows stay (send, open and conversion rates stay right) but lose what they said
@@ -6,7 +6,7 @@ about the person: content, trace, the trail's details; their push subscriptions 
 and their pending custom-trigger waits too.
 """
 
-from guardrails.gdpr.erasure import ERASED, ErasureScope, eraser
+from guardrails.gdpr.erasers import ERASED, ErasureScope, eraser
 from guardrails.gdpr.export import Subject, exporter
 from guardrails.gdpr.vacuum import erased_models_register
 from nudges.models import CustomTriggerStart, Nudge, NudgeEvent, PushSubscription

@@ -15,7 +15,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from guardrails.gdpr import erased_guard as reimport
-from guardrails.gdpr import erasure, erasure_events
+from guardrails.gdpr import erasers, erasure, erasure_events
 from guardrails.models import AuditLog, ConsentRecord, LLMCall, Preference, Suppression
 from guardrails.preferences import subjects
 from onboarding.models import (
@@ -421,13 +421,17 @@ def test_delete_of_a_long_history_queues_a_job_that_reports_progress(
     assert rows_mentioning(ZELDA.needles) == []
 
 
-def test_the_erasure_registry_takes_a_later_apps_eraser(tenant, people, monkeypatch):
+def test_the_erasure_registry_takes_a_later_apps_eraser(tenant, people):
     workspace, _, _ = tenant
-    monkeypatch.setattr(erasure, "ERASERS", dict(erasure.ERASERS))
+    registered = dict(erasers.ERASERS)  # restored after the test: the registry is shared
     seen = []
-    erasure.eraser("experiments")(lambda scope: seen.append(scope.end_user.pk) or 4)
+    try:
+        erasers.eraser("experiments")(lambda scope: seen.append(scope.end_user.pk) or 4)
 
-    result = erasure.gdpr_erase(workspace=workspace, user_id=ZELDA.user_id, actor_label="test")
+        result = erasure.gdpr_erase(workspace=workspace, user_id=ZELDA.user_id, actor_label="test")
+    finally:
+        erasers.ERASERS.clear()
+        erasers.ERASERS.update(registered)
 
     assert result.erased["experiments"] == 4
     assert seen == [result.end_user_ids[0]]
@@ -435,10 +439,10 @@ def test_the_erasure_registry_takes_a_later_apps_eraser(tenant, people, monkeypa
 
 def test_short_identifiers_are_matched_whole():
     """Short user ids are only matched whole in audit rows: "42" must not erase "2042"."""
-    assert erasure._mentions("2042-01-01", ("42",)) is False
-    assert erasure._mentions("42", ("42",)) is True
-    assert erasure._mentions("call zq-user-7731 now", ("zq-user-7731",)) is True
-    assert replace(erasure.Identifiers("u", ("a",), ("e",)), user_id="").all == ("a", "e")
+    assert erasers._mentions("2042-01-01", ("42",)) is False
+    assert erasers._mentions("42", ("42",)) is True
+    assert erasers._mentions("call zq-user-7731 now", ("zq-user-7731",)) is True
+    assert replace(erasers.Identifiers("u", ("a",), ("e",)), user_id="").all == ("a", "e")
 
 
 def test_other_processes_stop_storing_before_the_user_id_is_freed(tenant, people, segment, monkeypatch):
@@ -567,4 +571,4 @@ def test_an_earlier_erasure_that_cannot_finish_does_not_fail_a_later_one(tenant,
         for record in caplog.records
         if record.msg == "guardrails.gdpr.erasure.unfinished_failed"
     ] == [zelda.pk]
-    assert erasure.unfinished_profiles(workspace=workspace) == [zelda]  # left for the next call
+    assert erasure_events.unfinished_profiles(workspace=workspace) == [zelda]  # left for the next call
