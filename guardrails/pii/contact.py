@@ -13,7 +13,7 @@ from typing import Any
 
 import phonenumbers
 
-from guardrails.pii.patterns import normalise_key
+from guardrails.pii.keys import normalise_key
 
 # Contact address parts too coarse to be PII on their own, and too short to match safely.
 ADDRESS_KEYS_KEPT = frozenset({"country", "countrycode", "state", "region", "province"})

@@ -22,11 +22,12 @@ Limits, by design: a person's name is found only when it is the end user's own (
 name recogniser for third parties); a bare "name" key is kept (it names steps and plans); a
 key or token of an unknown provider is found only when it is long, mixed-case and holds digits.
 
-Candidates and validators are in `guardrails/pii/patterns.py`, the contact matcher in
-`guardrails/pii/contact.py`. Text written percent-encoded, with HTML character references or in
-base64 inside a URL parameter is scanned again decoded (`guardrails/pii/decoding.py`), and what
-is found there is replaced in its written form. The corpus and the figures are in
-tests/guardrails/pii_corpus.py and bench/pii.py.
+Candidates are found by `guardrails/pii/patterns.py` and tested by `guardrails/pii/validators.py`
+(with `guardrails/pii/formats.py`); the PII dict keys are in `guardrails/pii/keys.py`, the contact
+matcher in `guardrails/pii/contact.py`. Text written percent-encoded, with HTML character
+references or in base64 inside a URL parameter is scanned again decoded
+(`guardrails/pii/decoding.py`), and what is found there is replaced in its written form. The
+corpus and the figures are in tests/guardrails/pii_corpus.py and bench/pii.py.
 """
 
 import logging
@@ -40,7 +41,7 @@ from typing import Any
 import phonenumbers
 
 from guardrails.pii import contact as contacts
-from guardrails.pii import decoding, patterns
+from guardrails.pii import decoding, keys, patterns
 from guardrails.pii.validators import DETECTORS, DetectionTimeout, Scan, Span, address_ending_at
 
 __all__ = [
@@ -307,7 +308,7 @@ def _redact_node(value: Any, path: str, scan: Scan, findings: list[Finding]) -> 
                     for kind, start, end in key_spans
                 )
             child_path = _child_path(path, str(new_key))
-            key_type = patterns.PII_KEY_TYPES.get(patterns.normalise_key(key_text))
+            key_type = keys.PII_KEY_TYPES.get(keys.normalise_key(key_text))
             if key_type is not None and not _is_empty(item):
                 redacted[new_key] = f"[{key_type}]"
                 findings.append(Finding(type=key_type, path=child_path))

@@ -1,13 +1,14 @@
-"""The validators of the PII detector's candidates (`guardrails/pii/detector.py`): each takes a candidate
-that a pattern of `guardrails/pii/patterns.py` matched and returns the spans that are PII, with
-their type ("4111 1111 1111 1111" is a CARD only if Luhn and the issuer agree)."""
+"""The validators of the PII detector's candidates (`guardrails/pii/detector.py`): each takes a
+candidate that a pattern of `guardrails/pii/patterns.py` matched, tests it (`guardrails/pii/formats.py`)
+and returns the spans that are PII, with their type ("4111 1111 1111 1111" is a CARD only if Luhn
+and the issuer agree)."""
 
 import re
 import time
 from collections.abc import Callable
 
 from guardrails.pii import contact as contacts
-from guardrails.pii import patterns
+from guardrails.pii import formats, patterns
 
 
 class DetectionTimeout(Exception):
@@ -32,17 +33,17 @@ Span = tuple[str, int, int]
 
 def _number_kind(scan: Scan, text: str, candidate: str, start: int) -> str | None:
     digits = "".join(character for character in candidate if character.isdigit())
-    if patterns.is_card(candidate, digits):
+    if formats.is_card(candidate, digits):
         return "CARD"
-    if patterns.is_ssn(candidate):
+    if formats.is_ssn(candidate):
         return "SSN"
     if len(digits) < 7 or len(digits) > 17:
         return None
     if scan.contact.phone_digits and digits.endswith(scan.contact.phone_digits):
         return "PHONE"
-    if candidate.isdigit() and patterns.follows_identifier_label(text, start):
+    if candidate.isdigit() and formats.follows_identifier_label(text, start):
         return None
-    return "PHONE" if patterns.is_phone(candidate, scan.region) else None
+    return "PHONE" if formats.is_phone(candidate, scan.region) else None
 
 
 def _detect_number(scan: Scan, text: str, match: re.Match, value_group: int | None) -> list[Span]:
@@ -53,7 +54,7 @@ def _detect_number(scan: Scan, text: str, match: re.Match, value_group: int | No
         return [(kind, start, end)]
     # A run of several numbers separated by spaces ("415 555 0123 415 555 0199", "2019 4155550123"):
     # the longest pieces that validate, from the left.
-    if patterns.grouped_like_card(text[start:end]):
+    if formats.grouped_like_card(text[start:end]):
         return []
     parts = [part.span() for part in re.finditer(r"\S+", text[start:end])]
     spans, first = [], 0
@@ -75,7 +76,7 @@ def _detect_iban(scan: Scan, text: str, match: re.Match, value_group: int | None
     candidate = match.group()
     # A following capitalised word or number group may have been taken in: drop groups from the end.
     while len(candidate.replace(" ", "")) >= 15:
-        if patterns.is_iban(candidate):
+        if formats.is_iban(candidate):
             return [("IBAN", match.start(), match.start() + len(candidate))]
         if " " not in candidate:
             break
@@ -109,22 +110,22 @@ def _nothing(scan: Scan, text: str, match: re.Match, value_group: int | None) ->
     return []
 
 
-# Candidate kind (see `pii_patterns`) -> the detector that validates it and returns PII spans.
+# Candidate kind (see `guardrails.pii.patterns`) -> the detector that validates it and returns PII spans.
 DETECTORS: dict[str, Callable[[Scan, str, re.Match, int | None], list[Span]]] = {
     "skip_date": _nothing,
     "skip_price": _nothing,
     "email": _whole("EMAIL"),
-    "ipv4": _whole("IP", patterns.is_ip_address),
-    "ipv6": _whole("IP", patterns.is_ip_address),
+    "ipv4": _whole("IP", formats.is_ip_address),
+    "ipv6": _whole("IP", formats.is_ip_address),
     "secret": _whole("SECRET"),
-    "token": _whole("SECRET", patterns.is_random_token),
+    "token": _whole("SECRET", formats.is_random_token),
     "iban": _detect_iban,
     "address": _whole("ADDRESS"),
     "number": _detect_number,
     "bearer": _labelled("SECRET", lambda value: len(value) >= 12),
-    "labelled_secret": _labelled("SECRET", patterns.looks_like_password),
+    "labelled_secret": _labelled("SECRET", formats.looks_like_password),
     "dob": _labelled("DOB"),
-    "labelled_ssn": _labelled("SSN", patterns.is_labelled_ssn),
+    "labelled_ssn": _labelled("SSN", formats.is_labelled_ssn),
 }
 
 
