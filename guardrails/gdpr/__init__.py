@@ -1,0 +1,6 @@
+"""GDPR / CCPA rights of one person: the export of everything held on them, and their erasure.
+
+Owns the export and erasure registries (an app added later registers its sections and erasers),
+the erasure's steps and its events' scrubbing, ingestion's guard against re-creating an erased
+person, the VACUUM after an erasure, and the API for both.
+"""

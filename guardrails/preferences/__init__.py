@@ -1,0 +1,5 @@
+"""An end user's own choices: the preferences API, the one-click unsubscribe link and its page.
+
+Owns the validation of a preferences update, the signed unsubscribe links, and the digests a
+suppression stores instead of the address or user id it names.
+"""
