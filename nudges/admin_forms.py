@@ -8,15 +8,13 @@ from django import forms
 from guardrails.models import Channel
 from nudges.models import ChannelProvider, NudgeSettings, NudgeTemplate, TemplateVersion, Trigger
 from nudges.triggers import engine as triggers
+from nudges.triggers.registry import KINDS
 
 Kind = Trigger.Kind
 
-# The Trigger.config keys each kind's form fields hold (nudges.triggers.engine reads them).
+# The Trigger.config keys each kind's form fields hold (its module under nudges/triggers/kinds/).
 KIND_FIELDS = {
-    Kind.MILESTONE: ("step", "percent"),
-    Kind.INACTIVITY: ("days",),
-    Kind.REENGAGEMENT: ("days",),
-    Kind.CUSTOM: ("event_a", "conditions_a", "event_b", "window_hours"),
+    kind: registered.config_fields for kind, registered in KINDS.items() if registered.config_fields
 }
 CONFIG_FIELDS = ("step", "percent", "days", "event_a", "conditions_a", "event_b", "window_hours")
 

@@ -10,8 +10,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.jobs import enqueue
 from nudges.models import Nudge, NudgeEvent, TemplateVersion, Trigger
 from onboarding.models import EndUser, Enrollment
+from tenancy.audit import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ TIMESTAMP_OF = {
     Status.BOUNCED: "failed_at",
 }
 REWARDS = {Status.CLICKED, Status.CONVERTED}
+PROCESS_JOB = "nudges.jobs.nudge_process_job"  # by name: nudges.jobs imports the code below it
 
 
 def trace_line(stage: str, message: str, *, at: datetime | None = None) -> dict[str, str]:
@@ -147,10 +150,6 @@ def _moves(current: str, new: str) -> bool:
 def nudge_retry(*, nudge: Nudge, actor=None) -> bool:
     """Send a dead letter (a failed nudge) again: back to queued, then through the pipeline.
     Returns False when the nudge is not failed (nothing to retry)."""
-    from core.jobs import enqueue
-    from nudges.jobs import nudge_process_job
-    from tenancy.audit import audit_record
-
     if not Nudge.objects.filter(pk=nudge.pk, status=Status.FAILED).update(
         status=Status.QUEUED, failed_at=None
     ):
@@ -167,7 +166,7 @@ def nudge_retry(*, nudge: Nudge, actor=None) -> bool:
         before={"status": Status.FAILED},
         after={"status": Status.QUEUED},
     )
-    enqueue(nudge_process_job, nudge.pk)
+    enqueue(PROCESS_JOB, nudge.pk)
     return True
 
 

@@ -14,13 +14,11 @@ from datetime import datetime
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.jobs import enqueue
 from nudges.delivery.attempts import lease
-from nudges.jobs import nudges_process_job
+from nudges.delivery.dispatch import pipeline_enqueue
 from nudges.models import Nudge
 
 Status = Nudge.Status
-PIPELINE_BATCH = 20  # nudges per job (nudges.triggers.engine)
 # Claimable: queued, deferred and due, or in flight (its lease ran out: to reconcile).
 CLAIMABLE = (Status.QUEUED, Status.DEFERRED, Status.IN_FLIGHT)
 
@@ -74,6 +72,5 @@ def process_due(*, now: datetime | None = None, limit: int = 1000) -> int:
         | Q(status=Status.QUEUED, claimed_until__isnull=True, created_at__lte=now - lease())
     )
     nudge_ids = list(Nudge.objects.filter(due).order_by("pk").values_list("pk", flat=True)[:limit])
-    for start in range(0, len(nudge_ids), PIPELINE_BATCH):
-        enqueue(nudges_process_job, nudge_ids[start : start + PIPELINE_BATCH], job_options={"result_ttl": 0})
+    pipeline_enqueue(nudge_ids)
     return len(nudge_ids)

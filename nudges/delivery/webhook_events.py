@@ -299,33 +299,10 @@ def twilio_status_apply(*, workspace: Workspace, params: dict[str, str]) -> dict
             source="twilio",
         )
         counts["suppressed"] += 1
-    nudge = (
-        Nudge.objects.filter(workspace=workspace, channel=Channel.SMS, provider_message_id=sid).first()
-        if sid
-        else None
+    outcome = _twilio_nudge_apply(
+        workspace=workspace, sid=sid, message_status=message_status, error_code=error_code, reason=reason
     )
-    status = TWILIO_STATUS.get(message_status)
-    if nudge is None:
-        counts["unmatched"] += 1
-    elif status is None:
-        counts["unhandled"] += 1  # queued, accepted, sending, scheduled: the pipeline knows
-    else:
-        detail = (
-            {"event": message_status, "error_code": error_code} if error_code else {"event": message_status}
-        )
-        fields = {}
-        if status == Status.FAILED:
-            fields["last_error"] = f"Twilio error {error_code or 'unknown'}: {message_status}"
-        services.nudge_status_advance(
-            nudge=nudge, status=status, source="twilio", detail=detail, fields=fields
-        )
-        if reason is not None:
-            services.nudge_trace(
-                nudge=nudge,
-                stage="webhook",
-                message=f"phone number suppressed: {reason} (error {error_code})",
-            )
-        counts["applied"] += 1
+    counts[outcome] += 1
     logger.info(
         "nudges.webhook.twilio",
         extra={
@@ -336,3 +313,32 @@ def twilio_status_apply(*, workspace: Workspace, params: dict[str, str]) -> dict
         },
     )
     return dict(counts)
+
+
+def _twilio_nudge_apply(
+    *, workspace: Workspace, sid: str, message_status: str, error_code: str, reason: str | None
+) -> str:
+    """Move the SMS nudge the callback names along its status trail; returns the count it adds
+    to (applied, unmatched, or unhandled)."""
+    nudge = (
+        Nudge.objects.filter(workspace=workspace, channel=Channel.SMS, provider_message_id=sid).first()
+        if sid
+        else None
+    )
+    status = TWILIO_STATUS.get(message_status)
+    if nudge is None:
+        return "unmatched"
+    if status is None:
+        return "unhandled"  # queued, accepted, sending, scheduled: the pipeline knows
+    detail = {"event": message_status, "error_code": error_code} if error_code else {"event": message_status}
+    fields = {}
+    if status == Status.FAILED:
+        fields["last_error"] = f"Twilio error {error_code or 'unknown'}: {message_status}"
+    services.nudge_status_advance(nudge=nudge, status=status, source="twilio", detail=detail, fields=fields)
+    if reason is not None:
+        services.nudge_trace(
+            nudge=nudge,
+            stage="webhook",
+            message=f"phone number suppressed: {reason} (error {error_code})",
+        )
+    return "applied"

@@ -12,7 +12,7 @@ from werkzeug import Response
 from guardrails import services as guardrails_services
 from guardrails.models import AuditLog, PolicyDecision, WorkspacePolicy
 from guardrails.secrets import workspace_secret_set
-from nudges.delivery import attempts, leases, pipeline, webhook_events
+from nudges.delivery import attempts, dispatch, leases, pipeline, webhook_events
 from nudges.delivery import failover as delivery
 from nudges.models import ChannelProvider, Nudge, NudgeEvent, Trigger
 from nudges.triggers import engine as triggers
@@ -38,7 +38,7 @@ def setup(httpserver, monkeypatch):
     """A workspace with a path, a stuck trigger on email then in-app, templates for both, SendGrid
     pointed at the local server, and a user with contact data and three events."""
     hooks.forget()
-    monkeypatch.setattr(triggers, "enqueue", lambda *args, **kwargs: None)  # the test runs the pipeline
+    monkeypatch.setattr(dispatch, "enqueue", lambda *args, **kwargs: None)  # the test runs the pipeline
     workspace, write_key, _ = onboarding_services.workspace_create(name="Acme")
     published_path(workspace)
     workspace.refresh_from_db()
@@ -347,8 +347,14 @@ def killed_after_provider(monkeypatch):
 
 @pytest.fixture
 def queued_jobs(monkeypatch):
+    """The jobs the due sweep queues (not the triggers'), each with its batch of nudge ids."""
     jobs = []
-    monkeypatch.setattr(leases, "enqueue", lambda job, nudge_ids, **kwargs: jobs.append(nudge_ids))
+
+    def pipeline_enqueue(nudge_ids):
+        batch = dispatch.PIPELINE_BATCH
+        jobs.extend(nudge_ids[start : start + batch] for start in range(0, len(nudge_ids), batch))
+
+    monkeypatch.setattr(leases, "pipeline_enqueue", pipeline_enqueue)
     return jobs
 
 

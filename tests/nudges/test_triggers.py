@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from nudges.delivery import dispatch
 from nudges.models import CustomTriggerStart, Nudge, Trigger
 from nudges.triggers import engine as triggers
 from nudges.triggers import receivers as hooks
@@ -34,8 +35,13 @@ def workspace():
 def queued(monkeypatch):
     """Jobs the triggers send to the pipeline, instead of running it."""
     sent = []
-    monkeypatch.setattr(triggers, "enqueue", lambda func, *args, **kwargs: sent.append((func.__name__, args)))
+    monkeypatch.setattr(dispatch, "enqueue", lambda job, *args, **kwargs: sent.append((_job_name(job), args)))
     return sent
+
+
+def _job_name(job) -> str:
+    """A job given as a function or by its dotted name, as its bare name."""
+    return job.rpartition(".")[2] if isinstance(job, str) else job.__name__
 
 
 def _nudges(trigger):
@@ -242,7 +248,7 @@ def test_ingestion_sends_one_progress_job_per_batch(
 ):
     TriggerFactory(workspace=workspace, kind=Trigger.Kind.MILESTONE, config={"step": "create-project"})
     jobs = []
-    monkeypatch.setattr(hooks, "enqueue", lambda func, items, **kwargs: jobs.append((func.__name__, items)))
+    monkeypatch.setattr(hooks, "enqueue", lambda func, items, **kwargs: jobs.append((_job_name(func), items)))
     with django_capture_on_commit_callbacks(execute=True):
         for user in ("u-1", "u-2", "u-3"):
             enrol(workspace.write_key, user, workspace)
