@@ -1,39 +1,36 @@
 """Run one pass of the time-based triggers now (the scheduler runs it every few minutes), then
 send the deferred nudges whose time has come."""
 
-from django.core.management.base import BaseCommand, CommandError
+from collections import Counter
+from collections.abc import Iterable
 
+from core.commands import PeriodicPassCommand
 from nudges.delivery import pipeline
 from nudges.triggers import engine as triggers
 from onboarding import selectors
 from onboarding.models import Workspace
 
 
-class Command(BaseCommand):
+class Command(PeriodicPassCommand):
     help = "Fire stuck, inactivity, re-engagement and custom triggers; send nudges that are due."
 
-    def add_arguments(self, parser):
-        parser.add_argument("--workspace", metavar="SLUG", help="Only this workspace (default: all)")
+    def workspace_by_slug(self, slug: str) -> Workspace | None:
+        return selectors.workspace_get_by_slug(slug=slug)
 
-    def handle(self, *args, workspace: str | None, **options):
-        if workspace:
-            found = selectors.workspace_get_by_slug(slug=workspace)
-            if found is None:
-                raise CommandError(f"No workspace with slug {workspace!r}")
-            workspaces = [found]
-        else:
-            workspaces = list(Workspace.objects.order_by("slug"))
-        created = duplicates = 0
-        for each in workspaces:
-            report = triggers.scan(workspace=each)
-            if report.created or report.duplicates:
-                self.stdout.write(
-                    f"{each.slug}: {report.created} nudges triggered, {report.duplicates} already sent"
-                )
-            created += report.created
-            duplicates += report.duplicates
+    def all_workspaces(self) -> Iterable[Workspace]:
+        return Workspace.objects.order_by("slug")
+
+    def run_pass(self, workspace: Workspace) -> dict[str, int]:
+        report = triggers.scan(workspace=workspace)
+        if report.created or report.duplicates:
+            self.stdout.write(
+                f"{workspace.slug}: {report.created} nudges triggered, {report.duplicates} already sent"
+            )
+        return {"created": report.created, "duplicates": report.duplicates}
+
+    def summary(self, *, totals: Counter[str], workspaces: int) -> str:
         due = pipeline.process_due()
-        self.stdout.write(
-            f"Done: {created} nudges triggered ({duplicates} occasions had theirs already) in "
-            f"{len(workspaces)} workspace(s); {due} due nudges sent to the pipeline."
+        return (
+            f"Done: {totals['created']} nudges triggered ({totals['duplicates']} occasions had theirs "
+            f"already) in {workspaces} workspace(s); {due} due nudges sent to the pipeline."
         )

@@ -1,7 +1,9 @@
 """Run one stuck-detection pass now (the scheduler runs the same pass every 15 minutes)."""
 
-from django.core.management.base import BaseCommand, CommandError
+from collections import Counter
+from collections.abc import Iterable
 
+from core.commands import PeriodicPassCommand
 from core.progress_bar import progress_line
 from onboarding import selectors
 from onboarding.models import Workspace
@@ -9,33 +11,30 @@ from onboarding.stuck import rules as stuck
 from onboarding.stuck import services as enrollment_signals
 
 
-class Command(BaseCommand):
+class Command(PeriodicPassCommand):
     help = "Flag enrollments stuck on a step and resolve those that moved on; prints counts."
 
-    def add_arguments(self, parser):
-        parser.add_argument("--workspace", metavar="SLUG", help="Only this workspace (default: all)")
+    def workspace_by_slug(self, slug: str) -> Workspace | None:
+        return selectors.workspace_get_by_slug(slug=slug)
 
-    def handle(self, *args, workspace: str | None, **options):
-        if workspace:
-            found = selectors.workspace_get_by_slug(slug=workspace)
-            if found is None:
-                raise CommandError(f"No workspace with slug {workspace!r}")
-            workspaces = [found]
-        else:
-            workspaces = Workspace.objects.order_by("slug").iterator()
-        flagged = resolved = count = 0
-        for each in workspaces:
-            report = enrollment_signals.stuck_detect(
-                workspace=each, on_progress=progress_line(self.stderr, f"{each.slug}: enrollments")
-            )
-            self.stdout.write(
-                f"{each.slug}: {report.active} active on a step, {report.flagged} newly stuck, "
-                f"{report.away} over the limit but away (no event for {stuck.AWAY_AFTER.days} days), "
-                f"{report.resolved} resolved, {report.not_judged} not judged"
-            )
-            for reason in report.not_judged_steps:
-                self.stdout.write(f"  {reason}")
-            flagged += report.flagged
-            resolved += report.resolved
-            count += 1
-        self.stdout.write(f"Done: {flagged} newly stuck, {resolved} resolved in {count} workspace(s).")
+    def all_workspaces(self) -> Iterable[Workspace]:
+        return Workspace.objects.order_by("slug").iterator()
+
+    def run_pass(self, workspace: Workspace) -> dict[str, int]:
+        report = enrollment_signals.stuck_detect(
+            workspace=workspace, on_progress=progress_line(self.stderr, f"{workspace.slug}: enrollments")
+        )
+        self.stdout.write(
+            f"{workspace.slug}: {report.active} active on a step, {report.flagged} newly stuck, "
+            f"{report.away} over the limit but away (no event for {stuck.AWAY_AFTER.days} days), "
+            f"{report.resolved} resolved, {report.not_judged} not judged"
+        )
+        for reason in report.not_judged_steps:
+            self.stdout.write(f"  {reason}")
+        return {"flagged": report.flagged, "resolved": report.resolved}
+
+    def summary(self, *, totals: Counter[str], workspaces: int) -> str:
+        return (
+            f"Done: {totals['flagged']} newly stuck, {totals['resolved']} resolved in "
+            f"{workspaces} workspace(s)."
+        )
