@@ -1,12 +1,12 @@
-"""Forms of the nudges admin: trigger settings per kind instead of JSON, lists one per line,
-provider settings without secrets, and the draft editor."""
+"""Forms of the nudges admin (nudges/admin.py): trigger settings per kind instead of JSON, lists
+one per line, provider settings without secrets. The template forms: nudges/content/forms.py."""
 
 import re
 
 from django import forms
 
 from guardrails.models import Channel
-from nudges.models import ChannelProvider, NudgeSettings, NudgeTemplate, TemplateVersion, Trigger
+from nudges.models import ChannelProvider, NudgeSettings, Trigger
 from nudges.triggers import engine as triggers
 from nudges.triggers.registry import KINDS
 
@@ -222,37 +222,3 @@ class ChannelProviderForm(forms.ModelForm):
                 f" not {channel}.",
             )
         return cleaned
-
-
-class NudgeTemplateForm(forms.ModelForm):
-    class Meta:
-        model = NudgeTemplate
-        fields = ("trigger", "name", "channel", "persona", "locale")
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.instance.pk is None:
-            return cleaned  # the model's unique constraint is validated with every field present
-        # Trigger and channel are read-only once created: the constraint check skips them.
-        clash = (
-            NudgeTemplate.objects.filter(
-                trigger_id=self.instance.trigger_id,
-                channel=self.instance.channel,
-                persona=cleaned.get("persona", ""),
-                locale=cleaned.get("locale", ""),
-            )
-            .exclude(pk=self.instance.pk)
-            .exists()
-        )
-        if clash:
-            raise forms.ValidationError(
-                "Another template of this trigger and channel has this persona and locale."
-            )
-        return cleaned
-
-
-class TemplateVersionForm(forms.ModelForm):
-    class Meta:
-        model = TemplateVersion
-        fields = ("variant", "subject", "body", "cta_text", "cta_url")
-        widgets = {"body": forms.Textarea(attrs={"rows": 10, "cols": 80})}

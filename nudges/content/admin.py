@@ -10,10 +10,10 @@ from django.urls import path as url_path
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from nudges.admin_forms import NudgeTemplateForm, TemplateVersionForm
 from nudges.content import checks as template_checks
 from nudges.content import stats
 from nudges.content import versions as templates_service
+from nudges.content.forms import NudgeTemplateForm, TemplateVersionForm
 from nudges.content.preview import preview_view
 from nudges.models import NudgeTemplate, TemplateVersion, Trigger
 from onboarding.admin import WorkspaceScopedAdmin

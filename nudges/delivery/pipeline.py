@@ -29,8 +29,6 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -48,6 +46,7 @@ from nudges.content.context import NudgeContext, context_for_nudge
 from nudges.delivery import attempts, leases, sendtime, webhooks
 from nudges.delivery import failover as delivery
 from nudges.delivery.attempts import Outcome, note
+from nudges.delivery.cap_slot import CapSlot, cap_slot
 from nudges.delivery.leases import process_due
 from nudges.gateways import base as gateway_base
 from nudges.gateways.recipients import recipient_for
@@ -208,30 +207,6 @@ def nudge_process(*, nudge_id: int, now: datetime | None = None, lease_token: st
         fields={"trace": nudge.trace, "claimed_until": None, "lease_token": ""},
     )
     return Outcome(Status.SUPPRESSED)
-
-
-class CapSlot:
-    """The daily-cap slot an allowed nudge.send check reserved, until the nudge keeps it."""
-
-    def __init__(self, decision: policy.Decision):
-        self.decision = decision
-        self.kept = False
-
-    def keep(self) -> None:
-        """The provider has the nudge (or may have it): the slot is its delivery's, for good."""
-        self.kept = True
-
-
-@contextmanager
-def cap_slot(decision: policy.Decision) -> Iterator[CapSlot]:
-    """Hold the slot for one channel's try; give it back on the way out unless it was kept,
-    whichever way the try ends (no template, deferred, refused, an error)."""
-    slot = CapSlot(decision)
-    try:
-        yield slot
-    finally:
-        if not slot.kept:
-            policy.release(decision)
 
 
 def _try_channel(*, run: Run, channel: str, decision: policy.Decision) -> Outcome | None:
