@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from nudges.models import Nudge
 from onboarding.models import EndUser, Enrollment, Event, Workspace
-from onboarding.progress import enrollments
+from onboarding.progress import selectors as progress_selectors
 
 RECENT_EVENTS = 10
 
@@ -84,7 +84,7 @@ def _target_step(state: dict[str, Any] | None, step_key: str) -> dict[str, Any] 
 def nudge_context(
     *, workspace: Workspace, end_user: EndUser, enrollment: Enrollment | None, target_step_key: str = ""
 ) -> NudgeContext:
-    state = enrollments.enrollment_state(enrollment=enrollment) if enrollment is not None else None
+    state = progress_selectors.enrollment_state(enrollment=enrollment) if enrollment is not None else None
     events = list(
         Event.objects.filter(workspace=workspace, end_user=end_user)
         .order_by("-timestamp", "-pk")

@@ -20,7 +20,7 @@ from nudges.llm import personalize
 from nudges.models import Nudge, TemplateVersion
 from onboarding import selectors
 from onboarding.models import EndUser, Enrollment
-from onboarding.progress import enrollments
+from onboarding.progress import selectors as progress_selectors
 from paths import rules
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def _personalise(
 
 def template_preview(*, version: TemplateVersion, end_user: EndUser) -> Preview:
     template = version.template
-    enrollment = enrollments.enrollment_get_for_user(
+    enrollment = progress_selectors.enrollment_get_for_user(
         workspace=template.workspace, user_id=end_user.external_id
     )
     context = nudge_context(workspace=template.workspace, end_user=end_user, enrollment=enrollment)

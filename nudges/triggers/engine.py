@@ -20,7 +20,7 @@ from nudges.triggers import registry
 from nudges.triggers.firing import ScanReport, active_triggers, dispatching
 from nudges.triggers.kinds.base import Progress
 from onboarding.models import Enrollment, Event, Workspace
-from onboarding.progress.enrollments import enrollment_state
+from onboarding.progress.selectors import enrollment_state
 
 __all__ = ["ScanReport", "config_errors", "on_events", "on_progress", "scan", "scan_all"]
 

@@ -114,8 +114,21 @@ def resolve_end_users(
     anonymous_ids = {anonymous_id for _, anonymous_id in pairs if anonymous_id}
     by_external = _end_users_by_external_id(workspace, external_ids)
     identities = _identities(workspace, anonymous_ids)
+    _claim_anonymous_profiles(pairs, by_external, identities)
+    missing_external = sorted(external_ids - by_external.keys())
+    if missing_external:
+        by_external.update(_insert_end_users(workspace, missing_external))
+        # A concurrent batch created some of them first: read those.
+        by_external.update(_end_users_by_external_id(workspace, external_ids - by_external.keys()))
+    _link_new_anonymous_ids(workspace, pairs, by_external, identities)
+    return _resolved_with_merges(pairs, by_external, identities)
 
-    # Anonymous profiles claimed by a userId seen with them for the first time (first pair wins).
+
+def _claim_anonymous_profiles(
+    pairs: set[IdentityPair], by_external: dict[str, int], identities: dict[str, tuple[int, bool]]
+) -> None:
+    """Anonymous profiles claimed by a userId seen with them for the first time (first pair wins):
+    `by_external` and `identities` updated with the claims that took."""
     claims: dict[int, str] = {}
     for user_id, anonymous_id in sorted(pairs, key=lambda pair: (pair[0] or "", pair[1] or "")):
         if not user_id or user_id in by_external or anonymous_id not in identities:
@@ -130,13 +143,15 @@ def resolve_end_users(
         if end_user_id in claimed:
             identities[anonymous_id] = (end_user_id, False)
 
-    missing_external = sorted(external_ids - by_external.keys())
-    if missing_external:
-        by_external.update(_insert_end_users(workspace, missing_external))
-        # A concurrent batch created some of them first: read those.
-        by_external.update(_end_users_by_external_id(workspace, external_ids - by_external.keys()))
 
-    # Anonymous ids never seen: link to the pair's user, or to a new anonymous profile.
+def _link_new_anonymous_ids(
+    workspace: Workspace,
+    pairs: set[IdentityPair],
+    by_external: dict[str, int],
+    identities: dict[str, tuple[int, bool]],
+) -> None:
+    """Anonymous ids never seen: linked to the pair's user, or to a new anonymous profile
+    (`identities` updated)."""
     new_links: dict[str, int] = {}
     anonymous_only = sorted(
         anonymous_id
@@ -151,21 +166,26 @@ def resolve_end_users(
     if anonymous_only:
         created = _insert_end_users(workspace, [None] * len(anonymous_only))
         new_links.update(zip(anonymous_only, (end_user_id for _, end_user_id in created), strict=True))
-    if new_links:
-        new_profiles = set(anonymous_only)
-        for anonymous_id, end_user_id in _insert_identities(workspace, sorted(new_links.items())):
-            identities[anonymous_id] = (end_user_id, anonymous_id in new_profiles)
-        # A concurrent batch linked some of them first: read those.
-        identities.update(_identities(workspace, new_links.keys() - identities.keys()))
-        # A concurrent batch linked some of these first: drop the profiles we made in vain.
-        lost = [
-            new_links[anonymous_id]
-            for anonymous_id in anonymous_only
-            if identities[anonymous_id][0] != new_links[anonymous_id]
-        ]
-        if lost:
-            EndUser.objects.filter(pk__in=lost, external_id__isnull=True).delete()
+    if not new_links:
+        return
+    new_profiles = set(anonymous_only)
+    for anonymous_id, end_user_id in _insert_identities(workspace, sorted(new_links.items())):
+        identities[anonymous_id] = (end_user_id, anonymous_id in new_profiles)
+    # A concurrent batch linked some of them first: read those.
+    identities.update(_identities(workspace, new_links.keys() - identities.keys()))
+    # A concurrent batch linked some of these first: drop the profiles we made in vain.
+    lost = [
+        new_links[anonymous_id]
+        for anonymous_id in anonymous_only
+        if identities[anonymous_id][0] != new_links[anonymous_id]
+    ]
+    if lost:
+        EndUser.objects.filter(pk__in=lost, external_id__isnull=True).delete()
 
+
+def _resolved_with_merges(
+    pairs: set[IdentityPair], by_external: dict[str, int], identities: dict[str, tuple[int, bool]]
+) -> tuple[dict[IdentityPair, int], set[tuple[int, int]]]:
     resolved, merges = {}, set()
     for user_id, anonymous_id in pairs:
         resolved[(user_id, anonymous_id)] = by_external[user_id] if user_id else identities[anonymous_id][0]

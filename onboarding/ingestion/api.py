@@ -11,7 +11,7 @@ from onboarding import services, signals
 from onboarding.ingestion import guards, segment
 from onboarding.ingestion.parsers import SegmentJSONParser
 from onboarding.models import ApiKey
-from onboarding.progress import enrollments
+from onboarding.progress import selectors as progress_selectors
 from tenancy.authentication import ApiKeyAuthentication, HasScope
 
 MAX_REPORTED_REJECTIONS = 100
@@ -115,11 +115,11 @@ class SegmentCallApi(_IngestApi):
         user_id = request.data.get("userId")
         if self.call_type == "identify" and not result.rejected and user_id not in (None, ""):
             # identify enrols a new user: the app gets the path to show without another call.
-            enrollment = enrollments.enrollment_get_for_user(
+            enrollment = progress_selectors.enrollment_get_for_user(
                 workspace=request.user.workspace, user_id=str(user_id)
             )
             if enrollment is not None:
-                response.data["enrollment"] = enrollments.enrollment_state(enrollment=enrollment)
+                response.data["enrollment"] = progress_selectors.enrollment_state(enrollment=enrollment)
         return response
 
 

@@ -18,6 +18,7 @@ from guardrails.abuse import token_misuse
 from onboarding import selectors
 from onboarding.models import ApiKey, Enrollment
 from onboarding.progress import enrollments
+from onboarding.progress import selectors as progress_selectors
 from tenancy import tokens
 from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
 
@@ -71,7 +72,7 @@ class _ProgressApi(APIView):
 
 def _enrollment_for(request, user_id: str) -> Enrollment:
     workspace = request.user.workspace
-    enrollment = enrollments.enrollment_get_for_user(workspace=workspace, user_id=user_id)
+    enrollment = progress_selectors.enrollment_get_for_user(workspace=workspace, user_id=user_id)
     token = request.auth if isinstance(request.auth, tokens.EndUserToken) else None
     if token is not None and enrollment is not None and enrollment.end_user_id != token.end_user_id:
         # Same external id, another person: the user was deleted and re-created after issuing.
@@ -140,7 +141,7 @@ def _error_response(error: Exception, enrollment: Enrollment) -> Response:
         )
     # EnrollmentNotActive: abandoned
     enrollment.refresh_from_db()
-    state = enrollments.enrollment_state(enrollment=enrollment)
+    state = progress_selectors.enrollment_state(enrollment=enrollment)
     return Response(
         {"detail": f"This enrollment is {state['status']}: it can no longer change.", "current": state},
         status=status.HTTP_409_CONFLICT,
@@ -184,7 +185,7 @@ def _write(
         return _stale_response(stale.state, expected)
     except _SERVICE_ERRORS as error:
         return _error_response(error, enrollment)
-    return _state_response(enrollments.saved_state(enrollment))
+    return _state_response(progress_selectors.saved_state(enrollment))
 
 
 # --- Schema documentation -----------------------------------------------------------------------
@@ -263,7 +264,7 @@ class EnrollmentDetailApi(_ProgressApi):
     @extend_schema(responses={200: StateOutputSerializer})
     def get(self, request, user_id: str):
         enrollment = _enrollment_for(request, user_id)
-        return _state_response(enrollments.enrollment_state(enrollment=enrollment))
+        return _state_response(progress_selectors.enrollment_state(enrollment=enrollment))
 
     @extend_schema(
         request=PatchInputSerializer,

@@ -17,11 +17,11 @@ from django.utils import timezone
 
 from core.db import retry
 from core.db.prepared import PreparedQuery
-from onboarding.models import EndUser, Enrollment, StepCompletion, Workspace
+from onboarding.models import EndUser, Enrollment, StepCompletion
 from onboarding.progress import answers as answer_aggregation
-from onboarding.progress import engine as progress
-from onboarding.progress import questions
-from onboarding.progress.engine import CompletionState
+from onboarding.progress import engine, enrolling, inputs, questions, saving
+from onboarding.progress.selectors import enrollment_state
+from onboarding.progress.state import CompletionState, derive
 from paths import rules
 
 
@@ -61,103 +61,6 @@ class EnrollmentNotActive(Exception):
 
 Method = StepCompletion.Method
 
-# --- Reads ---------------------------------------------------------------------------------------
-
-
-def enrollment_get_for_user(*, workspace: Workspace, user_id: str) -> Enrollment | None:
-    """The end user's active enrollment, else their latest one; user_id is the external userId.
-
-    A person has one enrollment, rarely a few, so they are all read and the choice is made
-    here: an ORDER BY on a CASE costs more to build than the rows cost to sort. Every progress
-    API call and socket starts here, so the query is built once per process (prepared.py).
-    """
-    found = _ENROLLMENTS_OF_USER.all(workspace.pk, user_id)
-    return max(found, key=_active_then_latest, default=None)
-
-
-_ENROLLMENTS_OF_USER = PreparedQuery(
-    lambda workspace_id, user_id: (
-        Enrollment.objects.filter(workspace_id=workspace_id, end_user__external_id=user_id)
-        .select_related("path_version__path", "end_user")
-        .order_by()
-    ),
-    0,
-    "",
-)
-
-
-def _active_then_latest(enrollment: Enrollment) -> tuple:
-    return (enrollment.status == Enrollment.Status.ACTIVE, enrollment.enrolled_at, enrollment.pk)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
-def enrollment_state(
-    *, enrollment: Enrollment, completions: dict[str, CompletionState] | None = None
-) -> dict[str, Any]:
-    """The state a client sees (API responses and websocket frames); JSON-ready. A writer that
-    holds the step completions it just saved passes them, saving their query."""
-    path_version = enrollment.path_version
-    compiled = rules.compiled_version(path_version)
-    if completions is None:
-        completions = progress.completions_for([enrollment]).get(enrollment.pk, {})
-    steps, required, required_done = [], 0, 0
-    for step in compiled.steps:
-        row = completions.get(step.key)
-        active = row if row is not None and row.is_active else None
-        if active is not None:
-            step_status = "skipped" if active.method == Method.SKIP else "completed"
-        elif step.key == enrollment.current_step_key:
-            step_status = "current"
-        else:
-            step_status = "pending"
-        if not step.optional:
-            required += 1
-            required_done += active is not None
-        steps.append(
-            {
-                "key": step.key,
-                "title": step.title,
-                "body": step.body,
-                "order": step.order,
-                "optional": step.optional,
-                "ui_component": step.ui_component,
-                "deep_link": step.deep_link,
-                "completion": step.completion,
-                "questions": list(step.questions),
-                "status": step_status,
-                "completed_at": _iso(active.completed_at) if active else None,
-                "method": active.method if active else None,
-            }
-        )
-    percent = 100 * required_done // required if required else 100
-    return {
-        "user_id": enrollment.end_user.external_id,
-        "enrollment_id": enrollment.pk,
-        "path": {
-            "key": path_version.path.key,
-            "name": path_version.path.name,
-            "version": path_version.number,
-        },
-        "status": enrollment.status,
-        "current_step": enrollment.current_step_key or None,
-        "revision": enrollment.revision,
-        "percent_complete": percent,
-        "answers": enrollment.answers,
-        "steps": steps,
-        "enrolled_at": _iso(enrollment.enrolled_at),
-        "completed_at": _iso(enrollment.completed_at),
-    }
-
-
-def saved_state(enrollment: Enrollment) -> dict[str, Any]:
-    """The state a write service just saved (no query), else the state read afresh."""
-    state = getattr(enrollment, "saved_state", None)
-    return state if state is not None else enrollment_state(enrollment=enrollment)
-
-
 # --- The write path ---------------------------------------------------------------------------------
 
 
@@ -177,18 +80,18 @@ def _write(
             if locked.status == Enrollment.Status.ABANDONED:
                 raise EnrollmentNotActive(f"enrollment {locked.pk} was abandoned")
             compiled = rules.compiled_version(locked.path_version)
-            before = progress.completions_for([locked]).get(locked.pk, {})
+            before = inputs.completions_for([locked]).get(locked.pk, {})
             after = {key: replace(row) for key, row in before.items()}
             answers_before = locked.answers
             change(locked, compiled, after)
-            events = progress.load_events(
+            events = inputs.load_events(
                 workspace_id=locked.workspace_id,
                 end_user_ids=[locked.end_user_id],
                 names=compiled.event_names,
             )
             # Every rule is evaluated, not only the changed steps': an event whose evaluation
             # failed at ingestion (logged, the event kept) counts from the user's next write.
-            derived = progress.derive(
+            derived = derive(
                 compiled,
                 enrolled_at=locked.enrolled_at,
                 status=locked.status,
@@ -198,7 +101,7 @@ def _write(
                 },
             )
             # Every accepted write takes a new revision, even one that changes nothing else.
-            progress.save(
+            saving.save(
                 locked,
                 before=before,
                 derived=derived,
@@ -287,9 +190,9 @@ def enrollment_start(*, end_user: EndUser, enrolled_at: datetime | None = None) 
         existing = Enrollment.objects.filter(end_user=end_user).order_by("-enrolled_at").first()
         if existing is not None:
             return existing
-        enrollment = progress.enrol(end_user=end_user, enrolled_at=enrolled_at or timezone.now())
+        enrollment = enrolling.enrol(end_user=end_user, enrolled_at=enrolled_at or timezone.now())
         if enrollment is not None:
-            progress.evaluate(
+            engine.evaluate(
                 {enrollment.pk: None}, workspace_id=end_user.workspace_id, created={enrollment.pk}
             )
             enrollment.refresh_from_db()

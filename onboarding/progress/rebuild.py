@@ -13,7 +13,8 @@ from django.db import transaction
 from guardrails.gdpr.erasure import TOMBSTONE_PREFIX
 from onboarding.models import Enrollment, Workspace
 from onboarding.progress import engine as progress
-from onboarding.progress.engine import CompletionState
+from onboarding.progress.saving import save
+from onboarding.progress.state import CompletionState, Derived
 
 CHUNK_SIZE = 500
 
@@ -39,7 +40,7 @@ def _describe(row: CompletionState | None) -> str:
     return text
 
 
-def differences(enrollment: Enrollment, before: dict, derived: progress.Derived) -> list[str]:
+def differences(enrollment: Enrollment, before: dict, derived: Derived) -> list[str]:
     """What the live state has that the rebuilt one has not, field by field."""
     found = []
     for key in sorted(before.keys() | derived.completions.keys()):
@@ -104,7 +105,7 @@ def rebuild_progress(
                 if found:
                     report.differences[enrollment.pk] = found
                     if repair:
-                        progress.save(enrollment, before=before, derived=derived, force=True)
+                        save(enrollment, before=before, derived=derived, force=True)
         report.enrollments += len(enrollment_ids)
         if on_progress is not None:
             on_progress(report.enrollments)
@@ -122,5 +123,5 @@ def rebuild(*, enrollment: Enrollment, repair: bool = True) -> list[str]:
         live, before, derived = results[enrollment.pk]
         found = differences(live, before, derived)
         if found and repair:
-            progress.save(live, before=before, derived=derived, force=True)
+            save(live, before=before, derived=derived, force=True)
     return found

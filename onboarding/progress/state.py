@@ -71,26 +71,10 @@ def derive(
     completions = {key: replace(row) for key, row in completions.items()}
     to_evaluate = None if evaluate is None else set(evaluate)
     for step in compiled.steps:
-        rule = step.rule
-        if rule is None or (to_evaluate is not None and step.key not in to_evaluate):
+        if step.rule is None or (to_evaluate is not None and step.key not in to_evaluate):
             continue
         row = completions.get(step.key)
-        if row is not None and row.is_active and row.method != EVENT:
-            continue  # an explicit completion stands whatever the events say
-        floor = row.reverted_at if row is not None else None
-        event = rules.satisfying_event(
-            rule,
-            events_by_name.get(rule.event_name, ()),
-            anchor=_anchor(compiled, step, completions, enrolled_at),
-            not_before=floor,
-        )
-        if event is not None:
-            new = CompletionState(step.key, EVENT, event.id, event.timestamp, floor)
-        elif row is not None and row.is_active:
-            # No longer satisfied (its window's anchor moved): gone, or back to reverted.
-            new = None if floor is None else replace(row, event_id=None, completed_at=floor)
-        else:
-            new = row
+        new = _step_by_events(compiled, step, row, completions, events_by_name, enrolled_at)
         if new == row:
             continue
         if new is None:
@@ -99,7 +83,44 @@ def derive(
             completions[step.key] = new
         if to_evaluate is not None:
             to_evaluate.update(dependent.key for dependent in compiled.dependents(step.key))
+    return _state_of(compiled, completions, enrolled_at=enrolled_at, status=status)
 
+
+def _step_by_events(
+    compiled: rules.CompiledPath,
+    step: rules.StepSpec,
+    row: CompletionState | None,
+    completions: dict[str, CompletionState],
+    events_by_name: dict[str, list[rules.StoredEvent]],
+    enrolled_at: datetime,
+) -> CompletionState | None:
+    """The step's completion row as its rule judges the events (`row` itself when unchanged)."""
+    if row is not None and row.is_active and row.method != EVENT:
+        return row  # an explicit completion stands whatever the events say
+    rule = step.rule
+    floor = row.reverted_at if row is not None else None
+    event = rules.satisfying_event(
+        rule,
+        events_by_name.get(rule.event_name, ()),
+        anchor=_anchor(compiled, step, completions, enrolled_at),
+        not_before=floor,
+    )
+    if event is not None:
+        return CompletionState(step.key, EVENT, event.id, event.timestamp, floor)
+    if row is not None and row.is_active:
+        # No longer satisfied (its window's anchor moved): gone, or back to reverted.
+        return None if floor is None else replace(row, event_id=None, completed_at=floor)
+    return row
+
+
+def _state_of(
+    compiled: rules.CompiledPath,
+    completions: dict[str, CompletionState],
+    *,
+    enrolled_at: datetime,
+    status: str,
+) -> Derived:
+    """Status, current step and its entry time, completion time, from the step completions."""
     done = {key for key, row in completions.items() if row.is_active}
     required_done = all(step.optional or step.key in done for step in compiled.steps)
     if status != Enrollment.Status.ABANDONED:

@@ -178,52 +178,14 @@ def stuck_detect(
         if not limit.is_judged:
             report.not_judged += on_step[pair]
             report.not_judged_steps.append(limit.describe())
-
     judged = sorted(pair for pair, limit in limits.items() if limit.is_judged)
-    flagged_this_stay = Exists(
-        EnrollmentSignal.objects.filter(
-            enrollment=OuterRef("pk"), kind=EnrollmentSignal.Kind.STUCK, step_key=OuterRef("current_step_key")
-        ).filter(Q(resolved_at__isnull=True) | Q(created_at__gte=OuterRef("step_entered_at")))
-    )
-    last_event = (
-        Event.objects.filter(end_user_id=OuterRef("end_user_id"))
-        .order_by("-timestamp")
-        .values("timestamp")[:1]
-    )
     done = report.not_judged
     for start in range(0, len(judged), PAIRS_PER_QUERY):
         batch = judged[start : start + PAIRS_PER_QUERY]
-        overdue = Q()
-        for path_version_id, step_key in batch:
-            overdue |= Q(
-                path_version_id=path_version_id,
-                current_step_key=step_key,
-                step_entered_at__lt=now - limits[(path_version_id, step_key)].duration,
-            )
-        rows = (
-            active.filter(overdue)
-            .exclude(flagged_this_stay)
-            .annotate(last_event_at=Subquery(last_event))
-            .order_by("pk")
-            .values_list("pk", "path_version_id", "current_step_key", "step_entered_at", "last_event_at")
-        )
-        candidates: list[tuple[int, int, str, datetime]] = []
-        for *row, last_event_at in rows.iterator(chunk_size=CHUNK_SIZE):
-            if stuck.is_away(last_event_at=last_event_at, now=now):
-                report.away += 1
-                continue
-            candidates.append(tuple(row))
-            if len(candidates) == CHUNK_SIZE:
-                _flag(candidates=candidates, limits=limits, now=now)
-                report.flagged += len(candidates)
-                candidates = []
-        if candidates:
-            _flag(candidates=candidates, limits=limits, now=now)
-            report.flagged += len(candidates)
+        _flag_overdue(active, batch=batch, limits=limits, now=now, report=report)
         done += sum(on_step[pair] for pair in batch)
         if on_progress:
             on_progress(done, report.active)
-
     with transaction.atomic():
         signals = EnrollmentSignal.objects.filter(enrollment__workspace=workspace)
         report.resolved = _resolve_moved_on(signals=signals, now=now) + _resolve_away(
@@ -242,6 +204,56 @@ def stuck_detect(
         },
     )
     return report
+
+
+def _overdue_rows(active: QuerySet, *, batch: list[tuple[int, str]], limits: dict, now: datetime) -> QuerySet:
+    """The active enrollments on the batch's (path version, step) pairs past their limit, not yet
+    flagged on this stay, with their user's last event time."""
+    flagged_this_stay = Exists(
+        EnrollmentSignal.objects.filter(
+            enrollment=OuterRef("pk"), kind=EnrollmentSignal.Kind.STUCK, step_key=OuterRef("current_step_key")
+        ).filter(Q(resolved_at__isnull=True) | Q(created_at__gte=OuterRef("step_entered_at")))
+    )
+    last_event = (
+        Event.objects.filter(end_user_id=OuterRef("end_user_id"))
+        .order_by("-timestamp")
+        .values("timestamp")[:1]
+    )
+    overdue = Q()
+    for path_version_id, step_key in batch:
+        overdue |= Q(
+            path_version_id=path_version_id,
+            current_step_key=step_key,
+            step_entered_at__lt=now - limits[(path_version_id, step_key)].duration,
+        )
+    return (
+        active.filter(overdue)
+        .exclude(flagged_this_stay)
+        .annotate(last_event_at=Subquery(last_event))
+        .order_by("pk")
+        .values_list("pk", "path_version_id", "current_step_key", "step_entered_at", "last_event_at")
+    )
+
+
+def _flag_overdue(
+    active: QuerySet, *, batch: list[tuple[int, str]], limits: dict, now: datetime, report: StuckReport
+) -> None:
+    """Flag the batch's overdue enrollments, CHUNK_SIZE at a time; those whose user went away
+    are counted, not flagged."""
+    candidates: list[tuple[int, int, str, datetime]] = []
+    rows = _overdue_rows(active, batch=batch, limits=limits, now=now)
+    for *row, last_event_at in rows.iterator(chunk_size=CHUNK_SIZE):
+        if stuck.is_away(last_event_at=last_event_at, now=now):
+            report.away += 1
+            continue
+        candidates.append(tuple(row))
+        if len(candidates) == CHUNK_SIZE:
+            _flag(candidates=candidates, limits=limits, now=now)
+            report.flagged += len(candidates)
+            candidates = []
+    if candidates:
+        _flag(candidates=candidates, limits=limits, now=now)
+        report.flagged += len(candidates)
 
 
 @transaction.atomic

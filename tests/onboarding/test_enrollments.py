@@ -9,6 +9,7 @@ from django.db import connection
 
 from onboarding.models import Enrollment, StepCompletion
 from onboarding.progress import answers, enrollments
+from onboarding.progress import selectors as progress_selectors
 from onboarding.progress.enrollments import (
     EnrollmentNotActive,
     IncompleteEnrollment,
@@ -49,7 +50,7 @@ def statuses(state):
 
 
 def test_state_of_a_new_enrollment(enrollment):
-    state = enrollments.enrollment_state(enrollment=enrollment)
+    state = progress_selectors.enrollment_state(enrollment=enrollment)
 
     first_step = state["steps"][0]
     assert {key: value for key, value in state.items() if key != "steps"} == {
@@ -97,11 +98,11 @@ def test_get_for_user_prefers_the_active_enrollment(enrollment, workspace, other
         step_entered_at=T0,
     )
 
-    assert enrollments.enrollment_get_for_user(workspace=workspace, user_id="u-1") == enrollment
+    assert progress_selectors.enrollment_get_for_user(workspace=workspace, user_id="u-1") == enrollment
     Enrollment.objects.filter(pk=enrollment.pk).update(status="abandoned")
-    assert enrollments.enrollment_get_for_user(workspace=workspace, user_id="u-1") == older
-    assert enrollments.enrollment_get_for_user(workspace=workspace, user_id="nobody") is None
-    assert enrollments.enrollment_get_for_user(workspace=other_tenant[0], user_id="u-1") is None
+    assert progress_selectors.enrollment_get_for_user(workspace=workspace, user_id="u-1") == older
+    assert progress_selectors.enrollment_get_for_user(workspace=workspace, user_id="nobody") is None
+    assert progress_selectors.enrollment_get_for_user(workspace=other_tenant[0], user_id="u-1") is None
 
 
 def test_events_already_stored_count_when_enrolled(workspace):
@@ -127,7 +128,7 @@ def test_step_complete(enrollment):
         "profile",
         {"create": ("api", False)},
     )
-    state = enrollments.enrollment_state(enrollment=updated)
+    state = progress_selectors.enrollment_state(enrollment=updated)
     assert (state["percent_complete"], statuses(state)["create"], state["steps"][0]["method"]) == (
         33,
         "completed",
@@ -170,7 +171,7 @@ def test_skip_only_optional_steps(enrollment):
     skipped = enrollments.step_skip(enrollment=enrollment, step_key="invite", expected_revision=1)
 
     assert (skipped.revision, rows(skipped)) == (2, {"invite": ("skip", False)})
-    assert statuses(enrollments.enrollment_state(enrollment=skipped))["invite"] == "skipped"
+    assert statuses(progress_selectors.enrollment_state(enrollment=skipped))["invite"] == "skipped"
     with pytest.raises(StepNotSkippable) as refused:
         enrollments.step_skip(enrollment=skipped, step_key="connect", expected_revision=2)
     assert refused.value.step_key == "connect"
@@ -200,7 +201,7 @@ def test_back_reverts_the_previous_step_and_only_a_newer_event_completes_it_agai
     EventFactory(end_user=end_user, name="Project Created", properties={"template": "y"})
     again = enrollments.step_skip(enrollment=back, step_key="invite", expected_revision=None)
     assert (again.current_step_key, rows(again)["create"]) == ("profile", ("event", True))
-    assert statuses(enrollments.enrollment_state(enrollment=again))["create"] == "completed"
+    assert statuses(progress_selectors.enrollment_state(enrollment=again))["create"] == "completed"
 
 
 def test_back_at_the_first_step_changes_no_step(enrollment):
@@ -309,7 +310,7 @@ def test_complete_the_path(enrollment, snapshots):
     completed = enrollments.enrollment_complete(enrollment=enrollment, expected_revision=enrollment.revision)
 
     assert (completed.status, snapshots) == ("completed", [enrollment.pk, enrollment.pk])
-    state = enrollments.enrollment_state(enrollment=completed)
+    state = progress_selectors.enrollment_state(enrollment=completed)
     assert (state["percent_complete"], state["current_step"], state["completed_at"]) == (
         100,
         None,
@@ -399,7 +400,7 @@ def test_each_write_pushes_the_state_after_commit(
             enrollments.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
 
     enrollment.refresh_from_db()
-    assert pushed == [(enrollment.end_user_id, enrollments.enrollment_state(enrollment=enrollment))]
+    assert pushed == [(enrollment.end_user_id, progress_selectors.enrollment_state(enrollment=enrollment))]
     assert pushed[0][1]["revision"] == 2
 
 

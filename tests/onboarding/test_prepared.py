@@ -6,7 +6,7 @@ from django.forms.models import model_to_dict
 
 from core.db.prepared import PreparedQuery
 from onboarding.models import ApiKey, Enrollment
-from onboarding.progress import enrollments
+from onboarding.progress import selectors as progress_selectors
 from onboarding.selectors import api_key_get_by_key
 from tests.onboarding.progress_setup import enrol, published_path
 
@@ -45,7 +45,7 @@ def test_the_enrollment_lookup_returns_what_the_orm_returns(two_workspaces):
     for enrollment in two_workspaces:
         orm = Enrollment.objects.select_related("path_version__path", "end_user").get(pk=enrollment.pk)
 
-        prepared = enrollments.enrollment_get_for_user(workspace=enrollment.workspace, user_id="ada")
+        prepared = progress_selectors.enrollment_get_for_user(workspace=enrollment.workspace, user_id="ada")
 
         assert _with_related(prepared) == _with_related(orm)
         assert prepared.answers == {"profile": {"role": "admin", "team_size": 3}}
@@ -56,9 +56,11 @@ def test_the_enrollment_lookup_returns_what_the_orm_returns(two_workspaces):
 def test_each_value_is_bound_in_its_own_place_and_the_workspace_scopes_the_lookup(two_workspaces, tenant):
     first, second = two_workspaces
 
-    assert enrollments.enrollment_get_for_user(workspace=second.workspace, user_id="ada").pk == second.pk
-    assert enrollments.enrollment_get_for_user(workspace=tenant[0], user_id="ada").pk == first.pk
-    assert enrollments.enrollment_get_for_user(workspace=tenant[0], user_id="grace") is None
+    assert (
+        progress_selectors.enrollment_get_for_user(workspace=second.workspace, user_id="ada").pk == second.pk
+    )
+    assert progress_selectors.enrollment_get_for_user(workspace=tenant[0], user_id="ada").pk == first.pk
+    assert progress_selectors.enrollment_get_for_user(workspace=tenant[0], user_id="grace") is None
 
 
 def test_a_locking_query_runs_in_the_callers_transaction(two_workspaces):
@@ -89,7 +91,7 @@ def test_placeholders_must_be_distinct_and_all_bound():
 
 
 def test_one_persons_events_read_through_the_prepared_query_equal_the_orms(tenant, other_tenant):
-    from onboarding.progress.engine import load_events
+    from onboarding.progress.inputs import load_events
     from tests.onboarding.progress_setup import track
 
     workspace, write_key, _ = tenant

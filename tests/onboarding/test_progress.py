@@ -12,8 +12,9 @@ from tenacity import wait_none
 from core.db import retry
 from onboarding.models import EndUser, Enrollment, Event, StepCompletion
 from onboarding.progress import engine as progress
-from onboarding.progress import enrollments, rebuild
+from onboarding.progress import enrolling, rebuild
 from onboarding.progress import push as live_progress
+from onboarding.progress import selectors as progress_selectors
 from tests.onboarding.engine_paths import T0, at, event_path, onboarding_path
 
 pytestmark = pytest.mark.django_db
@@ -170,7 +171,7 @@ def test_enrolling_a_batch_when_one_user_was_enrolled_meanwhile_enrols_the_other
 
     # "taken" has an active enrollment (as if a concurrent batch had enrolled it): the batch
     # insert conflicts, and each user is enrolled on their own instead.
-    created = progress.enrol_many(
+    created = enrolling.enrol_many(
         end_users=users, enrolled_at={user.pk: moment for user in users}, published=None
     )
 
@@ -296,7 +297,7 @@ def test_the_new_state_is_pushed_after_commit(
     for callback in callbacks:
         callback()
     enrollment = Enrollment.objects.get()
-    assert pushed == [(enrollment.end_user_id, enrollments.enrollment_state(enrollment=enrollment))]
+    assert pushed == [(enrollment.end_user_id, progress_selectors.enrollment_state(enrollment=enrollment))]
 
     with django_capture_on_commit_callbacks(execute=True):
         send(track("u-1", "Page", 1), track("u-1", "Project Created", 2, template="blank"))
@@ -304,7 +305,7 @@ def test_the_new_state_is_pushed_after_commit(
 
     enrollment.refresh_from_db()
     assert len(pushed) == 2
-    assert pushed[1] == (enrollment.end_user_id, enrollments.enrollment_state(enrollment=enrollment))
+    assert pushed[1] == (enrollment.end_user_id, progress_selectors.enrollment_state(enrollment=enrollment))
 
 
 def test_a_failing_progress_write_is_retried(workspace, send, monkeypatch):
@@ -379,7 +380,7 @@ def test_push_sends_the_state_to_the_users_group(workspace, send, in_memory_laye
     send(identify("u-1"))
     enrollment = Enrollment.objects.get()
     group = live_progress.progress_group(enrollment.end_user_id)
-    state = enrollments.enrollment_state(enrollment=enrollment)
+    state = progress_selectors.enrollment_state(enrollment=enrollment)
 
     async def receive_push():
         channel = await in_memory_layer.new_channel()
@@ -392,7 +393,7 @@ def test_push_sends_the_state_to_the_users_group(workspace, send, in_memory_laye
     assert group == f"onboarding.user.{enrollment.end_user_id}"
     assert message == {
         "type": "onboarding.state",
-        "state": enrollments.enrollment_state(enrollment=enrollment),
+        "state": progress_selectors.enrollment_state(enrollment=enrollment),
     }
 
 
@@ -407,7 +408,7 @@ def test_a_failed_push_is_logged_not_raised(workspace, send, monkeypatch, caplog
 
     enrollment = Enrollment.objects.get()
     live_progress.push(
-        end_user_id=enrollment.end_user_id, state=enrollments.enrollment_state(enrollment=enrollment)
+        end_user_id=enrollment.end_user_id, state=progress_selectors.enrollment_state(enrollment=enrollment)
     )
 
     assert [(record.levelname, record.message) for record in caplog.records][-1] == (

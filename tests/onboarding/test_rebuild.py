@@ -8,9 +8,10 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from onboarding import demo, services
+from onboarding import services
+from onboarding.demo import journeys
 from onboarding.models import Enrollment, StepCompletion
-from onboarding.progress import enrollments
+from onboarding.progress import selectors as progress_selectors
 from tests.factories import PathFactory, PublishedPathVersionFactory, StepFactory
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +66,7 @@ def ingest(workspace, calls, *, batch_size):
 
 
 def simulated_calls():
-    return [call for _, call in demo.calls_in_time_order(people=120, seed=11, now=NOW, days=10)]
+    return [call for _, call in journeys.calls_in_time_order(people=120, seed=11, now=NOW, days=10)]
 
 
 def progress_by_user(workspace):
@@ -73,7 +74,7 @@ def progress_by_user(workspace):
     for enrollment in Enrollment.objects.filter(workspace=workspace).select_related(
         "end_user", "path_version"
     ):
-        state = enrollments.enrollment_state(enrollment=enrollment)
+        state = progress_selectors.enrollment_state(enrollment=enrollment)
         steps = [
             (step["key"], step["status"], step["method"], step["completed_at"]) for step in state["steps"]
         ]

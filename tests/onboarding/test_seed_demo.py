@@ -11,7 +11,8 @@ from django.core.management import CommandError, call_command
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from onboarding import demo
+from onboarding.demo import funnel as demo_funnel
+from onboarding.demo import journeys, population
 from onboarding.models import AnonymousIdentity, ApiKey, Contact, EndUser, Event, Workspace
 from tenancy.keys import key_digest
 from tests.conftest import basic_auth
@@ -132,8 +133,8 @@ def test_simulated_users_have_event_histories_with_a_funnel(seeded):
     assert Contact.objects.filter(end_user__workspace=workspace).count() == counts["signed_up"]
     assert not identified.filter(persona="").exists()
     for personas, funnel in (
-        (demo.DEVELOPER_PERSONAS, demo.DEVELOPER_FUNNEL),
-        (set(demo.PERSONAS) - set(demo.DEVELOPER_PERSONAS), demo.FUNNEL),
+        (demo_funnel.DEVELOPER_PERSONAS, demo_funnel.DEVELOPER_FUNNEL),
+        (set(population.PERSONAS) - set(demo_funnel.DEVELOPER_PERSONAS), demo_funnel.FUNNEL),
     ):
         events = Event.objects.filter(workspace=workspace, end_user__persona__in=personas)
         users_per_step = [events.filter(name=step).values("end_user").distinct().count() for step in funnel]
@@ -195,9 +196,9 @@ def test_refuses_to_take_over_an_existing_user(var_dir):
 def test_the_simulation_is_deterministic():
     clock = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
-    first = demo.calls_in_time_order(people=25, seed=7, now=clock)
-    again = demo.calls_in_time_order(people=25, seed=7, now=clock)
-    other = demo.calls_in_time_order(people=25, seed=8, now=clock)
+    first = journeys.calls_in_time_order(people=25, seed=7, now=clock)
+    again = journeys.calls_in_time_order(people=25, seed=7, now=clock)
+    other = journeys.calls_in_time_order(people=25, seed=8, now=clock)
 
     assert first == again
     assert first != other

@@ -1,9 +1,10 @@
-"""Seed the demo workspace: an admin login with TOTP, API keys and simulated end users.
+"""Seed the demo workspace: an admin login with TOTP, API keys, simulated end users, nudges.
 
-Idempotent: when the demo workspace exists, it only prints how to log in again. The keys, the
-password and the TOTP secret exist in plain only at creation, so they are kept (mode 0600) in
-VAR_DIR/demo-credentials.json for later runs to print. Events go through the same ingestion
-service as the API, in batches, so the demo data is exactly what clients would have produced.
+Composition of the layers' demo services (tenancy's workspace and admin, onboarding's paths and
+simulated events, nudges' demo triggers), which is why it lives in config. Idempotent: when the
+demo workspace exists, it only prints how to log in again. The keys, the password and the TOTP
+secret exist in plain only at creation, so they are kept (mode 0600) in
+VAR_DIR/demo-credentials.json for later runs to print.
 """
 
 import json
@@ -11,7 +12,7 @@ import os
 import secrets
 import shlex
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,15 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from nudges.demo import demo_nudges_create
-from onboarding import demo, selectors, services
+from onboarding import selectors, services
+from onboarding.demo import journeys
+from onboarding.demo import services as demo_services
 from onboarding.models import Workspace
-from paths.transfer import paths_import
 from tenancy.totp import totp_instructions, totp_secret
-
-DEMO_PATHS_FILE = Path(demo.__file__).with_name("demo_paths.json")
 
 DEMO_WORKSPACE_NAME = "Demo SaaS"
 DEMO_WORKSPACE_SLUG = "demo-saas"
 CREDENTIALS_FILE_NAME = "demo-credentials.json"
-BATCH_SIZE = 500
 UNAMBIGUOUS_CHARACTERS = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -127,7 +126,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             # The simulated product's own address: the demo paths' relative deep links lead there.
             workspace, write_key, secret_key = services.workspace_create(
-                name=DEMO_WORKSPACE_NAME, product_base_url=demo.SITE
+                name=DEMO_WORKSPACE_NAME, product_base_url=journeys.SITE
             )
             user = services.admin_user_create(
                 username=username, password=password, email=f"{username}@demo-saas.example"
@@ -135,7 +134,7 @@ class Command(BaseCommand):
             services.workspace_grant(workspace=workspace, user=user, can_change=True)
             device = services.totp_device_enrol(user=user)
             # Two published paths, so the simulated sign-ups are enrolled and tracked.
-            paths_import(workspace=workspace, data=json.loads(DEMO_PATHS_FILE.read_text()))
+            demo_services.demo_paths_import(workspace=workspace)
             credentials = {
                 "workspace": workspace.name,
                 "workspace_slug": workspace.slug,
@@ -164,36 +163,36 @@ class Command(BaseCommand):
 
     def _seed_events(self, *, workspace: Workspace, credentials: dict[str, Any]) -> None:
         simulation = credentials["simulation"]
-        clock = datetime.fromisoformat(simulation["clock"])
         started = time.monotonic()
         self.stdout.write(
             f"Simulating {simulation['users']:,} people over {simulation['days']} days "
             f"(seed {simulation['seed']})..."
         )
-        timed_calls = demo.calls_in_time_order(
-            people=simulation["users"], seed=simulation["seed"], now=clock, days=simulation["days"]
-        )
-        progress = Progress(self.stdout, len(timed_calls), "events ingested")
-        stored = 0
-        for start in range(0, len(timed_calls), BATCH_SIZE):
-            batch = timed_calls[start : start + BATCH_SIZE]
-            # Received a moment after the newest call of the batch, as a client's flush would be.
-            received_at = min(batch[-1][0] + timedelta(seconds=2), clock)
-            result = services.events_ingest(
-                workspace=workspace, raw_events=[call for _, call in batch], received_at=received_at
+        progress: list[Progress] = []
+
+        def on_progress(done: int, total: int) -> None:
+            if not progress:
+                progress.append(Progress(self.stdout, total, "events ingested"))
+            progress[0].update(done)
+
+        try:
+            seeded = demo_services.demo_events_seed(
+                workspace=workspace,
+                people=simulation["users"],
+                seed=simulation["seed"],
+                clock=datetime.fromisoformat(simulation["clock"]),
+                days=simulation["days"],
+                on_progress=on_progress,
             )
-            if result.rejected:
-                raise CommandError(f"A simulated call was rejected: {result.rejected[0].as_dict()}")
-            stored += result.stored
-            progress.update(start + len(batch))
-        signed_up = sum(1 for _, call in timed_calls if call["type"] == "identify")
+        except demo_services.SimulatedCallRejected as rejected:
+            raise CommandError(str(rejected)) from rejected
         credentials["seeded_counts"] = {
-            "people": simulation["users"],
-            "signed_up": signed_up,
-            "events": len(timed_calls),
+            "people": seeded.people,
+            "signed_up": seeded.signed_up,
+            "events": seeded.events,
         }
         self.stdout.write(
-            f"Stored {stored:,} events of {simulation['users']:,} people ({signed_up:,} signed up) "
+            f"Stored {seeded.stored:,} events of {seeded.people:,} people ({seeded.signed_up:,} signed up) "
             f"in {time.monotonic() - started:.1f}s."
         )
 

@@ -1,0 +1,106 @@
+"""Reads of enrollments: the one a progress API call or socket is about, and the state its client sees."""
+
+from datetime import datetime
+from typing import Any
+
+from core.db.prepared import PreparedQuery
+from onboarding.models import Enrollment, StepCompletion, Workspace
+from onboarding.progress.inputs import completions_for
+from onboarding.progress.state import CompletionState
+from paths import rules
+
+Method = StepCompletion.Method
+
+
+def enrollment_get_for_user(*, workspace: Workspace, user_id: str) -> Enrollment | None:
+    """The end user's active enrollment, else their latest one; user_id is the external userId.
+
+    A person has one enrollment, rarely a few, so they are all read and the choice is made
+    here: an ORDER BY on a CASE costs more to build than the rows cost to sort. Every progress
+    API call and socket starts here, so the query is built once per process (prepared.py).
+    """
+    found = _ENROLLMENTS_OF_USER.all(workspace.pk, user_id)
+    return max(found, key=_active_then_latest, default=None)
+
+
+_ENROLLMENTS_OF_USER = PreparedQuery(
+    lambda workspace_id, user_id: (
+        Enrollment.objects.filter(workspace_id=workspace_id, end_user__external_id=user_id)
+        .select_related("path_version__path", "end_user")
+        .order_by()
+    ),
+    0,
+    "",
+)
+
+
+def _active_then_latest(enrollment: Enrollment) -> tuple:
+    return (enrollment.status == Enrollment.Status.ACTIVE, enrollment.enrolled_at, enrollment.pk)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def enrollment_state(
+    *, enrollment: Enrollment, completions: dict[str, CompletionState] | None = None
+) -> dict[str, Any]:
+    """The state a client sees (API responses and websocket frames); JSON-ready. A writer that
+    holds the step completions it just saved passes them, saving their query."""
+    path_version = enrollment.path_version
+    compiled = rules.compiled_version(path_version)
+    if completions is None:
+        completions = completions_for([enrollment]).get(enrollment.pk, {})
+    steps, required, required_done = [], 0, 0
+    for step in compiled.steps:
+        row = completions.get(step.key)
+        active = row if row is not None and row.is_active else None
+        if active is not None:
+            step_status = "skipped" if active.method == Method.SKIP else "completed"
+        elif step.key == enrollment.current_step_key:
+            step_status = "current"
+        else:
+            step_status = "pending"
+        if not step.optional:
+            required += 1
+            required_done += active is not None
+        steps.append(
+            {
+                "key": step.key,
+                "title": step.title,
+                "body": step.body,
+                "order": step.order,
+                "optional": step.optional,
+                "ui_component": step.ui_component,
+                "deep_link": step.deep_link,
+                "completion": step.completion,
+                "questions": list(step.questions),
+                "status": step_status,
+                "completed_at": _iso(active.completed_at) if active else None,
+                "method": active.method if active else None,
+            }
+        )
+    percent = 100 * required_done // required if required else 100
+    return {
+        "user_id": enrollment.end_user.external_id,
+        "enrollment_id": enrollment.pk,
+        "path": {
+            "key": path_version.path.key,
+            "name": path_version.path.name,
+            "version": path_version.number,
+        },
+        "status": enrollment.status,
+        "current_step": enrollment.current_step_key or None,
+        "revision": enrollment.revision,
+        "percent_complete": percent,
+        "answers": enrollment.answers,
+        "steps": steps,
+        "enrolled_at": _iso(enrollment.enrolled_at),
+        "completed_at": _iso(enrollment.completed_at),
+    }
+
+
+def saved_state(enrollment: Enrollment) -> dict[str, Any]:
+    """The state a write service just saved (no query), else the state read afresh."""
+    state = getattr(enrollment, "saved_state", None)
+    return state if state is not None else enrollment_state(enrollment=enrollment)
