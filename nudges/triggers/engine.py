@@ -15,10 +15,11 @@ from typing import Any
 
 from django.utils import timezone
 
-from nudges.models import Nudge, Trigger
+from nudges.models import Nudge
 from nudges.triggers import registry
-from nudges.triggers.firing import ScanReport, active_triggers, dispatching
+from nudges.triggers.firing import ScanReport, dispatching
 from nudges.triggers.kinds.base import Progress
+from nudges.triggers.selectors import triggers_active, workspaces_with_active_triggers
 from onboarding.models import Enrollment, Event, Workspace
 from onboarding.progress.selectors import enrollment_state
 
@@ -48,7 +49,7 @@ def _on_progress(*, enrollment_id: int, created: bool, step_keys: list[str]) -> 
     if enrollment is None:
         return []
     kinds = registry.enrollment_kinds() if created else registry.step_kinds()
-    triggers = active_triggers(enrollment.workspace_id, kinds)
+    triggers = triggers_active(workspace_id=enrollment.workspace_id, kinds=kinds)
     if not triggers:
         return []
     progress = Progress(
@@ -67,7 +68,7 @@ def on_events(items: list[tuple[int, int, str, str, str]]) -> int:
         by_workspace[workspace_id].append((name, message_id))
     started = 0
     for workspace_id, events in by_workspace.items():
-        triggers = active_triggers(workspace_id, registry.event_kinds())
+        triggers = triggers_active(workspace_id=workspace_id, kinds=registry.event_kinds())
         if not triggers:
             continue
         names = set().union(
@@ -91,7 +92,7 @@ def scan(*, workspace: Workspace, now: datetime | None = None) -> ScanReport:
     now = now or timezone.now()
     report = ScanReport()
     with dispatching():
-        triggers = active_triggers(workspace.pk, registry.scanning_kinds())
+        triggers = triggers_active(workspace_id=workspace.pk, kinds=registry.scanning_kinds())
         for kind in registry.scanning_kinds():
             of_kind = [trigger for trigger in triggers if trigger.kind == kind]
             if of_kind:
@@ -102,12 +103,7 @@ def scan(*, workspace: Workspace, now: datetime | None = None) -> ScanReport:
 def scan_all(*, now: datetime | None = None) -> dict[str, int]:
     """`scan` over every workspace with an active time-based trigger."""
     totals = {"workspaces": 0, "created": 0, "duplicates": 0}
-    workspace_ids = (
-        Trigger.objects.filter(is_active=True, kind__in=registry.scanning_kinds())
-        .values_list("workspace_id", flat=True)
-        .distinct()
-    )
-    for workspace in Workspace.objects.filter(pk__in=list(workspace_ids)).order_by("pk"):
+    for workspace in workspaces_with_active_triggers(kinds=registry.scanning_kinds()):
         report = scan(workspace=workspace, now=now)
         totals["workspaces"] += 1
         totals["created"] += report.created

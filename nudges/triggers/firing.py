@@ -49,15 +49,6 @@ def _outbox_add(nudge_id: int) -> None:
         ids.clear()
 
 
-def active_triggers(workspace_id: int, kinds: tuple[str, ...]) -> list[Trigger]:
-    """The workspace's active triggers of these kinds, oldest first."""
-    if not kinds:
-        return []
-    return list(
-        Trigger.objects.filter(workspace_id=workspace_id, kind__in=kinds, is_active=True).order_by("pk")
-    )
-
-
 def fire(
     trigger: Trigger,
     end_user: EndUser,
