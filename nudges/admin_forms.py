@@ -16,7 +16,7 @@ Kind = Trigger.Kind
 KIND_FIELDS = {
     kind: registered.config_fields for kind, registered in KINDS.items() if registered.config_fields
 }
-CONFIG_FIELDS = ("step", "percent", "days", "event_a", "conditions_a", "event_b", "window_hours")
+CONFIG_FIELDS = tuple(dict.fromkeys(name for names in KIND_FIELDS.values() for name in names))
 
 PROVIDER_CHANNELS = {
     ChannelProvider.Provider.SENDGRID: Channel.EMAIL,
