@@ -9,11 +9,16 @@ class GuardrailsConfig(AppConfig):
         from guardrails import checks  # noqa: F401  (registers the system checks)
         from guardrails.abuse import ratelimit
         from guardrails.gdpr import erased_guard
+        from guardrails.policy.end_user_panel import guardrail_decisions_html
         from onboarding import signals as onboarding_signals
+        from onboarding.end_user_panels import end_user_panel_register
         from onboarding.ingestion import guards as ingestion_guards
 
         ingestion_guards.admission_check_register(ratelimit.ingest_admit)
         ingestion_guards.event_filter_register(erased_guard.without_erased)
         onboarding_signals.ingestion_rejected.connect(
             ratelimit.ingest_rejected_record, dispatch_uid="guardrails"
+        )
+        end_user_panel_register(
+            key="guardrail_decisions", label="guardrail decisions", render=guardrail_decisions_html
         )

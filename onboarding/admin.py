@@ -1,13 +1,13 @@
 """Admin: each admin user sees only the workspaces granted to them (django-guardian)."""
 
 from django.contrib import admin, messages
-from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 from guardian.admin import ReinforcedGuardedModelAdminMixin
 from rangefilter.filters import DateTimeRangeFilterBuilder
 
 from onboarding import selectors, services
+from onboarding.end_user_panels import end_user_panels
 from onboarding.models import AnonymousIdentity, ApiKey, EndUser, Event, Workspace
 from tenancy.admin_filters import ApiKeyStatusFilter, EventNameFilter, EventUserFilter, WorkspaceFilter
 
@@ -233,13 +233,19 @@ class EndUserAdmin(ReadOnlyScopedAdmin):
         "created_at",
         "updated_at",
         "onboarding",
-        "guardrail_decisions",
         "recent_events",
-        "timeline",
     )
     fields = readonly_fields
     inlines = [AnonymousIdentityInline]
     show_full_result_count = False
+
+    # The panels of the apps above (guardrail decisions, the nudges timeline), registered in
+    # their AppConfig.ready(): shown after the page's own fields.
+    def get_fields(self, request, obj=None):
+        return (*super().get_fields(request, obj), *end_user_panels())
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), *end_user_panels())
 
     @admin.display(description="contact on file")
     def contact_on_file(self, obj):
@@ -286,35 +292,6 @@ class EndUserAdmin(ReadOnlyScopedAdmin):
             rows,
         )
 
-    @admin.display(description="guardrail decisions")
-    def guardrail_decisions(self, obj):
-        """Why the user did or didn't get a nudge, an LLM call, an export: each rule that spoke."""
-        from guardrails import selectors as guardrail_selectors
-
-        decisions = guardrail_selectors.policy_decisions_recent(end_user=obj)
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    decision.decided_at.strftime("%Y-%m-%d %H:%M:%S"),
-                    decision.action,
-                    decision.channel or "-",
-                    "allowed" if decision.allowed else "denied",
-                    "; ".join(reason.get("message", reason.get("code", "")) for reason in decision.reasons)
-                    or "-",
-                )
-                for decision in decisions
-            ),
-        )
-        if not rows:
-            return "none yet"
-        return format_html(
-            "<table><tr><th>time</th><th>action</th><th>channel</th><th>decision</th><th>why</th></tr>"
-            "{}</table>",
-            rows,
-        )
-
     @admin.display(description="recent events")
     def recent_events(self, obj):
         events = selectors.events_for_end_user(workspace=obj.workspace, end_user=obj).order_by("-timestamp")[
@@ -326,13 +303,6 @@ class EndUserAdmin(ReadOnlyScopedAdmin):
             ((event.timestamp.strftime("%Y-%m-%d %H:%M:%S"), event.type, event.name) for event in events),
         )
         return format_html("<table><tr><th>time</th><th>type</th><th>name</th></tr>{}</table>", rows)
-
-    @admin.display(description="timeline: events, steps and nudges with their decision traces")
-    def timeline(self, obj):
-        from nudges.timeline import end_user_timeline
-
-        items = end_user_timeline(workspace=obj.workspace, end_user=obj)
-        return render_to_string("admin/nudges/timeline.html", {"items": items})
 
 
 @admin.register(Event)
