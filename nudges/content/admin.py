@@ -18,12 +18,17 @@ from nudges.content.preview import preview_view
 from nudges.models import NudgeTemplate, TemplateVersion, Trigger
 from onboarding.admin import WorkspaceScopedAdmin
 from tenancy.admin_filters import WorkspaceFilter
+from tenancy.version_workflow import VersionWorkflowMixin, workflow_action
 
 Status = TemplateVersion.Status
 
 
 def version_url(version: TemplateVersion, view: str = "change") -> str:
     return reverse(f"admin:nudges_templateversion_{view}", args=[version.pk])
+
+
+def _label(version: TemplateVersion) -> str:
+    return f"{version.template.name} v{version.number}"
 
 
 def checks_summary(version: TemplateVersion) -> str:
@@ -161,8 +166,17 @@ class NudgeTemplateAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(TemplateVersion)
-class TemplateVersionAdmin(WorkspaceScopedAdmin):
+class TemplateVersionAdmin(VersionWorkflowMixin, WorkspaceScopedAdmin):
     workspace_path = "template__workspace"
+    workflow_url_prefix = "nudges_templateversion"
+    workflow_workspace_path = "template__workspace"
+    workflow_error = templates_service.TemplateError
+    workflow_buttons_by_status = {
+        Status.DRAFT: [("approve", "Approve"), ("retire", "Discard draft")],
+        Status.APPROVED: [("activate", "Activate"), ("retire", "Retire"), ("new_draft", "New draft")],
+        Status.ACTIVE: [("retire", "Retire"), ("new_draft", "New draft")],
+        Status.RETIRED: [("new_draft", "New draft")],
+    }
     form = TemplateVersionForm
     change_form_template = "admin/nudges/templateversion/change_form.html"
     list_display = (
@@ -254,102 +268,48 @@ class TemplateVersionAdmin(WorkspaceScopedAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            context["version_actions"] = self._available_actions(request, obj)
+            context["version_actions"] = self.workflow_buttons(request, obj)
             context["preview_url"] = version_url(obj, "preview")
             context["template_url"] = reverse("admin:nudges_nudgetemplate_change", args=[obj.template_id])
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    def _available_actions(self, request, version):
-        if not self._allowed(request, version, "change"):
-            return []
-        by_status = {
-            Status.DRAFT: [("approve", "Approve"), ("retire", "Discard draft")],
-            Status.APPROVED: [("activate", "Activate"), ("retire", "Retire"), ("new_draft", "New draft")],
-            Status.ACTIVE: [("retire", "Retire"), ("new_draft", "New draft")],
-            Status.RETIRED: [("new_draft", "New draft")],
-        }
-        return [(version_url(version, name), label) for name, label in by_status[version.status]]
-
     # Approve, activate, retire, new draft: one service call per version, from a button or the list.
 
-    def _run(self, request, version, name) -> TemplateVersion | None:
-        label = f"{version.template.name} v{version.number}"
-        try:
-            if name == "approve":
-                result = templates_service.template_version_approve(version=version, actor=request.user)
-                self.message_user(request, f"{label} approved: it can be activated.", messages.SUCCESS)
-            elif name == "activate":
-                result = templates_service.template_version_activate(version=version, actor=request.user)
-                self.message_user(
-                    request, f"{label} is active for variant {result.variant}.", messages.SUCCESS
-                )
-            elif name == "retire":
-                result = templates_service.template_version_retire(version=version, actor=request.user)
-                self.message_user(request, f"{label} retired.", messages.SUCCESS)
-            else:
-                result = templates_service.template_version_create_draft(
-                    template=version.template, actor=request.user, source=version
-                )
-                self.message_user(
-                    request, f"Draft v{result.number} created from v{version.number}.", messages.SUCCESS
-                )
-        except templates_service.TemplateError as error:
-            self.message_user(request, str(error), messages.ERROR)
-            return None
+    def run_approve(self, request, version) -> TemplateVersion:
+        result = templates_service.template_version_approve(version=version, actor=request.user)
+        self.message_user(request, f"{_label(version)} approved: it can be activated.", messages.SUCCESS)
         return result
 
-    def _run_selected(self, request, queryset, name):
-        for version in queryset.select_related("template__workspace"):
-            if not self._allowed(request, version, "change"):
-                self.message_user(request, f"You may not change {version}.", messages.ERROR)
-                continue
-            self._run(request, version, name)
+    def run_activate(self, request, version) -> TemplateVersion:
+        result = templates_service.template_version_activate(version=version, actor=request.user)
+        message = f"{_label(version)} is active for variant {result.variant}."
+        self.message_user(request, message, messages.SUCCESS)
+        return result
 
-    @admin.action(description="Approve selected drafts", permissions=["workflow"])
-    def approve(self, request, queryset):
-        self._run_selected(request, queryset, "approve")
+    def run_retire(self, request, version) -> TemplateVersion:
+        result = templates_service.template_version_retire(version=version, actor=request.user)
+        self.message_user(request, f"{_label(version)} retired.", messages.SUCCESS)
+        return result
 
-    @admin.action(description="Activate selected approved versions", permissions=["workflow"])
-    def activate(self, request, queryset):
-        self._run_selected(request, queryset, "activate")
+    def run_new_draft(self, request, version) -> TemplateVersion:
+        result = templates_service.template_version_create_draft(
+            template=version.template, actor=request.user, source=version
+        )
+        message = f"Draft v{result.number} created from v{version.number}."
+        self.message_user(request, message, messages.SUCCESS)
+        return result
 
-    @admin.action(description="Retire selected versions", permissions=["workflow"])
-    def retire(self, request, queryset):
-        self._run_selected(request, queryset, "retire")
-
-    @admin.action(description="New draft from selected versions", permissions=["workflow"])
-    def new_draft(self, request, queryset):
-        self._run_selected(request, queryset, "new_draft")
+    approve = workflow_action("approve", "Approve selected drafts", "workflow")
+    activate = workflow_action("activate", "Activate selected approved versions", "workflow")
+    retire = workflow_action("retire", "Retire selected versions", "workflow")
+    new_draft = workflow_action("new_draft", "New draft from selected versions", "workflow")
 
     def has_workflow_permission(self, request):
         return self._allowed(request, None, "change")
 
     def get_urls(self):
-        def route(name, view):
-            return url_path(
-                f"<path:object_id>/{name.replace('_', '-')}/",
-                self.admin_site.admin_view(view),
-                name=f"nudges_templateversion_{name}",
-            )
-
         return [
-            route("preview", lambda request, object_id: preview_view(self, request, object_id)),
-            route("approve", require_POST(self._button_view("approve"))),
-            route("activate", require_POST(self._button_view("activate"))),
-            route("retire", require_POST(self._button_view("retire"))),
-            route("new_draft", require_POST(self._button_view("new_draft"))),
+            self.workflow_route("preview", lambda request, object_id: preview_view(self, request, object_id)),
+            *self.workflow_urls(("approve", "activate", "retire", "new_draft")),
             *super().get_urls(),
         ]
-
-    def _button_view(self, name):
-        def view(request, object_id):
-            version = self.get_object(request, object_id)
-            if version is None or not self.has_view_permission(request, version):
-                raise Http404("No such version.")
-            if not self._allowed(request, version, "change"):
-                raise PermissionDenied
-            result = self._run(request, version, name)
-            return HttpResponseRedirect(version_url(result or version))
-
-        view.__name__ = f"{name}_view"
-        return view

@@ -7,14 +7,11 @@ so nothing unsaved is thrown away; a form with errors is shown again as typed, n
 import difflib
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import Http404, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path as url_path
 from django.urls import reverse
 from django.utils.html import format_html
-from django.views.decorators.http import require_POST
 
 from onboarding.admin import WorkspaceScopedAdmin
 from onboarding.models import Enrollment
@@ -25,6 +22,7 @@ from paths.models import PathVersion, Step
 from paths.steps import STEP_FIELDS, duration_text, rule_text, step_as_dict
 from tenancy.admin_filters import WorkspaceFilter
 from tenancy.audit import refusal_note
+from tenancy.version_workflow import VersionWorkflowMixin, workflow_action
 
 
 def version_url(version: PathVersion, view: str = "change") -> str:
@@ -143,8 +141,16 @@ class StepReadOnlyInline(admin.StackedInline):
 
 
 @admin.register(PathVersion)
-class PathVersionAdmin(WorkspaceScopedAdmin):
+class PathVersionAdmin(VersionWorkflowMixin, WorkspaceScopedAdmin):
     workspace_path = "path__workspace"
+    workflow_url_prefix = "paths_pathversion"
+    workflow_workspace_path = "path__workspace"
+    workflow_error = services.PathError
+    workflow_buttons_by_status = {
+        PathVersion.Status.DRAFT: [("publish", "Publish"), ("archive", "Discard draft")],
+        PathVersion.Status.PUBLISHED: [("clone", "Clone to draft"), ("archive", "Archive")],
+        PathVersion.Status.ARCHIVED: [("clone", "Clone to draft")],
+    }
     change_form_template = "admin/paths/pathversion/change_form.html"
     list_display = ("__str__", "status", "step_count", "enrolled", "published_at", "preview_link")
     list_filter = ("status", PathVersionWorkspaceFilter)
@@ -243,7 +249,7 @@ class PathVersionAdmin(WorkspaceScopedAdmin):
     def response_change(self, request, obj):
         if "_publish" not in request.POST:
             return super().response_change(request, obj)
-        published = self._run(request, obj, "publish", saved_first=True)
+        published = self.run_step(request, obj, "publish", saved_first=True)
         return HttpResponseRedirect(version_url(published or obj))
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
@@ -254,112 +260,57 @@ class PathVersionAdmin(WorkspaceScopedAdmin):
                 "kept), then publish again.",
             )
         if obj is not None:
-            context["version_actions"] = self._available_actions(request, obj)
+            context["version_actions"] = self.workflow_buttons(request, obj)
             context["preview_url"] = version_url(obj, "preview")
             context["history_url"] = reverse("admin:paths_path_compare", args=[obj.path_id])
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    def _available_actions(self, request, version):
-        if not self._allowed(request, version, "change"):
-            return []
-        by_status = {
-            PathVersion.Status.DRAFT: [("publish", "Publish"), ("archive", "Discard draft")],
-            PathVersion.Status.PUBLISHED: [("clone", "Clone to draft"), ("archive", "Archive")],
-            PathVersion.Status.ARCHIVED: [("clone", "Clone to draft")],
-        }
-        return [(name, version_url(version, name), label) for name, label in by_status[version.status]]
-
     # Publish, archive, clone: one service call per version, from a button or the list.
 
-    def _run(self, request, version, name, *, saved_first: bool = False) -> PathVersion | None:
-        """Publish, archive or clone one version; a refusal is shown and audited with its reason."""
-        try:
-            if name == "publish":
-                result = services.path_version_publish(path_version=version, published_by=request.user)
-                self.message_user(
-                    request, f"{version.path.name} v{version.number} published.", messages.SUCCESS
-                )
-                if not saved_first:  # the save has just warned
-                    warn_unknown_events(request, result)
-            elif name == "archive":
-                result = services.path_version_archive(path_version=version)
-                self.message_user(
-                    request, f"{version.path.name} v{version.number} archived.", messages.SUCCESS
-                )
-            else:
-                result = services.path_version_create_draft(source=version, created_by=request.user)
-                self.message_user(
-                    request,
-                    f"{version.path.name} v{result.number} created as a draft from v{version.number}.",
-                    messages.SUCCESS,
-                )
-        except services.VersionInvalid as error:
+    def run_publish(self, request, version, *, saved_first: bool = False) -> PathVersion:
+        result = services.path_version_publish(path_version=version, published_by=request.user)
+        self.message_user(request, f"{version.path.name} v{version.number} published.", messages.SUCCESS)
+        if not saved_first:  # the save has just warned
+            warn_unknown_events(request, result)
+        return result
+
+    def run_archive(self, request, version) -> PathVersion:
+        result = services.path_version_archive(path_version=version)
+        self.message_user(request, f"{version.path.name} v{version.number} archived.", messages.SUCCESS)
+        return result
+
+    def run_clone(self, request, version) -> PathVersion:
+        result = services.path_version_create_draft(source=version, created_by=request.user)
+        message = f"{version.path.name} v{result.number} created as a draft from v{version.number}."
+        self.message_user(request, message, messages.SUCCESS)
+        return result
+
+    def workflow_refused(self, request, version, error, *, saved_first: bool = False) -> None:
+        """A refusal is shown and audited with its reason."""
+        if isinstance(error, services.VersionInvalid):
             reason = "; ".join(error.errors)
             prefix = f"{version.path.name} v{version.number} cannot be published: "
             if saved_first:
                 prefix = f"Your changes were saved, but {prefix}"
-            self.message_user(request, prefix + reason, messages.ERROR)
-            refusal_note(request, version, reason)
-            return None
-        except services.PathError as error:
-            self.message_user(request, str(error), messages.ERROR)
-            refusal_note(request, version, str(error))
-            return None
-        return result
+            message = prefix + reason
+        else:
+            reason = message = str(error)
+        self.message_user(request, message, messages.ERROR)
+        refusal_note(request, version, reason)
 
-    def _run_selected(self, request, queryset, name):
-        for version in queryset.select_related("path__workspace"):
-            if not self._allowed(request, version, "change"):
-                self.message_user(request, f"You may not change {version}.", messages.ERROR)
-                continue
-            self._run(request, version, name)
-
-    @admin.action(description="Publish selected drafts", permissions=["change"])
-    def publish(self, request, queryset):
-        self._run_selected(request, queryset, "publish")
-
-    @admin.action(description="Archive selected versions", permissions=["change"])
-    def archive(self, request, queryset):
-        self._run_selected(request, queryset, "archive")
-
-    @admin.action(description="Clone selected versions to a new draft", permissions=["change"])
-    def clone_to_draft(self, request, queryset):
-        self._run_selected(request, queryset, "clone")
+    publish = workflow_action("publish", "Publish selected drafts", "change")
+    archive = workflow_action("archive", "Archive selected versions", "change")
+    clone_to_draft = workflow_action("clone", "Clone selected versions to a new draft", "change")
 
     def get_urls(self):
-        def route(name, view):
-            return url_path(
-                f"<path:object_id>/{name}/",
-                self.admin_site.admin_view(view),
-                name=f"paths_pathversion_{name}",
-            )
-
         return [
-            route("preview", self.preview_view),
-            route("publish", require_POST(self._button_view("publish"))),
-            route("archive", require_POST(self._button_view("archive"))),
-            route("clone", require_POST(self._button_view("clone"))),
+            self.workflow_route("preview", self.preview_view),
+            *self.workflow_urls(("publish", "archive", "clone")),
             *super().get_urls(),
         ]
 
-    def _scoped_version(self, request, object_id) -> PathVersion:
-        version = self.get_object(request, object_id)
-        if version is None or not self.has_view_permission(request, version):
-            raise Http404("No such version.")
-        return version
-
-    def _button_view(self, name):
-        def view(request, object_id):
-            version = self._scoped_version(request, object_id)
-            if not self._allowed(request, version, "change"):
-                raise PermissionDenied
-            result = self._run(request, version, name)
-            return HttpResponseRedirect(version_url(result or version))
-
-        return view
-
     def preview_view(self, request, object_id):
-        version = self._scoped_version(request, object_id)
+        version = self.scoped_version(request, object_id)
         steps = []
         for step in selectors.steps_of_version(workspace=version.path.workspace, path_version=version):
             data = step_as_dict(step)
