@@ -8,6 +8,7 @@ from rangefilter.filters import DateTimeRangeFilterBuilder
 
 from onboarding import selectors, services
 from onboarding.end_user_panels import end_user_panels
+from onboarding.ingestion import event_store
 from onboarding.models import AnonymousIdentity, ApiKey, EndUser, Event, Workspace
 from tenancy.admin_filters import ApiKeyStatusFilter, EventNameFilter, EventUserFilter, WorkspaceFilter
 
@@ -320,23 +321,7 @@ class EventAdmin(ReadOnlyScopedAdmin):
     show_facets = admin.ShowFacets.NEVER
     ordering = ("-id",)
     show_full_result_count = False
-    readonly_fields = (
-        "workspace",
-        "end_user",
-        "type",
-        "name",
-        "message_id",
-        "user_id",
-        "anonymous_id",
-        "group_id",
-        "previous_id",
-        "properties",
-        "context",
-        "timestamp",
-        "original_timestamp",
-        "sent_at",
-        "received_at",
-    )
+    readonly_fields = event_store.FIELDS  # every stored column, in one list with ingestion and export
     fields = readonly_fields
 
 

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from core.db import bulk
 from onboarding.models import Event
 
+# Every column of an event as stored, in insert order: also the event admin's fields and, but for the
+# two keys, the GDPR bundle's (guardrails/gdpr/export.py).
 FIELDS = (
     "workspace",
     "end_user",
