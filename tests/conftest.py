@@ -12,11 +12,15 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from core.logging import JsonFormatter
 from onboarding import services
+from tenancy import tokens
 from tests.factories import PII_CANARIES, PII_CANARY_DIGITS
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
@@ -184,13 +188,64 @@ def other_tenant(db):
     return workspace, write_key.key, secret_key.key
 
 
+# --- Clients -------------------------------------------------------------------------------------
+
+
 def basic_auth(key: str) -> str:
     return "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+
+
+def key_client(key: str) -> APIClient:
+    """An API client sending `key` (a write key or a secret key) as Basic credentials."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=basic_auth(key))
+    return client
+
+
+def token_client(token: str) -> APIClient:
+    """An API client sending `token` (an end-user token, or a key) as Bearer credentials."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def end_user_client(end_user) -> APIClient:
+    """An API client as the end user's browser or app: a fresh end-user token of theirs."""
+    token, _ = tokens.token_issue(end_user=end_user)
+    return token_client(token)
+
+
+def verified_client(user) -> Client:
+    """An admin client logged in as `user` whose session is verified by a confirmed TOTP device."""
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
+def listed(response) -> list:
+    """The objects an admin changelist response shows."""
+    assert response.status_code == 200
+    return list(response.context["cl"].result_list)
+
+
+def post_action(client: Client, path: str, action: str, objects) -> object:
+    """Run the changelist action `action` at `path` on `objects`."""
+    return client.post(path, {"action": action, "_selected_action": [obj.pk for obj in objects]})
 
 
 @pytest.fixture
 def api_client():
     return APIClient()
+
+
+@pytest.fixture
+def server(tenant) -> APIClient:
+    """An API client as the customer's server: the tenant's secret key."""
+    return key_client(tenant[2])
 
 
 @pytest.fixture

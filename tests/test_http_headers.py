@@ -10,11 +10,9 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from tenancy import tokens
-from tests.conftest import basic_auth
+from tests.conftest import end_user_client, key_client, verified_client
 from tests.factories import AdminUserFactory
 from tests.onboarding.progress_setup import enrol, published_path
-from tests.onboarding.test_admin import verified_client
 
 pytestmark = pytest.mark.django_db
 
@@ -30,25 +28,12 @@ def enrolled(tenant):
     return workspace, secret_key, enrollment
 
 
-def _server(secret_key: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=basic_auth(secret_key))
-    return client
-
-
-def _as_user(enrollment) -> APIClient:
-    token, _ = tokens.token_issue(end_user=enrollment.end_user)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
-
-
 # --- Cache-Control ---------------------------------------------------------------------------------
 
 
 def test_user_specific_answers_are_never_stored_by_a_cache(enrolled):
     _, secret_key, enrollment = enrolled
-    server, user = _server(secret_key), _as_user(enrollment)
+    server, user = key_client(secret_key), end_user_client(enrollment.end_user)
     answers = {
         "token": server.post("/api/v1/users/u-1/token"),
         "progress": user.get("/api/v1/users/u-1/onboarding"),
@@ -63,7 +48,7 @@ def test_user_specific_answers_are_never_stored_by_a_cache(enrolled):
 
 
 def test_an_error_about_a_user_is_not_stored_either(tenant):
-    response = _server(tenant[2]).get("/api/v1/users/nobody/onboarding")
+    response = key_client(tenant[2]).get("/api/v1/users/nobody/onboarding")
 
     assert response.status_code == 404
     assert "no-store" in response["Cache-Control"]
@@ -78,7 +63,7 @@ def _policy(response) -> dict[str, list[str]]:
 
 
 def test_api_answers_carry_the_policies(enrolled):
-    response = _as_user(enrolled[2]).get("/api/v1/users/u-1/onboarding")
+    response = end_user_client(enrolled[2].end_user).get("/api/v1/users/u-1/onboarding")
 
     policy = _policy(response)
     assert policy["default-src"] == ["'self'"]

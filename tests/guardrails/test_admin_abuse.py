@@ -11,8 +11,8 @@ from guardrails.abuse import ratelimit
 from guardrails.models import AbuseFlag, AuditLog
 from onboarding import services
 from onboarding.models import ApiKey
+from tests.conftest import listed, post_action, verified_client
 from tests.factories import AdminUserFactory, EndUserFactory
-from tests.onboarding.test_admin import listed, post_action, verified_client
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ from guardrails.models import ConsentRecord, PolicyDecision, Preference, Suppres
 from guardrails.policy import engine as policy
 from guardrails.preferences import subjects
 from onboarding import services as onboarding_services
+from tests.conftest import listed, verified_client
 from tests.factories import AdminUserFactory, EndUserFactory
-from tests.onboarding.test_admin import listed, verified_client
 
 pytestmark = pytest.mark.django_db
 

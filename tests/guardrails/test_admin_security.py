@@ -9,8 +9,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from guardrails.models import AuditLog
 from tenancy.admin_security import LAST_SEEN_SESSION_KEY, ip_network_text, record_login
+from tests.conftest import verified_client
 from tests.factories import AdminUserFactory
-from tests.onboarding.test_admin import PASSWORD, current_token, verified_client
+from tests.onboarding.test_admin import PASSWORD, current_token
 
 pytestmark = pytest.mark.django_db
 

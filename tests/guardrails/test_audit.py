@@ -17,6 +17,7 @@ from onboarding.models import ApiKey, Workspace
 from paths import services as path_services
 from paths.models import PathVersion
 from tenancy.audit import REDACTED, audit_record, audit_snapshot
+from tests.conftest import post_action, verified_client
 from tests.factories import (
     CANARY_EMAIL,
     CANARY_FIRST_NAME,
@@ -25,7 +26,6 @@ from tests.factories import (
     EndUserFactory,
     EventFactory,
 )
-from tests.onboarding.test_admin import post_action, verified_client
 from tests.paths.test_admin import step_form, version_post
 
 pytestmark = pytest.mark.django_db

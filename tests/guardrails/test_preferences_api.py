@@ -7,8 +7,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from guardrails.models import AuditLog, ConsentRecord, Preference, WorkspacePolicy
-from tenancy import tokens
-from tests.conftest import basic_auth
+from tests.conftest import end_user_client, key_client
 from tests.factories import EndUserFactory
 
 PREFERENCES = "/api/v1/users/{}/preferences"
@@ -20,17 +19,9 @@ def ada(tenant):
 
 
 @pytest.fixture
-def server(tenant, ada):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=basic_auth(tenant[2]))
-    return client
-
-
-def _as_user(end_user) -> APIClient:
-    token, _ = tokens.token_issue(end_user=end_user)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
+def server(server, ada):
+    """The secret-key client, with ada in the workspace."""
+    return server
 
 
 def _nothing_changed():
@@ -78,7 +69,7 @@ def test_get_shows_the_workspace_s_quiet_hours_until_the_user_sets_their_own(ser
 
 
 def test_the_user_s_own_token_reads_and_writes_their_preferences(ada):
-    client = _as_user(ada)
+    client = end_user_client(ada)
 
     assert client.get(PREFERENCES.format("ada")).status_code == 200
     response = client.put(
@@ -92,7 +83,7 @@ def test_the_user_s_own_token_reads_and_writes_their_preferences(ada):
 
 def test_a_token_for_one_user_cannot_touch_another(tenant, ada):
     bob = EndUserFactory(workspace=tenant[0], external_id="bob")
-    client = _as_user(ada)
+    client = end_user_client(ada)
 
     read = client.get(PREFERENCES.format("bob"))
     write = client.put(PREFERENCES.format("bob"), {"do_not_disturb": True}, format="json")
@@ -103,7 +94,7 @@ def test_a_token_for_one_user_cannot_touch_another(tenant, ada):
 
 
 def test_a_token_of_a_deleted_and_recreated_user_is_refused(tenant, ada):
-    client = _as_user(ada)
+    client = end_user_client(ada)
     ada.delete()
     EndUserFactory(workspace=tenant[0], external_id="ada")
 
@@ -112,10 +103,8 @@ def test_a_token_of_a_deleted_and_recreated_user_is_refused(tenant, ada):
 
 def test_a_write_key_no_credentials_and_another_workspace_are_refused(tenant, other_tenant, ada):
     EndUserFactory(workspace=other_tenant[0], external_id="ada")
-    write_key = APIClient()
-    write_key.credentials(HTTP_AUTHORIZATION=basic_auth(tenant[1]))
-    stranger = APIClient()
-    stranger.credentials(HTTP_AUTHORIZATION=basic_auth(other_tenant[2]))
+    write_key = key_client(tenant[1])
+    stranger = key_client(other_tenant[2])
 
     assert write_key.get(PREFERENCES.format("ada")).status_code == 403
     assert APIClient().get(PREFERENCES.format("ada")).status_code == 401

@@ -14,8 +14,8 @@ from guardrails.models import AuditLog, WorkspaceSecret
 from guardrails.secrets import workspace_secret_get, workspace_secret_set
 from onboarding import services
 from onboarding.models import Workspace
+from tests.conftest import verified_client
 from tests.factories import AdminUserFactory
-from tests.onboarding.test_admin import verified_client
 
 pytestmark = pytest.mark.django_db
 

@@ -7,6 +7,7 @@ from guardian.shortcuts import assign_perm
 from nudges.models import ChannelProvider, NudgeSettings, Trigger
 from onboarding import services
 from onboarding.models import Workspace
+from tests.conftest import listed, verified_client
 from tests.factories import AdminUserFactory, EndUserFactory
 from tests.nudges.factories import (
     ChannelProviderFactory,
@@ -18,7 +19,6 @@ from tests.nudges.factories import (
     TemplateVersionFactory,
     TriggerFactory,
 )
-from tests.onboarding.test_admin import listed, verified_client
 
 pytestmark = pytest.mark.django_db
 

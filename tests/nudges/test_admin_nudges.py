@@ -18,6 +18,7 @@ from nudges import jobs
 from nudges.models import Nudge, NudgeEvent
 from nudges.services import trace_line
 from onboarding.models import StepCompletion
+from tests.conftest import listed, post_action, verified_client
 from tests.factories import (
     PII_CANARIES,
     AdminUserFactory,
@@ -33,7 +34,6 @@ from tests.nudges.factories import (
     NudgeFactory,
     TriggerFactory,
 )
-from tests.onboarding.test_admin import listed, post_action, verified_client
 
 pytestmark = pytest.mark.django_db
 

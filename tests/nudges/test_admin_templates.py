@@ -10,6 +10,7 @@ from nudges.content import stats
 from nudges.llm import personalize
 from nudges.models import NudgeTemplate, TemplateVersion
 from onboarding import services
+from tests.conftest import post_action, verified_client
 from tests.factories import (
     PII_CANARIES,
     PII_CANARY_DIGITS,
@@ -26,7 +27,6 @@ from tests.nudges.factories import (
     TemplateVersionFactory,
     TriggerFactory,
 )
-from tests.onboarding.test_admin import post_action, verified_client
 
 pytestmark = pytest.mark.django_db
 

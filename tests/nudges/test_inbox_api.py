@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from nudges.delivery import tracking
 from nudges.models import Nudge
 from tenancy import tokens
-from tests.conftest import basic_auth
+from tests.conftest import end_user_client, key_client, token_client
 from tests.factories import EndUserFactory
 from tests.nudges.factories import InAppNudgeFactory, NudgeFactory, TemplateVersionFactory, TriggerFactory
 
@@ -31,20 +31,6 @@ def bob(tenant):
 @pytest.fixture
 def trigger(tenant):
     return TriggerFactory(workspace=tenant[0], channels=["in_app"])
-
-
-@pytest.fixture
-def server(tenant):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=basic_auth(tenant[2]))
-    return client
-
-
-def _as_user(end_user) -> APIClient:
-    token, _ = tokens.token_issue(end_user=end_user)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 def _in_app(trigger, end_user, minutes_ago=0, **fields) -> Nudge:
@@ -149,7 +135,7 @@ def test_bad_query_parameters_are_field_errors(server, ada, query, field):
 @pytest.mark.django_db
 def test_the_users_own_token_reads_their_inbox_and_not_another_users(trigger, ada, bob):
     _in_app(trigger, ada)
-    client = _as_user(ada)
+    client = end_user_client(ada)
 
     assert client.get(INBOX.format("ada")).status_code == 200
     refused = client.get(INBOX.format("bob"))
@@ -159,10 +145,8 @@ def test_the_users_own_token_reads_their_inbox_and_not_another_users(trigger, ad
 
 @pytest.mark.django_db
 def test_write_keys_unknown_users_and_no_credentials_are_refused(tenant, ada):
-    write = APIClient()
-    write.credentials(HTTP_AUTHORIZATION=basic_auth(tenant[1]))
-    server = APIClient()
-    server.credentials(HTTP_AUTHORIZATION=basic_auth(tenant[2]))
+    write = key_client(tenant[1])
+    server = key_client(tenant[2])
 
     assert write.get(INBOX.format("ada")).status_code == 403
     assert APIClient().get(INBOX.format("ada")).status_code in (401, 403)
@@ -174,8 +158,7 @@ def test_write_keys_unknown_users_and_no_credentials_are_refused(tenant, ada):
 def test_another_workspaces_key_sees_nothing_of_this_workspace(trigger, ada, other_tenant):
     nudge = _in_app(trigger, ada)
     EndUserFactory(workspace=other_tenant[0], external_id="ada")
-    other = APIClient()
-    other.credentials(HTTP_AUTHORIZATION=basic_auth(other_tenant[2]))
+    other = key_client(other_tenant[2])
 
     assert other.get(INBOX.format("ada")).json()["results"] == []
     response = other.post(MARK.format("ada", nudge.pk, "clicked"))
@@ -190,7 +173,7 @@ def test_another_workspaces_key_sees_nothing_of_this_workspace(trigger, ada, oth
 @pytest.mark.django_db
 def test_seen_opens_the_nudge_once(trigger, ada):
     nudge = _in_app(trigger, ada)
-    client = _as_user(ada)
+    client = end_user_client(ada)
 
     first = client.post(MARK.format("ada", nudge.pk, "seen"))
     again = client.post(MARK.format("ada", nudge.pk, "seen"))
@@ -212,7 +195,7 @@ def test_seen_opens_the_nudge_once(trigger, ada):
 def test_clicked_clicks_the_nudge_and_rewards_its_variant_once(trigger, ada):
     version = TemplateVersionFactory(template__trigger=trigger, template__channel="in_app")
     nudge = _in_app(trigger, ada, template_version=version)
-    client = _as_user(ada)
+    client = end_user_client(ada)
 
     client.post(MARK.format("ada", nudge.pk, "clicked"))
     response = client.post(MARK.format("ada", nudge.pk, "clicked"))
@@ -250,7 +233,7 @@ def test_a_nudge_outside_the_users_inbox_is_a_404_and_nothing_changes(server, tr
     bobs = _in_app(trigger, bob)
     email = NudgeFactory(trigger=trigger, end_user=ada)
     queued = _in_app(trigger, ada, status="queued", sent_at=None)
-    bob_client = _as_user(bob)
+    bob_client = end_user_client(bob)
 
     for nudge_id in ("999999", "abc", str(bobs.pk), str(email.pk), str(queued.pk)):
         response = server.post(MARK.format("ada", nudge_id, action))
@@ -269,8 +252,7 @@ def test_a_token_for_a_deleted_and_recreated_user_is_refused(trigger, ada):
     token, _ = tokens.token_issue(end_user=ada)
     ada.delete()
     EndUserFactory(workspace=trigger.workspace, external_id="ada")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    client = token_client(token)
 
     response = client.get(INBOX.format("ada"))
 

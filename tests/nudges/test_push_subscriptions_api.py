@@ -7,11 +7,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from nudges.models import PushSubscription
-from tenancy import tokens
-from tests.conftest import basic_auth
+from tests.conftest import end_user_client, key_client
 from tests.factories import EndUserFactory
 
 pytestmark = pytest.mark.django_db
@@ -51,24 +49,10 @@ def bob(tenant):
     return EndUserFactory(workspace=tenant[0], external_id="bob")
 
 
-@pytest.fixture
-def server(tenant):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=basic_auth(tenant[2]))
-    return client
-
-
-def _as_user(end_user) -> APIClient:
-    token, _ = tokens.token_issue(end_user=end_user)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
-
-
 def test_the_users_browser_saves_its_subscription(ada):
     body = _subscription()
 
-    response = _as_user(ada).post(SUBSCRIPTIONS.format("ada"), body, format="json")
+    response = end_user_client(ada).post(SUBSCRIPTIONS.format("ada"), body, format="json")
 
     assert response.status_code == 201
     subscription = PushSubscription.objects.get()
@@ -159,7 +143,7 @@ def test_a_missing_body_names_every_required_field(server, ada):
 
 
 def test_delete_removes_the_subscription_by_endpoint_in_the_body_or_the_query(server, ada):
-    client = _as_user(ada)
+    client = end_user_client(ada)
     client.post(SUBSCRIPTIONS.format("ada"), _subscription(), format="json")
     client.post(SUBSCRIPTIONS.format("ada"), _subscription(ENDPOINT + "-2"), format="json")
 
@@ -178,7 +162,7 @@ def test_delete_removes_the_subscription_by_endpoint_in_the_body_or_the_query(se
 
 def test_a_token_for_another_user_can_neither_save_nor_delete(ada, bob, server):
     server.post(SUBSCRIPTIONS.format("bob"), _subscription(), format="json")
-    client = _as_user(ada)
+    client = end_user_client(ada)
 
     assert (
         client.post(SUBSCRIPTIONS.format("bob"), _subscription(ENDPOINT + "-x"), format="json").status_code
@@ -197,8 +181,7 @@ def test_a_token_for_another_user_can_neither_save_nor_delete(ada, bob, server):
 
 
 def test_write_keys_and_unknown_users_are_refused(tenant, server):
-    write = APIClient()
-    write.credentials(HTTP_AUTHORIZATION=basic_auth(tenant[1]))
+    write = key_client(tenant[1])
 
     assert write.post(SUBSCRIPTIONS.format("ada"), _subscription(), format="json").status_code == 403
     response = server.post(SUBSCRIPTIONS.format("nobody"), _subscription(), format="json")

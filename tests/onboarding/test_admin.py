@@ -12,7 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from onboarding import services
 from onboarding.models import AnonymousIdentity, ApiKey, Contact, Event, Workspace
 from tenancy.keys import key_digest
-from tests.conftest import basic_auth
+from tests.conftest import basic_auth, listed, post_action, verified_client
 from tests.factories import AdminUserFactory, EndUserFactory, EventFactory
 
 pytestmark = pytest.mark.django_db
@@ -23,26 +23,6 @@ PASSWORD = "correct horse battery staple"
 def current_token(device: TOTPDevice, drift: int = 0) -> str:
     value = totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=drift)
     return str(value).zfill(device.digits)
-
-
-def verified_client(user) -> Client:
-    """A client logged in as `user` whose session is verified by a confirmed TOTP device."""
-    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
-    session.save()
-    return client
-
-
-def listed(response) -> list:
-    assert response.status_code == 200
-    return list(response.context["cl"].result_list)
-
-
-def post_action(client: Client, path: str, action: str, objects) -> object:
-    return client.post(path, {"action": action, "_selected_action": [obj.pk for obj in objects]})
 
 
 @pytest.fixture

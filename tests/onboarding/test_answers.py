@@ -9,9 +9,9 @@ from django.core.management import call_command
 
 from onboarding.models import AnswerSnapshot, AnswerTotal, Enrollment
 from onboarding.progress import answers
+from tests.conftest import verified_client
 from tests.factories import AdminUserFactory, WorkspaceFactory
 from tests.onboarding.enrollment_rows import enrollment, published_version
-from tests.onboarding.test_admin import verified_client
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from onboarding import services
 from onboarding.models import Enrollment, StepCompletion
 from tenancy import tokens
-from tests.conftest import basic_auth
+from tests.conftest import basic_auth, key_client, token_client
 from tests.onboarding.progress_setup import STEP_KEYS, enrol, published_path, track
 
 ONBOARDING = "/api/v1/users/{}/onboarding"
@@ -26,22 +26,15 @@ def enrolled(tenant):
 
 
 @pytest.fixture
-def server(api_client, enrolled):
-    """The API client authenticated with the tenant's secret key."""
-    api_client.credentials(HTTP_AUTHORIZATION=basic_auth(enrolled[2]))
-    return api_client
+def server(server, enrolled):
+    """The secret-key client, with u-1 enrolled."""
+    return server
 
 
 def _token(secret_key: str, user_id: str) -> str:
     response = APIClient().post(f"/api/v1/users/{user_id}/token", HTTP_AUTHORIZATION=basic_auth(secret_key))
     assert response.status_code == 200, response.content
     return response.json()["token"]
-
-
-def _as(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 def _steps(state: dict) -> dict[str, str]:
@@ -81,7 +74,7 @@ def test_a_secret_key_issues_a_short_lived_token_for_one_user(server, enrolled, 
 
 def test_a_token_reads_and_writes_its_own_user(enrolled):
     _, _, secret_key, _ = enrolled
-    client = _as(_token(secret_key, "u-1"))
+    client = token_client(_token(secret_key, "u-1"))
 
     assert client.get(ONBOARDING.format("u-1")).status_code == 200
     response = client.post(ONBOARDING.format("u-1") + "/steps/connect/complete")
@@ -92,7 +85,7 @@ def test_a_token_reads_and_writes_its_own_user(enrolled):
 def test_a_token_for_one_user_is_refused_on_another(enrolled):
     workspace, write_key, secret_key, _ = enrolled
     enrol(write_key, "u-2", workspace)
-    client = _as(_token(secret_key, "u-1"))
+    client = token_client(_token(secret_key, "u-1"))
 
     for method, url in (
         ("get", ONBOARDING.format("u-2")),
@@ -108,7 +101,7 @@ def test_a_token_for_one_user_is_refused_on_another(enrolled):
 
 def test_an_end_user_token_cannot_issue_tokens(enrolled):
     _, _, secret_key, _ = enrolled
-    response = _as(_token(secret_key, "u-1")).post("/api/v1/users/u-1/token")
+    response = token_client(_token(secret_key, "u-1")).post("/api/v1/users/u-1/token")
     _assert_json_error(response, 403, "End-user tokens cannot issue tokens")
 
 
@@ -118,7 +111,7 @@ def test_an_expired_token_is_refused(enrolled, monkeypatch):
     issued = tokens._now()
     monkeypatch.setattr(tokens, "_now", lambda: issued + 15 * 60 + 1)
 
-    response = _as(token).get(ONBOARDING.format("u-1"))
+    response = token_client(token).get(ONBOARDING.format("u-1"))
 
     _assert_json_error(response, 401, "expired")
     assert response["WWW-Authenticate"].startswith("Bearer")
@@ -128,9 +121,9 @@ def test_a_token_is_valid_until_its_lifetime_ends(enrolled, monkeypatch):
     enrollment = enrolled[3]
     token, expires_at = tokens.token_issue(end_user=enrollment.end_user, lifetime=timedelta(seconds=30))
     monkeypatch.setattr(tokens, "_now", lambda: expires_at.timestamp() - 1)
-    assert _as(token).get(ONBOARDING.format("u-1")).status_code == 200
+    assert token_client(token).get(ONBOARDING.format("u-1")).status_code == 200
     monkeypatch.setattr(tokens, "_now", lambda: expires_at.timestamp())
-    _assert_json_error(_as(token).get(ONBOARDING.format("u-1")), 401, "expired")
+    _assert_json_error(token_client(token).get(ONBOARDING.format("u-1")), 401, "expired")
 
 
 @pytest.mark.parametrize(
@@ -144,7 +137,7 @@ def test_a_token_is_valid_until_its_lifetime_ends(enrolled, monkeypatch):
 )
 def test_a_tampered_token_is_refused(enrolled, mangle):
     _, _, secret_key, _ = enrolled
-    response = _as(mangle(_token(secret_key, "u-1"))).get(ONBOARDING.format("u-1"))
+    response = token_client(mangle(_token(secret_key, "u-1"))).get(ONBOARDING.format("u-1"))
     _assert_json_error(response, 401, "not valid")
 
 
@@ -152,7 +145,7 @@ def test_a_token_signed_with_another_secret_key_is_refused(enrolled, settings):
     _, _, secret_key, _ = enrolled
     token = _token(secret_key, "u-1")
     settings.SECRET_KEY = "another-" + settings.SECRET_KEY
-    _assert_json_error(_as(token).get(ONBOARDING.format("u-1")), 401, "not valid")
+    _assert_json_error(token_client(token).get(ONBOARDING.format("u-1")), 401, "not valid")
 
 
 def test_a_token_for_a_deleted_and_recreated_user_is_refused(enrolled):
@@ -161,13 +154,12 @@ def test_a_token_for_a_deleted_and_recreated_user_is_refused(enrolled):
     enrollment.end_user.delete()
     enrol(write_key, "u-1", workspace)
 
-    _assert_json_error(_as(token).get(ONBOARDING.format("u-1")), 403, "another user")
+    _assert_json_error(token_client(token).get(ONBOARDING.format("u-1")), 403, "another user")
 
 
 def test_write_keys_are_refused(enrolled):
     _, write_key, _, _ = enrolled
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=basic_auth(write_key))
+    client = key_client(write_key)
     for method, url in (
         ("get", ONBOARDING.format("u-1")),
         ("post", ONBOARDING.format("u-1") + "/steps/connect/complete"),
@@ -180,8 +172,7 @@ def test_write_keys_are_refused(enrolled):
 def test_missing_unknown_and_revoked_credentials_are_refused(enrolled):
     workspace, _, secret_key, _ = enrolled
     _assert_json_error(APIClient().get(ONBOARDING.format("u-1")), 401, "credentials were not provided")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION="Bearer sk_unknown")
+    client = token_client("sk_unknown")
     _assert_json_error(client.get(ONBOARDING.format("u-1")), 401, "Unknown API key")
     services.api_key_revoke(api_key=workspace.api_keys.get(kind="secret"))
     client.credentials(HTTP_AUTHORIZATION=basic_auth(secret_key))
@@ -190,8 +181,7 @@ def test_missing_unknown_and_revoked_credentials_are_refused(enrolled):
 
 def test_a_secret_key_sees_only_its_own_workspace(enrolled, other_tenant):
     _, _, other_secret_key = other_tenant
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {other_secret_key}")
+    client = token_client(other_secret_key)
     _assert_json_error(client.get(ONBOARDING.format("u-1")), 404, "No such user: 'u-1'")
     _assert_json_error(client.post("/api/v1/users/u-1/token"), 404, "No such user: 'u-1'")
 
@@ -234,11 +224,11 @@ def test_unknown_users_and_users_without_enrollment_get_404(server, enrolled):
 
 def test_a_returning_user_on_another_device_resumes_at_the_first_incomplete_step(enrolled):
     _, write_key, secret_key, _ = enrolled
-    laptop = _as(_token(secret_key, "u-1"))
+    laptop = token_client(_token(secret_key, "u-1"))
     assert track(write_key, "u-1", "Project Created") == 200
     laptop.post(ONBOARDING.format("u-1") + "/steps/connect/complete")
 
-    phone = _as(_token(secret_key, "u-1"))  # later, another device, a new token
+    phone = token_client(_token(secret_key, "u-1"))  # later, another device, a new token
     state = phone.get(ONBOARDING.format("u-1")).json()
 
     assert state["current_step"] == "profile"

@@ -12,9 +12,9 @@ from onboarding import selectors, services
 from onboarding.models import Enrollment, EnrollmentSignal, StepCompletion
 from onboarding.stuck import rules as stuck
 from onboarding.stuck import services as enrollment_signals
+from tests.conftest import post_action, verified_client
 from tests.factories import AdminUserFactory, EventFactory, WorkspaceFactory
 from tests.onboarding.enrollment_rows import complete, enrollment, published_version
-from tests.onboarding.test_admin import post_action, verified_client
 
 pytestmark = pytest.mark.django_db
 

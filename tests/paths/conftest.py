@@ -1,26 +1,11 @@
-"""Fixtures for the paths tests: a TOTP-verified admin client and a small onboarding path."""
+"""Fixtures for the paths tests: a small onboarding path and the two tenants' workspaces."""
 
 from datetime import timedelta
 
 import pytest
-from django.test import Client
-from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from paths import services
 from paths.models import Path
-
-
-def verified_client(user) -> Client:
-    """A client logged in as `user` whose session is verified by a confirmed TOTP device."""
-    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
-    session.save()
-    return client
-
 
 STEPS = [
     {

@@ -11,8 +11,9 @@ from onboarding import services as onboarding_services
 from paths import services
 from paths.models import Path, PathVersion
 from paths.steps import step_as_dict
+from tests.conftest import verified_client
 from tests.factories import AdminUserFactory, EndUserFactory, EventFactory
-from tests.paths.conftest import build_path, verified_client
+from tests.paths.conftest import build_path
 from tests.paths.test_services import enroll
 
 pytestmark = pytest.mark.django_db

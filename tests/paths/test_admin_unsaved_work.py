@@ -8,8 +8,8 @@ from guardrails.models import AuditLog
 from onboarding import services as onboarding_services
 from paths import services
 from paths.models import PathVersion
+from tests.conftest import verified_client
 from tests.factories import AdminUserFactory
-from tests.paths.conftest import verified_client
 from tests.paths.test_admin import message_texts, step_form, version_post, version_url
 
 pytestmark = pytest.mark.django_db
