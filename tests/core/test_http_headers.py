@@ -16,7 +16,7 @@ from tests.onboarding.progress_setup import enrol, published_path
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "https://app.customer.example"
 
 

@@ -27,7 +27,7 @@ from tests.conftest import basic_auth
 from tests.factories import CANARY_EMAIL
 from tests.onboarding.progress_setup import enrol, published_path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SERVER_SECRET_KEY = "logging-test-" + "k" * 50
 # The canary as uvicorn prints it: its access lines quote the path.
 CANARY_FORMS = (CANARY_EMAIL, quote(CANARY_EMAIL), quote(CANARY_EMAIL, safe=""))
