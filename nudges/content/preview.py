@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.http import Http404
 from django.template.response import TemplateResponse
 
 from guardrails.policy import engine as policy
@@ -117,9 +116,7 @@ def template_preview(*, version: TemplateVersion, end_user: EndUser) -> Preview:
 
 def preview_view(model_admin, request, object_id):
     """GET ?user=<external id>: the preview for that end user of the template's workspace."""
-    version = model_admin.get_object(request, object_id)
-    if version is None or not model_admin.has_view_permission(request, version):
-        raise Http404("No such version.")
+    version = model_admin.scoped_version(request, object_id)
     workspace = version.template.workspace
     external_id = (request.GET.get("user") or "").strip()
     end_user = selectors.end_user_get(workspace=workspace, external_id=external_id) if external_id else None
