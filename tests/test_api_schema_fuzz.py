@@ -19,7 +19,6 @@ from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from rest_framework.test import APIClient
 
 from config.wsgi import application
 from guardrails.gdpr import erased_guard as reimport
@@ -28,7 +27,7 @@ from onboarding.models import EndUser, Event
 from tenancy import tokens
 from tests.conftest import basic_auth
 from tests.factories import CANARY_EMAIL
-from tests.onboarding.progress_setup import published_path
+from tests.onboarding.progress_setup import enrol, published_path
 from tests.poisoned_times import FUTURE, poison
 
 EXAMPLES_PER_OPERATION = 100
@@ -39,16 +38,6 @@ POISONED_USER = "fuzz-poisoned-person"
 
 _credentials: dict[str, str] = {}
 _user_ids = st.sampled_from([ENROLLED_USER, POISONED_USER])
-
-
-def _identify(write_key: str, user_id: str) -> None:
-    response = APIClient().post(
-        "/v1/identify",
-        {"userId": user_id, "traits": {"persona": "admin"}},
-        format="json",
-        HTTP_AUTHORIZATION=basic_auth(write_key),
-    )
-    assert response.status_code == 200, response.content
 
 
 def _poison_an_event(user_id: str) -> None:
@@ -85,7 +74,7 @@ def fuzz_workspace(db, monkeypatch):
     workspace, write_key, secret_key = onboarding_services.workspace_create(name="Fuzz")
     published_path(workspace)
     for user_id in (ENROLLED_USER, POISONED_USER):
-        _identify(write_key.key, user_id)
+        enrol(write_key.key, user_id, workspace)
     _poison_an_event(POISONED_USER)
     token, _ = tokens.token_issue(end_user=EndUser.objects.get(external_id=ENROLLED_USER))
     _credentials.clear()
