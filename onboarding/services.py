@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -14,7 +13,6 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from guardian.shortcuts import assign_perm
 
 from onboarding.ingestion import debugger as live
-from onboarding.ingestion import pipeline as ingest
 from onboarding.models import ApiKey, Workspace
 from tenancy.audit import audit_record
 from tenancy.keys import DISPLAY_PREFIX_LENGTH, generate_key, key_digest
@@ -123,26 +121,6 @@ def api_key_mark_used(*, api_key: ApiKey, at: datetime) -> None:
     """Record use at most once a minute per key, outside the request's transaction."""
     if api_key.last_used_at is None or (at - api_key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=at)
-
-
-def events_ingest(
-    *,
-    workspace: Workspace,
-    raw_events: list[Any],
-    received_at: datetime,
-    call_type: str | None = None,
-    batch_context: dict | None = None,
-    batch_sent_at: datetime | None = None,
-) -> ingest.IngestResult:
-    """Store Segment calls; valid ones are committed before this returns, invalid ones reported."""
-    return ingest.ingest(
-        workspace=workspace,
-        raw_events=raw_events,
-        received_at=received_at,
-        call_type=call_type,
-        batch_context=batch_context,
-        batch_sent_at=batch_sent_at,
-    )
 
 
 class AlreadyEnrolled(Exception):

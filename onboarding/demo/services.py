@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from onboarding.demo import journeys
-from onboarding.ingestion import pipeline
+from onboarding.ingestion.services import events_ingest
 from onboarding.models import Workspace
 from paths.transfer import paths_import
 
@@ -54,7 +54,7 @@ def demo_events_seed(
         batch = timed_calls[start : start + BATCH_SIZE]
         # Received a moment after the newest call of the batch, as a client's flush would be.
         received_at = min(batch[-1][0] + timedelta(seconds=2), clock)
-        result = pipeline.ingest(
+        result = events_ingest(
             workspace=workspace, raw_events=[call for _, call in batch], received_at=received_at
         )
         if result.rejected:

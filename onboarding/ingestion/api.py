@@ -7,8 +7,9 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from onboarding import services, signals
+from onboarding import signals
 from onboarding.ingestion import guards, segment
+from onboarding.ingestion import services as ingestion_services
 from onboarding.ingestion.parsers import SegmentJSONParser
 from onboarding.models import ApiKey
 from onboarding.progress import selectors as progress_selectors
@@ -105,7 +106,7 @@ class SegmentCallApi(_IngestApi):
         responses={200: OpenApiResponse(description='{"success": true} once stored')},
     )
     def post(self, request):
-        result = services.events_ingest(
+        result = ingestion_services.events_ingest(
             workspace=request.user.workspace,
             raw_events=[request.data],
             received_at=timezone.now(),
@@ -152,7 +153,7 @@ class SegmentBatchApi(_IngestApi):
     )
     def post(self, request):
         envelope = self.envelope
-        result = services.events_ingest(
+        result = ingestion_services.events_ingest(
             workspace=request.user.workspace,
             raw_events=envelope.batch,
             received_at=timezone.now(),

@@ -4,7 +4,6 @@ One transaction per batch, a handful of statements whatever its size. Invalid ev
 reported by index and never block the valid ones.
 """
 
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,8 +29,6 @@ from onboarding.ingestion.segment import (
 )
 from onboarding.models import CONTACT_TRAITS, Workspace
 from onboarding.progress import engine as progress
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,28 +226,3 @@ def _store_once(*, workspace: Workspace, events: list[dict], received_at: dateti
         signals.events_stored.send(sender=__name__, workspace_id=workspace.pk, events=new_events)
         transaction.on_commit(lambda: live.publish_events(workspace_id=workspace.pk, events=new_events))
     return new_ids
-
-
-def ingest(
-    *,
-    workspace: Workspace,
-    raw_events: list[Any],
-    received_at: datetime,
-    call_type: str | None = None,
-    batch_context: dict | None = None,
-    batch_sent_at: datetime | None = None,
-) -> IngestResult:
-    valid, rejected = validate_batch(
-        raw_events,
-        received_at=received_at,
-        call_type=call_type,
-        batch_context=batch_context,
-        batch_sent_at=batch_sent_at,
-    )
-    new_ids = store_batch(workspace=workspace, events=valid, received_at=received_at)
-    if rejected:
-        logger.info(
-            "events.rejected",
-            extra={"workspace_id": workspace.pk, "rejected": len(rejected), "accepted": len(valid)},
-        )
-    return IngestResult(accepted=len(valid), stored=len(new_ids), rejected=rejected)

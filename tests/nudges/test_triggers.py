@@ -12,6 +12,7 @@ from nudges.models import CustomTriggerStart, Nudge, Trigger
 from nudges.triggers import engine as triggers
 from nudges.triggers import receivers as hooks
 from onboarding import services as onboarding_services
+from onboarding.ingestion import services as ingestion_services
 from onboarding.models import Enrollment, EnrollmentSignal
 from tests.factories import EventFactory, WorkspaceFactory
 from tests.nudges.factories import TriggerFactory
@@ -258,7 +259,7 @@ def test_ingestion_sends_one_progress_job_per_batch(
     batch = [{"type": "track", "userId": user, "event": "Project Created"} for user in ("u-1", "u-2", "u-3")]
 
     with django_capture_on_commit_callbacks(execute=True):
-        onboarding_services.events_ingest(workspace=workspace, raw_events=batch, received_at=timezone.now())
+        ingestion_services.events_ingest(workspace=workspace, raw_events=batch, received_at=timezone.now())
 
     progress = [items for name, items in jobs if name == "progress_changed_job"]
     assert len(progress) == 1

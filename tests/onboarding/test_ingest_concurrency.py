@@ -7,7 +7,7 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 from psycopg import errors as psycopg_errors
 
-from onboarding import services
+from onboarding.ingestion import services as ingestion_services
 from onboarding.models import AnonymousIdentity, EndUser, Event
 
 USERS = 20
@@ -47,7 +47,7 @@ def test_concurrent_overlapping_batches(postgres, tenant):
 
     def send(sender: int):
         try:
-            return services.events_ingest(
+            return ingestion_services.events_ingest(
                 workspace=workspace, raw_events=_batch(sender), received_at=timezone.now()
             )
         finally:
@@ -97,7 +97,7 @@ def test_concurrent_sign_ins_on_many_devices_end_in_one_profile_each(postgres, t
     workspace, _, _ = tenant
     # The anonymous visits are stored first, so the sign-ins below must claim or merge them.
     for sender in range(8):
-        services.events_ingest(
+        ingestion_services.events_ingest(
             workspace=workspace,
             raw_events=_sign_up_batch(sender)[::2] if sender % 2 == 0 else _sign_up_batch(sender)[1::2],
             received_at=timezone.now(),
@@ -106,7 +106,7 @@ def test_concurrent_sign_ins_on_many_devices_end_in_one_profile_each(postgres, t
 
     def send(sender: int):
         try:
-            return services.events_ingest(
+            return ingestion_services.events_ingest(
                 workspace=workspace, raw_events=_sign_up_batch(sender), received_at=timezone.now()
             )
         finally:
@@ -148,11 +148,13 @@ def test_a_batch_that_loses_a_deadlock_is_run_again(tenant, monkeypatch, cause, 
     call = [{"type": "track", "userId": "u", "event": "E", "messageId": "m-1"}]
 
     if stored:
-        result = services.events_ingest(workspace=workspace, raw_events=call, received_at=timezone.now())
+        result = ingestion_services.events_ingest(
+            workspace=workspace, raw_events=call, received_at=timezone.now()
+        )
         assert (result.accepted, result.stored) == (1, 1)
     else:
         with pytest.raises(OperationalError):
-            services.events_ingest(workspace=workspace, raw_events=call, received_at=timezone.now())
+            ingestion_services.events_ingest(workspace=workspace, raw_events=call, received_at=timezone.now())
 
     assert len(attempts) == attempts_made
     assert Event.objects.filter(workspace=workspace, message_id="m-1").count() == stored

@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from onboarding import services
 from onboarding.demo import journeys
+from onboarding.ingestion import services as ingestion_services
 from onboarding.models import Enrollment, StepCompletion
 from onboarding.progress import selectors as progress_selectors
 from tests.factories import PathFactory, PublishedPathVersionFactory, StepFactory
@@ -61,7 +62,7 @@ def funnel_paths(workspace):
 def ingest(workspace, calls, *, batch_size):
     for start in range(0, len(calls), batch_size):
         batch = calls[start : start + batch_size]
-        result = services.events_ingest(workspace=workspace, raw_events=batch, received_at=NOW)
+        result = ingestion_services.events_ingest(workspace=workspace, raw_events=batch, received_at=NOW)
         assert result.rejected == []
 
 

@@ -88,11 +88,11 @@ def test_publishing_sets_who_and_when_and_archives_the_previous_version(acme):
 
 def test_the_first_publish_turns_on_progress_for_the_workspace_s_events(acme):
     """Ingestion skips progress evaluation for a workspace that never published a path."""
-    from onboarding import services as onboarding_services
+    from onboarding.ingestion import services as ingestion_services
     from onboarding.models import Workspace
 
     def identify(user_id: str) -> None:
-        onboarding_services.events_ingest(
+        ingestion_services.events_ingest(
             workspace=Workspace.objects.get(pk=acme.pk),  # as each request reads it
             raw_events=[{"type": "identify", "userId": user_id, "traits": {"persona": "admin"}}],
             received_at=timezone.now(),
