@@ -1,6 +1,7 @@
 # make run    the embedded demo (SQLite, no services) on http://127.0.0.1:8000
 # make test   the whole suite; PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set
-# make lint   ruff check and ruff format --check
+# make lint   ruff check, ruff format --check, the import contracts (lint-imports) and the
+#             structure report (scripts/structure.py)
 # make bench  the ingestion benchmark (bench/ingest.py; needs PostgreSQL and Redis)
 #
 # Only python3 is needed: the virtual environment is created on first use, and the pinned
@@ -41,7 +42,7 @@ EMBEDDED := env -u DATABASE_URL -u REDIS_URL VAR_DIR=$(VAR_DIR) DJANGO_DEBUG=1 P
 help:
 	@echo "make run    migrate, seed the demo workspace and serve http://$(HOST):$(PORT) (SQLite)"
 	@echo "make test   the whole suite (PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set)"
-	@echo "make lint   ruff check and ruff format --check"
+	@echo "make lint   ruff check and format, import contracts (lint-imports), structure report"
 	@echo "make bench  the ingestion benchmark, bench/ingest.py"
 
 $(BIN)/python:
@@ -69,6 +70,8 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python scripts/structure.py --report-only
 
 bench: venv
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
