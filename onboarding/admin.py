@@ -9,6 +9,7 @@ from rangefilter.filters import DateTimeRangeFilterBuilder
 from onboarding import selectors, services
 from onboarding.end_user_panels import end_user_panels
 from onboarding.ingestion import event_store
+from onboarding.ingestion import selectors as event_selectors
 from onboarding.models import AnonymousIdentity, ApiKey, EndUser, Event, Workspace
 from tenancy.admin_filters import ApiKeyStatusFilter, EventNameFilter, EventUserFilter, WorkspaceFilter
 
@@ -295,9 +296,8 @@ class EndUserAdmin(ReadOnlyScopedAdmin):
 
     @admin.display(description="recent events")
     def recent_events(self, obj):
-        events = selectors.events_for_end_user(workspace=obj.workspace, end_user=obj).order_by("-timestamp")[
-            :25
-        ]
+        events = event_selectors.events_for_end_user(workspace=obj.workspace, end_user=obj)
+        events = events.order_by("-timestamp")[:25]
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",

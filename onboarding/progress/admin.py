@@ -6,6 +6,7 @@ from onboarding import selectors
 from onboarding.admin import ReadOnlyScopedAdmin, WorkspaceScopedAdmin
 from onboarding.models import AnswerTotal, EnrollmentSignal
 from onboarding.stuck import rules as stuck
+from onboarding.stuck import selectors as stuck_selectors
 from onboarding.stuck import services as enrollment_signals
 from paths.models import PathVersion
 from tenancy.admin_filters import ResolvedFilter
@@ -72,7 +73,7 @@ class EnrollmentSignalAdmin(WorkspaceScopedAdmin):
         chosen = request.GET.get(SignalWorkspaceFilter.parameter_name, "")
         if chosen.isdigit():
             workspaces = workspaces.filter(pk=int(chosen))
-        shares = selectors.stuck_shares_by_step(workspaces=workspaces)
+        shares = stuck_selectors.stuck_shares_by_step(workspaces=workspaces)
         context = {
             "stuck_by_step": shares,
             "stuck_total": sum(share.stuck for share in shares),

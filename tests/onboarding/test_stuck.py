@@ -8,9 +8,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from onboarding import selectors, services
+from onboarding import services
 from onboarding.models import Enrollment, EnrollmentSignal, StepCompletion
 from onboarding.stuck import rules as stuck
+from onboarding.stuck import selectors as stuck_selectors
 from onboarding.stuck import services as enrollment_signals
 from tests.conftest import post_action, verified_client
 from tests.factories import AdminUserFactory, EventFactory, WorkspaceFactory
@@ -425,7 +426,7 @@ def _shares_setup(acme, version, now):
 def test_the_share_stuck_per_step_counts_the_steps_people_are_on(acme, version, now):
     _shares_setup(acme, version, now)
 
-    shares = selectors.stuck_shares_by_step(workspaces=[acme])
+    shares = stuck_selectors.stuck_shares_by_step(workspaces=[acme])
 
     assert [
         (
