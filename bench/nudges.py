@@ -57,7 +57,8 @@ from guardrails.models import WorkspacePolicy
 from guardrails.secrets import workspace_secret_set
 from nudges.models import ChannelProvider, NudgeSettings, NudgeTemplate, TemplateVersion, Trigger
 from onboarding import services
-from onboarding.models import Contact, EndUser, Enrollment, EnrollmentSignal, Event
+from onboarding.models import Contact, Enrollment, EnrollmentSignal, Event
+from tenancy.models import EndUser
 from paths import services as path_services
 
 USERS, PROVIDER_URL = {users}, "{provider_url}"

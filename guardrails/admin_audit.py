@@ -18,11 +18,12 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from rangefilter.filters import DateTimeRangeFilterBuilder
 
-from guardrails.models import AuditLog, LLMCall
+from guardrails.models import LLMCall
 from onboarding.admin import ReadOnlyScopedAdmin
 from tenancy import admin_security
 from tenancy.admin_filters import InputFilter, WorkspaceFilter
 from tenancy.audit import audit_record
+from tenancy.models import AuditLog
 
 EXPORT_CHUNK_SIZE = 2000
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

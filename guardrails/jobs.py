@@ -6,7 +6,7 @@ from rq import get_current_job
 
 from guardrails.abuse import detection as abuse
 from guardrails.gdpr import erasure, vacuum
-from onboarding.models import EndUser
+from tenancy.models import EndUser
 
 logger = logging.getLogger(__name__)
 

@@ -1,14 +1,14 @@
 """Guardrails: consent, preferences, suppression, policy decisions, audit, LLM calls, abuse flags.
 
 Every row belongs to a workspace. Current consent is derived from the ConsentRecord ledger and
-never stored twice; AuditLog and LLMCall are append-only.
+never stored twice; AuditLog and LLMCall are append-only; AuditLog is
+tenancy's (tenancy/models.py), kept under this app's label.
 """
 
-from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import models
 
-from onboarding.models import EndUser, Workspace
+from core.db.append_only import AppendOnlyModel
+from tenancy.models import EndUser, Workspace
 
 
 class Channel(models.TextChoices):
@@ -174,66 +174,7 @@ class NudgeCapCounter(models.Model):
         return f"{self.count} nudge(s) on {self.local_date}"
 
 
-class _AppendOnly(models.Model):
-    """Rows are written once: updates and deletes through the ORM are refused."""
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None and not self._state.adding:
-            raise PermissionDenied(f"{type(self).__name__} is append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionDenied(f"{type(self).__name__} is append-only.")
-
-
-class AppendOnlyQuerySet(models.QuerySet):
-    """Bulk updates and deletes are refused too. Cascades from a deleted workspace or user go
-    through the base manager and still apply."""
-
-    def update(self, **kwargs):
-        raise PermissionDenied(f"{self.model.__name__} is append-only.")
-
-    def delete(self):
-        raise PermissionDenied(f"{self.model.__name__} is append-only.")
-
-
-class AuditLog(_AppendOnly):
-    """Who changed what, when: admin changes, keys, consent, exports, erasures, model promotions."""
-
-    workspace = models.ForeignKey(
-        Workspace, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
-    )
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_label = models.CharField(max_length=200, help_text="Admin user name, API key prefix or 'system'.")
-    action = models.CharField(max_length=60, db_index=True)
-    object_type = models.CharField(max_length=100, blank=True)
-    object_id = models.CharField(max_length=64, blank=True)
-    object_repr = models.CharField(max_length=200, blank=True)
-    changes = models.JSONField(default=dict, blank=True, help_text='{"before": {...}, "after": {...}}')
-    request_id = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    objects = AppendOnlyQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-        # The admin's exact searches (an object's history, a request's rows) and its per-workspace list.
-        indexes = [
-            models.Index(fields=["object_id"], name="auditlog_object_idx"),
-            models.Index(fields=["request_id"], name="auditlog_request_idx"),
-            models.Index(fields=["workspace", "-created_at"], name="auditlog_workspace_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.actor_label} {self.action} {self.object_repr}"
-
-
-class LLMCall(_AppendOnly):
+class LLMCall(AppendOnlyModel):
     """One LLM call (or a call that was blocked or fell back): its redacted input and outcome."""
 
     class Outcome(models.TextChoices):

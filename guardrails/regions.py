@@ -14,7 +14,7 @@ import logging
 from django.conf import settings
 
 from guardrails.models import DataRegion, WorkspacePolicy
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
 

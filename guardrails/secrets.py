@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import transaction
 
 from guardrails.models import WorkspaceSecret
-from onboarding.models import Workspace
 from tenancy.audit import REDACTED, audit_record
+from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from guardrails.policy.consent import PAIRS, consent_effective
 from guardrails.policy.localtime import FALLBACK_ZONE_NAME, format_wall_time, zone_named
 from guardrails.preferences import subjects
 from guardrails.secrets import workspace_secret_get  # noqa: F401
-from onboarding.models import EndUser, Workspace
+from tenancy.models import EndUser, Workspace
 
 # --- Consent ---------------------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from guardrails.models import Channel, ConsentRecord, Preference, Purpose
 from guardrails.policy.consent import consent_effective
 from guardrails.preferences.validation import UNSET, preferences_parse
 from guardrails.secrets import workspace_secret_set, workspace_secrets_rotate  # noqa: F401
-from onboarding.models import EndUser
 from tenancy.audit import audit_record
+from tenancy.models import EndUser
 
 logger = logging.getLogger(__name__)
 

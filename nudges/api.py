@@ -25,10 +25,10 @@ from rest_framework.views import APIView
 from nudges import inbox, push_subscriptions
 from nudges.models import Nudge
 from onboarding import selectors as onboarding_selectors
-from onboarding.models import EndUser
 from onboarding.progress.api import ActsForUser
 from tenancy import tokens
 from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
+from tenancy.models import EndUser
 
 
 class _UserApi(APIView):

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from nudges.models import NudgeSettings, NudgeTemplate, TemplateVersion, Trigger
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 
 TRIGGERS = [
     {

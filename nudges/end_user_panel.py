@@ -4,7 +4,7 @@ events, steps and nudges with their decision traces."""
 from django.template.loader import render_to_string
 
 from nudges.timeline import end_user_timeline
-from onboarding.models import EndUser
+from tenancy.models import EndUser
 
 
 def timeline_html(end_user: EndUser) -> str:

@@ -21,7 +21,7 @@ from nudges import services
 from nudges.content import links
 from nudges.delivery import tracking
 from nudges.models import Nudge
-from onboarding.models import EndUser, Workspace
+from tenancy.models import EndUser, Workspace
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ from django.db import models
 from django.db.models import Q
 
 from guardrails.models import Channel, DataRegion, Purpose
-from onboarding.models import EndUser, Enrollment, Workspace
+from onboarding.models import Enrollment
+from tenancy.models import EndUser, Workspace
 
 
 class NudgeSettings(models.Model):

@@ -11,7 +11,7 @@ import logging
 from django.db import transaction
 
 from nudges.models import PushSubscription
-from onboarding.models import EndUser
+from tenancy.models import EndUser
 
 logger = logging.getLogger(__name__)
 

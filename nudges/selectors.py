@@ -3,7 +3,7 @@
 from django.db.models import QuerySet
 
 from nudges.models import Nudge
-from onboarding.models import EndUser, Workspace
+from tenancy.models import EndUser, Workspace
 
 
 def nudge_get_by_pk(*, nudge_id: int) -> Nudge | None:

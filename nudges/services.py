@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from core.jobs import enqueue
 from nudges.models import Nudge, NudgeEvent, TemplateVersion, Trigger
-from onboarding.models import EndUser, Enrollment
+from onboarding.models import Enrollment
 from tenancy.audit import audit_record
+from tenancy.models import EndUser
 
 logger = logging.getLogger(__name__)
 

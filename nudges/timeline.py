@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from nudges.models import Nudge
-from onboarding.models import EndUser, Enrollment, EnrollmentSignal, Event, StepCompletion, Workspace
+from onboarding.models import Enrollment, EnrollmentSignal, Event, StepCompletion
+from tenancy.models import EndUser, Workspace
 
 LIMIT = 100
 

@@ -10,8 +10,9 @@ from onboarding import selectors, services
 from onboarding.end_user_panels import end_user_panels
 from onboarding.ingestion import event_store
 from onboarding.ingestion import selectors as event_selectors
-from onboarding.models import AnonymousIdentity, ApiKey, EndUser, Event, Workspace
+from onboarding.models import AnonymousIdentity, Event
 from tenancy.admin_filters import ApiKeyStatusFilter, EventNameFilter, EventUserFilter, WorkspaceFilter
+from tenancy.models import ApiKey, EndUser, Workspace
 
 
 class WorkspaceScopedAdmin(admin.ModelAdmin):

@@ -15,10 +15,10 @@ from django.utils import timezone
 
 from onboarding import selectors
 from onboarding.ingestion import debugger as live
-from onboarding.models import ApiKey
 from onboarding.progress.push import progress_group
 from onboarding.progress.selectors import enrollment_get_for_user, enrollment_state
 from tenancy import tokens
+from tenancy.models import ApiKey
 
 UNAUTHORIZED = 4401
 

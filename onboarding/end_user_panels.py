@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from django.contrib import admin
 
-from onboarding.models import EndUser
+from tenancy.models import EndUser
 
 EndUserPanel = Callable[[EndUser], str]
 """A read-only field of the page: the end user in, safe HTML out (format_html, render_to_string);

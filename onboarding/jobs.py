@@ -2,9 +2,10 @@
 
 import logging
 
-from onboarding.models import Enrollment, Workspace
+from onboarding.models import Enrollment
 from onboarding.progress import answers
 from onboarding.stuck import services as enrollment_signals
+from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
 

@@ -1,122 +1,13 @@
-"""Tenancy (Workspace, ApiKey), the people being onboarded (EndUser, Contact) and their events.
+"""The people being onboarded (their identities and Contact), their events and their progress.
 
+The tenant and the end user themselves (Workspace, EndUser) are tenancy's (tenancy/models.py).
 Every row belongs to a workspace, directly or through its parent; selectors scope every read.
 """
 
-from django.conf import settings
-from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 
-
-class Workspace(models.Model):
-    """The tenant: one SaaS product whose end users are onboarded."""
-
-    name = models.CharField(max_length=200)
-    slug = models.SlugField(max_length=80, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    paths_published_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        editable=False,
-        help_text="When the workspace first published a path. Until then ingestion has no progress "
-        "to evaluate and skips it.",
-    )
-    product_base_url = models.URLField(
-        max_length=300,
-        blank=True,
-        validators=[URLValidator(schemes=["http", "https"])],
-        help_text="Where the product itself answers, e.g. https://app.example.com. A step's relative "
-        "deep link (/app/projects/new) in a nudge leads there; without it, a nudge to such a step "
-        "is sent without its button.",
-    )
-
-    class Meta:
-        ordering = ["name"]
-        # Granted per workspace with django-guardian: the second pair of eyes on nudge templates.
-        permissions = [("approve_nudge_templates", "Can approve nudge templates")]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class ApiKey(models.Model):
-    """A key a client authenticates with. Only a SHA-256 digest is stored; the key is shown once."""
-
-    class Kind(models.TextChoices):
-        WRITE = "write", "Write key (event ingestion, safe in client apps)"
-        SECRET = "secret", "Secret key (server API)"
-
-    class Scope(models.TextChoices):
-        EVENTS_WRITE = "events:write", "Send events"
-        SERVER = "server", "Server API"
-
-    DEFAULT_SCOPES = {
-        Kind.WRITE: [Scope.EVENTS_WRITE],
-        Kind.SECRET: [Scope.EVENTS_WRITE, Scope.SERVER],
-    }
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=200)
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    scopes = models.JSONField(default=list)
-    prefix = models.CharField(max_length=16, help_text="The first characters, to recognise a key.")
-    key_digest = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        verbose_name = "API key"
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
-    def has_scope(self, scope: str) -> bool:
-        return scope in self.scopes
-
-
-# Traits promoted to columns: the features that paths target and models learn from.
-FEATURE_TRAITS = ("persona", "signup_source", "company_size", "use_case", "locale", "timezone")
-
-
-class EndUser(models.Model):
-    """A person being onboarded. Contact data lives apart, in Contact."""
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="end_users")
-    external_id = models.CharField(
-        max_length=255, null=True, blank=True, help_text="Segment userId: the product's own id."
-    )
-    traits = models.JSONField(default=dict, blank=True, help_text="Non-contact traits (features).")
-    persona = models.CharField(max_length=100, blank=True)
-    signup_source = models.CharField(max_length=100, blank=True)
-    company_size = models.CharField(max_length=100, blank=True)
-    use_case = models.CharField(max_length=100, blank=True)
-    locale = models.CharField(max_length=35, blank=True)
-    timezone = models.CharField(max_length=64, blank=True)
-    group_id = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["workspace", "external_id"],
-                condition=Q(external_id__isnull=False),
-                name="enduser_unique_external_id",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return self.external_id or f"anonymous #{self.pk}"
+from tenancy.models import EndUser, Workspace
 
 
 class AnonymousIdentity(models.Model):
@@ -135,21 +26,6 @@ class AnonymousIdentity(models.Model):
 
     def __str__(self) -> str:
         return self.anonymous_id
-
-
-# Identify traits that are contact data: they go to Contact, never to features or events.
-CONTACT_TRAITS = frozenset(
-    {
-        "email",
-        "phone",
-        "name",
-        "firstName",
-        "first_name",
-        "lastName",
-        "last_name",
-        "address",
-    }
-)
 
 
 class Contact(models.Model):

@@ -5,8 +5,8 @@ from django.db.models import QuerySet
 from guardian.shortcuts import get_objects_for_user
 
 from core.db.prepared import PreparedQuery
-from onboarding.models import ApiKey, EndUser, Workspace
 from tenancy.keys import key_digest
+from tenancy.models import ApiKey, EndUser, Workspace
 
 
 def api_key_get_by_key(*, key: str) -> ApiKey | None:

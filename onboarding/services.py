@@ -13,9 +13,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from guardian.shortcuts import assign_perm
 
 from onboarding.ingestion import debugger as live
-from onboarding.models import ApiKey, Workspace
 from tenancy.audit import audit_record
 from tenancy.keys import DISPLAY_PREFIX_LENGTH, generate_key, key_digest
+from tenancy.models import ApiKey, Workspace
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 
 
 class Path(models.Model):

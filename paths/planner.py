@@ -7,8 +7,8 @@ front of the rules later, behind the same function.
 
 from dataclasses import dataclass
 
-from onboarding.models import EndUser
 from paths.models import Path, PathVersion
+from tenancy.models import EndUser
 
 
 @dataclass(frozen=True, slots=True)

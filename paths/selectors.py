@@ -8,8 +8,9 @@ from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from onboarding.models import Enrollment, Event, Workspace
+from onboarding.models import Enrollment, Event
 from paths.models import Path, PathVersion, Step
+from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
 

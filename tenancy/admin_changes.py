@@ -16,8 +16,8 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.urls import URLPattern
 
-from onboarding.models import Workspace
 from tenancy.audit import audit_changes, audit_record, audit_snapshot, refusal_of
+from tenancy.models import Workspace
 
 _STANDARD_VIEWS = ("changelist", "add", "history", "delete", "change")
 

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.db.models import Q
 
 from onboarding import selectors
-from onboarding.models import EndUser
+from tenancy.models import EndUser
 
 
 class InputFilter(admin.SimpleListFilter):

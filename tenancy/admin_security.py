@@ -77,7 +77,7 @@ def record_login_attempt(request: HttpRequest, response: HttpResponse) -> None:
 
 
 def recent_logins(*, user, limit: int = 10):
-    from guardrails.models import AuditLog
+    from tenancy.models import AuditLog
 
     return AuditLog.objects.filter(actor=user, action__in=LOGIN_ACTIONS).order_by("-created_at", "-pk")[
         :limit

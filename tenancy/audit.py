@@ -14,8 +14,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from core.request_id import current_request_id
-from guardrails.models import AuditLog
-from onboarding.models import CONTACT_TRAITS, Workspace
+from tenancy.models import CONTACT_TRAITS, AuditLog, Workspace
 
 REDACTED = "[redacted]"
 

@@ -9,8 +9,8 @@ from rest_framework import authentication, exceptions, permissions
 
 from guardrails.abuse import token_misuse
 from onboarding import selectors, services
-from onboarding.models import ApiKey, Workspace
 from tenancy import tokens
+from tenancy.models import ApiKey, Workspace
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core import signing
 from django.db import DEFAULT_DB_ALIAS
 
-from onboarding.models import EndUser, Workspace
+from tenancy.models import EndUser, Workspace
 
 TOKEN_PREFIX = "ut_"  # noqa: S105 (a prefix, not a secret)
 _SALT = "onboarding.end-user-token.v1"

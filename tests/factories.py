@@ -3,7 +3,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from onboarding import services
-from onboarding.models import EndUser, Event, Workspace
+from onboarding.models import Event
+from tenancy.models import EndUser, Workspace
 
 
 class WorkspaceFactory(factory.django.DjangoModelFactory):

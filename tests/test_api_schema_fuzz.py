@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from config.wsgi import application
 from guardrails.gdpr import erased_guard as reimport
 from onboarding import services as onboarding_services
-from onboarding.models import EndUser, Event
+from onboarding.models import Event
 from tenancy import tokens
+from tenancy.models import EndUser
 from tests.conftest import basic_auth
 from tests.factories import CANARY_EMAIL
 from tests.onboarding.progress_setup import enrol, published_path

@@ -38,7 +38,8 @@ from guardrails.abuse import ratelimit
 from guardrails.abuse.counters import MinuteCounts
 from guardrails.abuse.flags import abuse_flag_record
 from guardrails.models import AbuseFlag
-from onboarding.models import ApiKey, EndUser, Event, Workspace
+from onboarding.models import Event
+from tenancy.models import ApiKey, EndUser, Workspace
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from guardrails.models import AbuseFlag
-from onboarding.models import ApiKey, EndUser, Workspace
+from tenancy.models import ApiKey, EndUser, Workspace
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from prometheus_client import Counter
 from rest_framework import exceptions, status
 
 from guardrails.abuse.counters import Limits, ProcessCounters, RedisCounters
-from onboarding.models import ApiKey
+from tenancy.models import ApiKey
 
 logger = logging.getLogger(__name__)
 

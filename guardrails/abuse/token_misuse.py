@@ -28,8 +28,8 @@ from django.utils.crypto import salted_hmac
 from guardrails.abuse import ratelimit
 from guardrails.abuse.flags import abuse_flag_record
 from guardrails.models import AbuseFlag
-from onboarding.models import EndUser, Workspace
 from tenancy import tokens
+from tenancy.models import EndUser, Workspace
 
 logger = logging.getLogger(__name__)
 

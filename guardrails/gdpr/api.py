@@ -19,9 +19,9 @@ from guardrails import jobs
 from guardrails.gdpr import erasure
 from guardrails.gdpr import export as gdpr
 from onboarding import selectors
-from onboarding.models import ApiKey
 from tenancy import tokens
 from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
+from tenancy.models import ApiKey
 
 
 class SecretKeyOnly(permissions.BasePermission):

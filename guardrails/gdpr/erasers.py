@@ -36,18 +36,11 @@ from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 
 from guardrails.gdpr.export import audit_rows_about
-from guardrails.models import AuditLog, LLMCall, Preference, Suppression
+from guardrails.models import LLMCall, Preference, Suppression
 from guardrails.preferences import subjects
-from onboarding.models import (
-    FEATURE_TRAITS,
-    AnonymousIdentity,
-    Contact,
-    EndUser,
-    Enrollment,
-    EnrollmentSignal,
-    Workspace,
-)
+from onboarding.models import AnonymousIdentity, Contact, Enrollment, EnrollmentSignal
 from onboarding.progress import answers as answer_aggregation
+from tenancy.models import FEATURE_TRAITS, AuditLog, EndUser, Workspace
 
 ERASED = "[erased]"
 MIN_SEARCHED_LENGTH = 4

@@ -18,11 +18,12 @@ from django.db import transaction
 from core.jobs import enqueue
 from guardrails.gdpr import erased_guard as reimport
 from guardrails.gdpr.erasers import ERASERS, ErasureScope, identifiers_read
-from guardrails.gdpr.erasure_events import TOMBSTONE_PREFIX, erase_events, is_tombstone, unfinished_profiles
+from guardrails.gdpr.erasure_events import erase_events, is_tombstone, unfinished_profiles
 from guardrails.models import Suppression
 from guardrails.preferences import subjects
-from onboarding.models import EndUser, Event, Workspace
+from onboarding.models import Event
 from tenancy.audit import audit_record
+from tenancy.models import TOMBSTONE_PREFIX, EndUser, Workspace
 
 logger = logging.getLogger(__name__)
 

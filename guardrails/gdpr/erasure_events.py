@@ -14,11 +14,11 @@ from collections.abc import Callable
 from django.db import transaction
 from django.db.models import Case, Q, Subquery, Value, When
 
-from onboarding.models import EndUser, Event, Workspace
+from onboarding.models import Event
+from tenancy.models import TOMBSTONE_PREFIX, EndUser, Workspace
 
 logger = logging.getLogger(__name__)
 
-TOMBSTONE_PREFIX = "erased:"
 EVENT_BATCH_SIZE = 2000
 
 

@@ -20,10 +20,11 @@ import orjson
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
-from guardrails.models import AuditLog, ConsentRecord, LLMCall, PolicyDecision, Preference
+from guardrails.models import ConsentRecord, LLMCall, PolicyDecision, Preference
 from onboarding.ingestion import event_store, event_times
-from onboarding.models import AnonymousIdentity, Contact, EndUser, Enrollment, Event, Workspace
+from onboarding.models import AnonymousIdentity, Contact, Enrollment, Event
 from tenancy.audit import audit_record
+from tenancy.models import AuditLog, EndUser, Workspace
 
 logger = logging.getLogger(__name__)
 

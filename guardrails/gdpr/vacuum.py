@@ -23,16 +23,9 @@ from django.contrib.admin.models import LogEntry
 from django.db import connection
 from django.db.models import Model
 
-from guardrails.models import AuditLog, LLMCall, Preference
-from onboarding.models import (
-    AnonymousIdentity,
-    AnswerSnapshot,
-    Contact,
-    EndUser,
-    Enrollment,
-    EnrollmentSignal,
-    Event,
-)
+from guardrails.models import LLMCall, Preference
+from onboarding.models import AnonymousIdentity, AnswerSnapshot, Contact, Enrollment, EnrollmentSignal, Event
+from tenancy.models import AuditLog, EndUser
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from django.db.models import F
 
 from guardrails.models import NudgeCapCounter, PolicyDecision
 from guardrails.policy.localtime import LocalDay
-from onboarding.models import EndUser
+from tenancy.models import EndUser
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ why they did or didn't get a nudge, an LLM call, an export, each rule that spoke
 from django.utils.html import format_html, format_html_join
 
 from guardrails import selectors
-from onboarding.models import EndUser
+from tenancy.models import EndUser
 
 
 def guardrail_decisions_html(end_user: EndUser) -> str:

@@ -36,7 +36,7 @@ from guardrails.models import Channel, PolicyDecision, Purpose
 from guardrails.policy import caps
 from guardrails.policy import rules as policy_rules
 from guardrails.policy.rules import Facts, Reason
-from onboarding.models import EndUser
+from tenancy.models import EndUser
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from guardrails.policy import caps
 from guardrails.policy.consent import consent_default
 from guardrails.policy.localtime import LocalDay, format_wall_time, local_day, window_ends_at, zone_named
 from guardrails.preferences import subjects
-from onboarding.models import Contact, EndUser
+from onboarding.models import Contact
+from tenancy.models import EndUser
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from guardrails import selectors, services
 from guardrails.models import ConsentRecord
 from guardrails.preferences.validation import PreferencesInvalid
 from onboarding import selectors as onboarding_selectors
-from onboarding.models import ApiKey, EndUser
 
 # The progress API's rule, so both count token misuse alike (guardrails.abuse.token_misuse).
 from onboarding.progress.api import ActsForUser
 from tenancy import tokens
 from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
+from tenancy.models import ApiKey, EndUser
 
 
 def _end_user_for(request, user_id: str) -> EndUser:

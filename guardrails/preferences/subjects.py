@@ -10,7 +10,7 @@ import hashlib
 
 import phonenumbers
 
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 
 EMAIL = "email"
 PHONE = "phone"

@@ -14,7 +14,7 @@ from django.core import signing
 from django.urls import reverse
 
 from guardrails.models import Channel, Purpose
-from onboarding.models import EndUser
+from tenancy.models import EndUser
 
 _SALT = "guardrails.preferences.unsubscribe.v1"
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"

@@ -41,7 +41,7 @@ from nudges.content import composer, link_scan, rendering
 from nudges.gateways.base import Message, Recipient
 from nudges.llm.personalize import Draft
 from nudges.models import Nudge, NudgeSettings, TemplateVersion
-from onboarding.models import EndUser, Workspace
+from tenancy.models import EndUser, Workspace
 
 MAX_SMS_SEGMENTS = 3
 GSM_SINGLE, GSM_PART = 160, 153

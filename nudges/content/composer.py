@@ -19,7 +19,7 @@ from nudges.delivery import tracking
 from nudges.gateways.base import Message, Recipient
 from nudges.llm.personalize import Draft
 from nudges.models import Nudge, NudgeSettings, NudgeTemplate, TemplateVersion, Trigger
-from onboarding.models import EndUser, Workspace
+from tenancy.models import EndUser, Workspace
 
 # Filled only in the final message: the recipient's contact details and their unsubscribe link.
 LATE_VARIABLES = rendering.KEEP_CONTACT | {"unsubscribe_url"}

@@ -11,8 +11,9 @@ from typing import Any
 from django.utils import timezone
 
 from nudges.models import Nudge
-from onboarding.models import EndUser, Enrollment, Event, Workspace
+from onboarding.models import Enrollment, Event
 from onboarding.progress import selectors as progress_selectors
+from tenancy.models import EndUser, Workspace
 
 RECENT_EVENTS = 10
 

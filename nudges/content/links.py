@@ -15,7 +15,7 @@ base URL set later fixes links already sent.
 
 from urllib.parse import urlsplit
 
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 
 WEB_SCHEMES = ("http", "https")
 

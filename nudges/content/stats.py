@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q
 
 from nudges.models import NudgeTemplate, TemplateVersion
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 
 
 @dataclass(frozen=True)

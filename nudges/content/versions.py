@@ -16,10 +16,11 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from guardrails.models import AuditLog, Channel
+from guardrails.models import Channel
 from nudges.content import checks as template_checks
 from nudges.models import NudgeTemplate, TemplateVersion, Trigger
 from tenancy.audit import audit_changes, audit_record, audit_snapshot
+from tenancy.models import AuditLog
 
 logger = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ from nudges.gateways.breaker import (
     breaker_state,
 )
 from nudges.models import ChannelProvider
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from onboarding.models import EndUser, Event
+from onboarding.models import Event
+from tenancy.models import EndUser
 
 LOOKBACK_DAYS = 30
 MIN_EVENTS = 5

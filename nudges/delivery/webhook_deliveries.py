@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from nudges.models import WebhookDelivery
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 
 RETENTION = timedelta(days=30)
 MAX_ID_LENGTH = 128

@@ -23,8 +23,8 @@ from guardrails.preferences import subjects
 from nudges import services
 from nudges.delivery import webhook_deliveries
 from nudges.models import Nudge
-from onboarding.models import Workspace
 from tenancy.audit import audit_record
+from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from guardrails.secrets import InvalidToken, workspace_secret_get
 from nudges.delivery import webhook_events
 from nudges.models import ChannelProvider
 from onboarding import selectors as onboarding_selectors
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from guardrails.regions import workspace_region
 from nudges.gateways.base import Message, Recipient, Rejected, SendResult
 from nudges.inbox import inbox_item
 from nudges.models import ChannelProvider, Nudge
-from onboarding.models import Workspace
 from onboarding.progress.push import progress_group
+from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 
 from nudges.gateways.base import PushTarget, Recipient
 from nudges.models import PushSubscription
-from onboarding.models import Contact, EndUser
+from onboarding.models import Contact
+from tenancy.models import EndUser
 
 
 def recipient_for(*, end_user: EndUser, channel: str) -> Recipient:

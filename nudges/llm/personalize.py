@@ -40,7 +40,8 @@ from nudges.llm import client as llm_client
 from nudges.llm import output as llm_output
 from nudges.llm.output import UI_COMPONENTS  # noqa: F401  (part of this module's contract)
 from nudges.models import Nudge, NudgeSettings, TemplateVersion
-from onboarding.models import Contact, EndUser
+from onboarding.models import Contact
+from tenancy.models import EndUser
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,9 @@ from nudges.triggers import registry
 from nudges.triggers.firing import ScanReport, dispatching
 from nudges.triggers.kinds.base import Progress
 from nudges.triggers.selectors import triggers_active, workspaces_with_active_triggers
-from onboarding.models import Enrollment, Event, Workspace
+from onboarding.models import Enrollment, Event
 from onboarding.progress.selectors import enrollment_state
+from tenancy.models import Workspace
 
 __all__ = ["ScanReport", "config_errors", "on_events", "on_progress", "scan", "scan_all"]
 

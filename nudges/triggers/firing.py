@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from nudges import services
 from nudges.delivery.dispatch import PIPELINE_BATCH, pipeline_enqueue
 from nudges.models import Nudge, Trigger
-from onboarding.models import EndUser, Enrollment
+from onboarding.models import Enrollment
+from tenancy.models import EndUser
 
 logger = logging.getLogger(__name__)
 

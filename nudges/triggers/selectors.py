@@ -4,7 +4,7 @@ workspaces the periodic scan visits."""
 from django.db.models import QuerySet
 
 from nudges.models import Trigger
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 
 
 def triggers_active(*, workspace_id: int, kinds: tuple[str, ...]) -> list[Trigger]:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from onboarding.demo import journeys
 from onboarding.ingestion.services import events_ingest
-from onboarding.models import Workspace
 from paths.transfer import paths_import
+from tenancy.models import Workspace
 
 DEMO_PATHS_FILE = Path(__file__).with_name("paths.json")
 BATCH_SIZE = 500

@@ -11,14 +11,8 @@ from django.utils import timezone
 
 from core.db import bulk
 from onboarding.identity.resolution import merge_end_users
-from onboarding.models import (
-    CONTACT_TRAITS,
-    FEATURE_TRAITS,
-    AnonymousIdentity,
-    Contact,
-    EndUser,
-    Workspace,
-)
+from onboarding.models import AnonymousIdentity, Contact
+from tenancy.models import CONTACT_TRAITS, FEATURE_TRAITS, EndUser, Workspace
 
 # Segment's reserved traits may arrive in camelCase; features are stored snake_case.
 _FEATURE_ALIASES = {"signupSource": "signup_source", "companySize": "company_size", "useCase": "use_case"}

@@ -11,7 +11,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.db import bulk
-from onboarding.models import FEATURE_TRAITS, AnonymousIdentity, Contact, EndUser, Event, Workspace
+from onboarding.models import AnonymousIdentity, Contact, Event
+from tenancy.models import FEATURE_TRAITS, EndUser, Workspace
 
 logger = logging.getLogger(__name__)
 

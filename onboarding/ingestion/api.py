@@ -11,9 +11,9 @@ from onboarding import signals
 from onboarding.ingestion import guards, segment
 from onboarding.ingestion import services as ingestion_services
 from onboarding.ingestion.parsers import SegmentJSONParser
-from onboarding.models import ApiKey
 from onboarding.progress import selectors as progress_selectors
 from tenancy.authentication import ApiKeyAuthentication, HasScope
+from tenancy.models import ApiKey
 
 MAX_REPORTED_REJECTIONS = 100
 """A batch's error body names its first rejections and counts the rest: a 345-byte compressed

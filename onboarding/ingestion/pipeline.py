@@ -27,8 +27,8 @@ from onboarding.ingestion.segment import (
     nesting_errors,
     validate_call,
 )
-from onboarding.models import CONTACT_TRAITS, Workspace
 from onboarding.progress import engine as progress
+from tenancy.models import CONTACT_TRAITS, Workspace
 
 
 @dataclass(frozen=True, slots=True)

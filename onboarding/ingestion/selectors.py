@@ -2,7 +2,8 @@
 
 from django.db.models import QuerySet
 
-from onboarding.models import EndUser, Event, Workspace
+from onboarding.models import Event
+from tenancy.models import EndUser, Workspace
 
 
 def events_for_end_user(*, workspace: Workspace, end_user: EndUser) -> QuerySet[Event]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from onboarding.ingestion import pipeline
 from onboarding.ingestion.pipeline import IngestResult
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,9 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from onboarding.models import AnswerSnapshot, AnswerTotal, Enrollment, Workspace
+from onboarding.models import AnswerSnapshot, AnswerTotal, Enrollment
 from paths.models import Step
+from tenancy.models import Workspace
 
 SCHEMA_VERSION = 1
 """Stamped on every snapshot and exported line; bump it when the snapshot's shape changes."""

@@ -16,11 +16,12 @@ from rest_framework.views import APIView
 
 from guardrails.abuse import token_misuse
 from onboarding import selectors
-from onboarding.models import ApiKey, Enrollment
+from onboarding.models import Enrollment
 from onboarding.progress import enrollments
 from onboarding.progress import selectors as progress_selectors
 from tenancy import tokens
 from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
+from tenancy.models import ApiKey
 
 # --- Authorization ------------------------------------------------------------------------------
 

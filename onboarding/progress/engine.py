@@ -22,13 +22,14 @@ from django.db.models import QuerySet
 
 from core.db import retry
 from core.db.prepared import PreparedQuery
-from onboarding.models import Enrollment, StepCompletion, Workspace
+from onboarding.models import Enrollment, StepCompletion
 from onboarding.progress.enrolling import enrol_identified
 from onboarding.progress.inputs import completions_for, load_events
 from onboarding.progress.saving import save_locked
 from onboarding.progress.state import EVENT, CompletionState, Derived, active_completions, derive
 from onboarding.stuck import services as enrollment_signals
 from paths import rules
+from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 
 from onboarding import signals
-from onboarding.models import EndUser, Enrollment, Workspace
+from onboarding.models import Enrollment
 from paths import planner
+from tenancy.models import EndUser, Workspace
 
 logger = logging.getLogger(__name__)
 

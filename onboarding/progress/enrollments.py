@@ -17,12 +17,13 @@ from django.utils import timezone
 
 from core.db import retry
 from core.db.prepared import PreparedQuery
-from onboarding.models import EndUser, Enrollment, StepCompletion
+from onboarding.models import Enrollment, StepCompletion
 from onboarding.progress import answers as answer_aggregation
 from onboarding.progress import engine, enrolling, inputs, questions, saving
 from onboarding.progress.selectors import enrollment_state
 from onboarding.progress.state import CompletionState, derive
 from paths import rules
+from tenancy.models import EndUser
 
 
 class StaleRevision(Exception):

@@ -10,11 +10,11 @@ from datetime import datetime
 
 from django.db import transaction
 
-from guardrails.gdpr.erasure import TOMBSTONE_PREFIX
-from onboarding.models import Enrollment, Workspace
+from onboarding.models import Enrollment
 from onboarding.progress import engine as progress
 from onboarding.progress.saving import save
 from onboarding.progress.state import CompletionState, Derived
+from tenancy.models import TOMBSTONE_PREFIX, Workspace
 
 CHUNK_SIZE = 500
 

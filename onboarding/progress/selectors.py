@@ -4,10 +4,11 @@ from datetime import datetime
 from typing import Any
 
 from core.db.prepared import PreparedQuery
-from onboarding.models import Enrollment, StepCompletion, Workspace
+from onboarding.models import Enrollment, StepCompletion
 from onboarding.progress.inputs import completions_for
 from onboarding.progress.state import CompletionState
 from paths import rules
+from tenancy.models import Workspace
 
 Method = StepCompletion.Method
 

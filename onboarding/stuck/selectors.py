@@ -5,8 +5,9 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q
 
-from onboarding.models import Enrollment, Workspace
+from onboarding.models import Enrollment
 from paths.models import Step
+from tenancy.models import Workspace
 
 
 @dataclass(frozen=True)

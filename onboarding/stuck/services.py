@@ -14,10 +14,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from onboarding.models import Enrollment, EnrollmentSignal, Event, StepCompletion, Workspace
+from onboarding.models import Enrollment, EnrollmentSignal, Event, StepCompletion
 from onboarding.progress.state import active_completions
 from onboarding.stuck import rules as stuck
 from paths.models import Step
+from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
 

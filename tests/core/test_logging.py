@@ -22,7 +22,7 @@ from django.test import override_settings
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from core.logging import JsonFormatter, UserIdFilter, redacted, user_id_digest
-from onboarding.models import EndUser
+from tenancy.models import EndUser
 from tests.conftest import basic_auth
 from tests.factories import CANARY_EMAIL
 from tests.onboarding.progress_setup import enrol, published_path

@@ -17,9 +17,10 @@ from rest_framework.test import APIClient
 
 from guardrails import services as guardrail_services
 from guardrails.models import LLMCall, PolicyDecision, Preference
-from onboarding.models import EndUser, Enrollment, EnrollmentSignal, Workspace
+from onboarding.models import Enrollment, EnrollmentSignal
 from paths import services as path_services
 from tenancy.audit import audit_record
+from tenancy.models import EndUser, Workspace
 from tests.conftest import basic_auth
 
 STEPS = [

@@ -15,8 +15,8 @@ from guardrails.abuse.flags import abuse_flags_resolve
 from guardrails.jobs import detect_abuse_job
 from guardrails.models import AbuseFlag
 from guardrails.policy import engine as policy
-from onboarding.models import ApiKey
 from tenancy import tokens
+from tenancy.models import ApiKey
 from tests.factories import EndUserFactory
 
 pytestmark = pytest.mark.django_db

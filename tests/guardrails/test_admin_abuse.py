@@ -8,9 +8,9 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from guardrails.abuse import ratelimit
-from guardrails.models import AbuseFlag, AuditLog
+from guardrails.models import AbuseFlag
 from onboarding import services
-from onboarding.models import ApiKey
+from tenancy.models import ApiKey, AuditLog
 from tests.conftest import listed, post_action, verified_client
 from tests.factories import AdminUserFactory, EndUserFactory
 

@@ -7,8 +7,8 @@ import pytest
 from django.test import Client, RequestFactory
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from guardrails.models import AuditLog
 from tenancy.admin_security import LAST_SEEN_SESSION_KEY, ip_network_text, record_login
+from tenancy.models import AuditLog
 from tests.conftest import verified_client
 from tests.factories import AdminUserFactory
 from tests.onboarding.test_admin import PASSWORD, current_token

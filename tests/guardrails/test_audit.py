@@ -11,12 +11,12 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied
 from django.test import Client
 
-from guardrails.models import AuditLog, LLMCall
+from guardrails.models import LLMCall
 from onboarding import services
-from onboarding.models import ApiKey, Workspace
 from paths import services as path_services
 from paths.models import PathVersion
 from tenancy.audit import REDACTED, audit_record, audit_snapshot
+from tenancy.models import ApiKey, AuditLog, Workspace
 from tests.conftest import post_action, verified_client
 from tests.factories import (
     CANARY_EMAIL,

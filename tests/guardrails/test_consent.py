@@ -7,9 +7,10 @@ import pytest
 from django.utils import timezone
 
 from guardrails import selectors, services
-from guardrails.models import AuditLog, ConsentRecord, Preference
+from guardrails.models import ConsentRecord, Preference
 from guardrails.policy import consent
 from guardrails.preferences.validation import PreferencesInvalid
+from tenancy.models import AuditLog
 from tests.factories import AdminUserFactory, EndUserFactory
 
 pytestmark = pytest.mark.django_db

@@ -16,18 +16,11 @@ from rest_framework.test import APIClient
 
 from guardrails.gdpr import erased_guard as reimport
 from guardrails.gdpr import erasers, erasure, erasure_events
-from guardrails.models import AuditLog, ConsentRecord, LLMCall, Preference, Suppression
+from guardrails.models import ConsentRecord, LLMCall, Preference, Suppression
 from guardrails.preferences import subjects
-from onboarding.models import (
-    AnonymousIdentity,
-    AnswerTotal,
-    Contact,
-    EndUser,
-    Enrollment,
-    Event,
-    StepCompletion,
-)
+from onboarding.models import AnonymousIdentity, AnswerTotal, Contact, Enrollment, Event, StepCompletion
 from onboarding.progress import answers, rebuild
+from tenancy.models import AuditLog, EndUser
 from tests.conftest import basic_auth
 from tests.guardrails.gdpr_people import OTTO, ZELDA, build, published_path
 from tests.poisoned_times import FUTURE, PAST, poison

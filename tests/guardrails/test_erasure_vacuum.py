@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 from guardrails.gdpr import erased_guard as reimport
 from guardrails.gdpr import vacuum
 from onboarding import services
-from onboarding.models import Contact, EndUser, Event
+from onboarding.models import Contact, Event
+from tenancy.models import EndUser
 from tests.conftest import basic_auth
 from tests.onboarding.progress_setup import published_path
 

@@ -10,9 +10,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from guardrails.gdpr import export as gdpr
-from guardrails.models import AuditLog
 from onboarding.models import Event
 from tenancy import tokens
+from tenancy.models import AuditLog
 from tests.conftest import basic_auth
 from tests.guardrails.gdpr_people import OTTO, ZELDA, build, published_path
 from tests.poisoned_times import FUTURE, PAST, poison

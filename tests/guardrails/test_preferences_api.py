@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from guardrails.models import AuditLog, ConsentRecord, Preference, WorkspacePolicy
+from guardrails.models import ConsentRecord, Preference, WorkspacePolicy
+from tenancy.models import AuditLog
 from tests.conftest import end_user_client, key_client
 from tests.factories import EndUserFactory
 

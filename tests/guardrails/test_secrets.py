@@ -10,10 +10,10 @@ from django.core.management import call_command
 from django.db import connection
 
 from guardrails import checks
-from guardrails.models import AuditLog, WorkspaceSecret
+from guardrails.models import WorkspaceSecret
 from guardrails.secrets import workspace_secret_get, workspace_secret_set
 from onboarding import services
-from onboarding.models import Workspace
+from tenancy.models import AuditLog, Workspace
 from tests.conftest import verified_client
 from tests.factories import AdminUserFactory
 

@@ -4,10 +4,11 @@ import pytest
 from django.core import signing
 from django.test import Client
 
-from guardrails.models import AuditLog, ConsentRecord
+from guardrails.models import ConsentRecord
 from guardrails.policy import engine as policy
 from guardrails.preferences import unsubscribe
 from tenancy import tokens
+from tenancy.models import AuditLog
 from tests.factories import EndUserFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ from guardian.shortcuts import assign_perm
 
 from nudges.models import ChannelProvider, NudgeSettings, Trigger
 from onboarding import services
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 from tests.conftest import listed, verified_client
 from tests.factories import AdminUserFactory, EndUserFactory
 from tests.nudges.factories import (

@@ -13,11 +13,11 @@ from rq.executions import Execution
 from rq.job import JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from guardrails.models import AuditLog
 from nudges import jobs
 from nudges.models import Nudge, NudgeEvent
 from nudges.services import trace_line
 from onboarding.models import StepCompletion
+from tenancy.models import AuditLog
 from tests.conftest import listed, post_action, verified_client
 from tests.factories import (
     PII_CANARIES,

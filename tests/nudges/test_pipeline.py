@@ -10,7 +10,7 @@ from django.utils import timezone
 from werkzeug import Response
 
 from guardrails import services as guardrails_services
-from guardrails.models import AuditLog, PolicyDecision, WorkspacePolicy
+from guardrails.models import PolicyDecision, WorkspacePolicy
 from guardrails.secrets import workspace_secret_set
 from nudges.delivery import attempts, dispatch, leases, pipeline, webhook_events
 from nudges.delivery import failover as delivery
@@ -19,6 +19,7 @@ from nudges.triggers import engine as triggers
 from nudges.triggers import receivers as hooks
 from onboarding import services as onboarding_services
 from onboarding.models import EnrollmentSignal
+from tenancy.models import AuditLog
 from tests.factories import CANARY_EMAIL, CANARY_FIRST_NAME, ContactFactory
 from tests.nudges.factories import (
     NudgeSettingsFactory,

@@ -4,11 +4,12 @@ activation retiring the previous version, immutability; and the policy's dry run
 import pytest
 from guardian.shortcuts import assign_perm
 
-from guardrails.models import AuditLog, NudgeCapCounter, PolicyDecision, WorkspacePolicy
+from guardrails.models import NudgeCapCounter, PolicyDecision, WorkspacePolicy
 from guardrails.policy import engine as policy
 from nudges.content import versions as templates_service
 from nudges.content.versions import ActivationRefused, ApprovalRefused, TemplateError
 from nudges.models import TemplateVersion
+from tenancy.models import AuditLog
 from tests.factories import AdminUserFactory, EndUserFactory, WorkspaceFactory
 from tests.nudges.factories import (
     DraftVersionFactory,

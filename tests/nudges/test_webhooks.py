@@ -10,12 +10,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.db import connection
 
-from guardrails.models import AuditLog, ConsentRecord, Suppression
+from guardrails.models import ConsentRecord, Suppression
 from guardrails.preferences import subjects
 from guardrails.secrets import workspace_secret_set
 from nudges.delivery import webhook_events
 from nudges.delivery.webhooks import SENDGRID_KEY_SECRET, sendgrid_webhook_url
 from nudges.models import Nudge, NudgeEvent
+from tenancy.models import AuditLog
 from tests.factories import CANARY_EMAIL, WorkspaceFactory
 from tests.nudges.factories import ChannelProviderFactory, NudgeFactory, TemplateVersionFactory
 

@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from onboarding.models import Workspace
 from paths.models import PathVersion
+from tenancy.models import Workspace
 from tests.factories import PathFactory, PublishedPathVersionFactory, StepFactory
 
 # Event times are in the past and whole seconds, so they read well in assertions.

@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from onboarding import services
-from onboarding.models import Enrollment, StepCompletion, Workspace
+from onboarding.models import Enrollment, StepCompletion
 from paths.models import Path, PathVersion, Step
+from tenancy.models import Workspace
 from tests.factories import EndUserFactory
 
 

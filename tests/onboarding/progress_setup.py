@@ -3,9 +3,10 @@ what the progress API and websocket tests start from."""
 
 from rest_framework.test import APIClient
 
-from onboarding.models import Enrollment, Workspace
+from onboarding.models import Enrollment
 from paths import services as path_services
 from paths.models import PathVersion
+from tenancy.models import Workspace
 from tests.conftest import basic_auth
 
 STEPS = [

@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from onboarding.models import ApiKey, Workspace
 from tenancy.keys import key_digest
+from tenancy.models import ApiKey, Workspace
 from tests.conftest import basic_auth
 from tests.factories import AdminUserFactory
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from onboarding.models import AnonymousIdentity, Contact, EndUser, Event
+from onboarding.models import AnonymousIdentity, Contact, Event
+from tenancy.models import EndUser
 
 pytestmark = pytest.mark.django_db
 

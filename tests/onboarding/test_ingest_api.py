@@ -9,7 +9,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from onboarding import services
-from onboarding.models import AnonymousIdentity, Contact, EndUser, Event
+from onboarding.models import AnonymousIdentity, Contact, Event
+from tenancy.models import EndUser
 from tests.conftest import basic_auth
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,8 @@ from django.utils import timezone
 from psycopg import errors as psycopg_errors
 
 from onboarding.ingestion import services as ingestion_services
-from onboarding.models import AnonymousIdentity, EndUser, Event
+from onboarding.models import AnonymousIdentity, Event
+from tenancy.models import EndUser
 
 USERS = 20
 

@@ -5,9 +5,10 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 
 from core.db.prepared import PreparedQuery
-from onboarding.models import ApiKey, Enrollment
+from onboarding.models import Enrollment
 from onboarding.progress import selectors as progress_selectors
 from onboarding.selectors import api_key_get_by_key
+from tenancy.models import ApiKey
 from tests.onboarding.progress_setup import enrol, published_path
 
 pytestmark = pytest.mark.django_db

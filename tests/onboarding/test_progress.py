@@ -10,11 +10,12 @@ from django.db import OperationalError
 from tenacity import wait_none
 
 from core.db import retry
-from onboarding.models import EndUser, Enrollment, Event, StepCompletion
+from onboarding.models import Enrollment, Event, StepCompletion
 from onboarding.progress import engine as progress
 from onboarding.progress import enrolling, rebuild
 from onboarding.progress import push as live_progress
 from onboarding.progress import selectors as progress_selectors
+from tenancy.models import EndUser
 from tests.onboarding.engine_paths import T0, at, event_path, onboarding_path
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from onboarding.demo import funnel as demo_funnel
 from onboarding.demo import journeys, population
-from onboarding.models import AnonymousIdentity, ApiKey, Contact, EndUser, Event, Workspace
+from onboarding.models import AnonymousIdentity, Contact, Event
 from tenancy.keys import key_digest
+from tenancy.models import ApiKey, EndUser, Workspace
 from tests.conftest import basic_auth
 from tests.factories import AdminUserFactory, WorkspaceFactory
 

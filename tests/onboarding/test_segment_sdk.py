@@ -4,7 +4,8 @@ import pytest
 from segment.analytics.client import Client
 from segment.analytics.request import APIError
 
-from onboarding.models import Contact, EndUser, Event
+from onboarding.models import Contact, Event
+from tenancy.models import EndUser
 
 
 @pytest.mark.django_db(transaction=True)

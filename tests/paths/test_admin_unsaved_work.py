@@ -4,10 +4,10 @@ add form picks the admin's only workspace. (The browser side of the same: tests/
 
 import pytest
 
-from guardrails.models import AuditLog
 from onboarding import services as onboarding_services
 from paths import services
 from paths.models import PathVersion
+from tenancy.models import AuditLog
 from tests.conftest import verified_client
 from tests.factories import AdminUserFactory
 from tests.paths.test_admin import message_texts, step_form, version_post, version_url

@@ -89,7 +89,7 @@ def test_publishing_sets_who_and_when_and_archives_the_previous_version(acme):
 def test_the_first_publish_turns_on_progress_for_the_workspace_s_events(acme):
     """Ingestion skips progress evaluation for a workspace that never published a path."""
     from onboarding.ingestion import services as ingestion_services
-    from onboarding.models import Workspace
+    from tenancy.models import Workspace
 
     def identify(user_id: str) -> None:
         ingestion_services.events_ingest(

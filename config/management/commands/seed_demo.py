@@ -27,7 +27,7 @@ from nudges.demo import demo_nudges_create
 from onboarding import selectors, services
 from onboarding.demo import journeys
 from onboarding.demo import services as demo_services
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 from tenancy.totp import totp_instructions, totp_secret
 
 DEMO_WORKSPACE_NAME = "Demo SaaS"

@@ -3,7 +3,7 @@
 from django.core.management.base import CommandError
 
 from onboarding import selectors
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 
 
 def workspace_named(value: str) -> Workspace:

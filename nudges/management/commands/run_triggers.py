@@ -8,7 +8,7 @@ from core.commands import PeriodicPassCommand
 from nudges.delivery import pipeline
 from nudges.triggers import engine as triggers
 from onboarding import selectors
-from onboarding.models import Workspace
+from tenancy.models import Workspace
 
 
 class Command(PeriodicPassCommand):

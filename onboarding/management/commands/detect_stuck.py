@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from core.commands import PeriodicPassCommand
 from core.progress_bar import progress_line
 from onboarding import selectors
-from onboarding.models import Workspace
 from onboarding.stuck import rules as stuck
 from onboarding.stuck import services as enrollment_signals
+from tenancy.models import Workspace
 
 
 class Command(PeriodicPassCommand):
