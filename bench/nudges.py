@@ -54,7 +54,7 @@ import json, uuid
 from datetime import timedelta
 from django.utils import timezone
 from guardrails.models import WorkspacePolicy
-from guardrails.secrets import workspace_secret_set
+from guardrails.secrets.services import workspace_secret_set
 from nudges.models import ChannelProvider, NudgeSettings, NudgeTemplate, TemplateVersion, Trigger
 from onboarding import services
 from onboarding.models import Contact, Enrollment, EnrollmentSignal, Event

@@ -231,7 +231,7 @@ AXES_SENSITIVE_PARAMETERS = ["password", "otp_token"]
 AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are audit rows, with the address truncated
 AXES_VERBOSE = False  # its log lines carry user names and full addresses
 
-# --- Provider credentials per workspace (guardrails/secrets.py) are encrypted with these
+# --- Provider credentials per workspace (guardrails/secrets/) are encrypted with these
 # Fernet keys, comma-separated: the first encrypts, all decrypt, so a new key goes first and an
 # old one leaves after `manage.py secrets_rotate`. Required in production (check --deploy);
 # left empty, development and tests use a key derived from SECRET_KEY.

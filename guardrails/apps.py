@@ -6,10 +6,10 @@ class GuardrailsConfig(AppConfig):
     verbose_name = "Guardrails"
 
     def ready(self):
-        from guardrails import checks  # noqa: F401  (registers the system checks)
         from guardrails.abuse import ratelimit
         from guardrails.gdpr import erased_guard
         from guardrails.policy.end_user_panel import guardrail_decisions_html
+        from guardrails.secrets import checks  # noqa: F401  (registers the system checks)
         from onboarding import signals as onboarding_signals
         from onboarding.end_user_panels import end_user_panel_register
         from onboarding.ingestion import guards as ingestion_guards

@@ -6,7 +6,7 @@ from rq import get_current_job
 
 from guardrails.abuse import detection as abuse
 from guardrails.gdpr import erasure, vacuum
-from tenancy.models import EndUser
+from tenancy.models import TOMBSTONE_PREFIX, EndUser
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def gdpr_erase_events_job(end_user_id: int) -> dict:
     only: the erased user id never goes to Redis. Then VACUUM what the erasure changed: every
     scrubbing batch has committed by then."""
     end_user = (
-        EndUser.objects.filter(pk=end_user_id, external_id__startswith=erasure.TOMBSTONE_PREFIX)
+        EndUser.objects.filter(pk=end_user_id, external_id__startswith=TOMBSTONE_PREFIX)
         .select_related("workspace")
         .first()
     )

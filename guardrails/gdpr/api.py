@@ -18,7 +18,7 @@ from core.jobs import enqueue
 from guardrails import jobs
 from guardrails.gdpr import erasure
 from guardrails.gdpr import export as gdpr
-from onboarding import selectors
+from tenancy import selectors
 from tenancy import tokens
 from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
 from tenancy.models import ApiKey

@@ -15,7 +15,7 @@ frees the user id, so no process can re-create the person with it.
 import logging
 import time
 
-from guardrails import selectors
+from guardrails.gdpr import selectors
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 
 WorkspacePolicy is editable (with "change" on the workspace); the consent ledger, the policy
 decisions ("why did or didn't this user get this nudge?"), suppressions and preferences are
-read-only: they change only through guardrails.services and the policy engine.
+read-only: they change only through the services of guardrails.policy and guardrails.preferences
+and the policy engine.
 """
 
 from django.contrib import admin
@@ -12,7 +13,7 @@ from rangefilter.filters import DateTimeRangeFilterBuilder
 
 from guardrails.models import ConsentRecord, PolicyDecision, Preference, Suppression, WorkspacePolicy
 from guardrails.preferences import subjects
-from onboarding import selectors as onboarding_selectors
+from tenancy import selectors as onboarding_selectors
 from onboarding.admin import ReadOnlyScopedAdmin, WorkspaceScopedAdmin
 from tenancy.admin_filters import InputFilter, WorkspaceFilter
 

@@ -1,7 +1,7 @@
 """What a user has consented to when their ledger says nothing: the one table of defaults.
 
-Current consent is the latest ConsentRecord per channel and purpose (guardrails.selectors
-.consent_current); where there is none, DEFAULTS decides. Onboarding messages in the product's
+Current consent is the latest ConsentRecord per channel and purpose (guardrails.policy
+.selectors.consent_current); where there is none, DEFAULTS decides. Onboarding messages in the product's
 own UI and by email are the service the user signed up for (legitimate interest) and are allowed
 until withdrawn; every such email carries a one-click unsubscribe. Everything else needs an
 explicit grant: marketing on any channel, and SMS, push and Intercom, which reach the user

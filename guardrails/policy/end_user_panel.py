@@ -3,7 +3,7 @@ why they did or didn't get a nudge, an LLM call, an export, each rule that spoke
 
 from django.utils.html import format_html, format_html_join
 
-from guardrails import selectors
+from guardrails.policy import selectors
 from tenancy.models import EndUser
 
 

@@ -11,10 +11,10 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from guardrails import selectors, services
 from guardrails.models import ConsentRecord
+from guardrails.preferences import selectors, services
 from guardrails.preferences.validation import PreferencesInvalid
-from onboarding import selectors as onboarding_selectors
+from tenancy import selectors as onboarding_selectors
 
 # The progress API's rule, so both count token misuse alike (guardrails.abuse.token_misuse).
 from onboarding.progress.api import ActsForUser
@@ -48,7 +48,8 @@ class _QuietHoursOutput(serializers.Serializer):
 
 
 class PreferencesOutputSerializer(serializers.Serializer):
-    """The preferences (documentation; the body is built by guardrails.selectors.preferences_state)."""
+    """The preferences (documentation; the body is built by
+    guardrails.preferences.selectors.preferences_state)."""
 
     user_id = serializers.CharField()
     channels = serializers.DictField(child=_PurposesOutput(), help_text="channel -> purpose -> allowed")

@@ -2,7 +2,7 @@
 
 `preferences_parse` checks every field and reports every problem at once, each as
 {"field": "channels.email.marketing", "reason": "must be true or false"}; nothing is applied
-unless the whole update is valid (guardrails.services.preferences_update). quiet_hours may
+unless the whole update is valid (guardrails.preferences.services.preferences_update). quiet_hours may
 carry start or end alone: the other keeps the value in force; with none in force, the one left
 out is reported missing, unless the one sent is wrong itself (then only that is reported).
 """

@@ -12,8 +12,8 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from guardrails import selectors, services
 from guardrails.models import Channel, Purpose
+from guardrails.preferences import selectors, services
 from guardrails.preferences.unsubscribe import ONE_CLICK_BODY, LinkInvalid, unsubscribe_link_verify
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ status. Each event is matched to a nudge of the workspace that sent it, then mov
 status trail through nudges.services.nudge_status_advance (the status only moves forward: an open
 after a click is recorded and the nudge stays clicked). Bounces and spam complaints suppress the
 address (guardrails' Suppression, keyed by digest); unsubscribes withdraw consent through
-guardrails.services.unsubscribe_apply. Addresses are never logged nor stored in the status trail.
+guardrails.preferences.services.unsubscribe_apply. Addresses are never logged nor stored in the status trail.
 """
 
 import logging
@@ -17,14 +17,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from guardrails import services as guardrails_services
 from guardrails.models import Channel, Suppression
+from guardrails.preferences import services as preferences_services
 from guardrails.preferences import subjects
 from nudges import services
 from nudges.delivery import webhook_deliveries
 from nudges.models import Nudge
+from onboarding.models import Workspace
 from tenancy.audit import audit_record
-from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ def _sendgrid_event_apply(nudge: Nudge, name: str, event: dict, reason: str | No
         )
         return True
     if name in SENDGRID_UNSUBSCRIBES:
-        changed = guardrails_services.unsubscribe_apply(
+        changed = preferences_services.unsubscribe_apply(
             end_user=nudge.end_user, channel=Channel.EMAIL, purpose=nudge.trigger.purpose
         )
         services.nudge_trace(

@@ -42,10 +42,10 @@ from rest_framework.parsers import FormParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from guardrails.secrets import InvalidToken, workspace_secret_get
+from guardrails.secrets.selectors import InvalidToken, workspace_secret_get
 from nudges.delivery import webhook_events
 from nudges.models import ChannelProvider
-from onboarding import selectors as onboarding_selectors
+from tenancy import selectors as onboarding_selectors
 from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import httpx
 from django.conf import settings
 
 from guardrails.pii import detector as pii
-from guardrails.secrets import workspace_secret_get
+from guardrails.secrets.selectors import workspace_secret_get
 from nudges.content.rendering import contact_values, render
 from nudges.gateways.base import (
     AnswerLost,

@@ -15,8 +15,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from guardrails import services as guardrail_services
 from guardrails.models import LLMCall, PolicyDecision, Preference
+from guardrails.policy import services as policy_services
 from onboarding.models import Enrollment, EnrollmentSignal
 from paths import services as path_services
 from tenancy.audit import audit_record
@@ -143,7 +143,7 @@ def build(person: Person, *, workspace: Workspace, write_key: str, secret_key: s
         reason=f"property 'note' is {person.canary!r}, not a number",
     )
     for granted in (True, False):
-        guardrail_services.consent_record(
+        policy_services.consent_record(
             end_user=end_user, channel="email", purpose="marketing", granted=granted, source="api"
         )
     Preference.objects.create(

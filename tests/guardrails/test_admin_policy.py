@@ -3,9 +3,9 @@
 import pytest
 from django.utils.html import escape
 
-from guardrails import services
 from guardrails.models import ConsentRecord, PolicyDecision, Preference, Suppression, WorkspacePolicy
 from guardrails.policy import engine as policy
+from guardrails.policy import services as policy_services
 from guardrails.preferences import subjects
 from onboarding import services as onboarding_services
 from tests.conftest import listed, verified_client
@@ -30,7 +30,7 @@ def two_workspaces(tenant, other_tenant):
     for workspace, external_id in ((tenant[0], "ada"), (other_tenant[0], "grace")):
         end_user = EndUserFactory(workspace=workspace, external_id=external_id, timezone="UTC")
         WorkspacePolicy.objects.create(workspace=workspace, daily_nudge_cap=2)
-        services.consent_record(
+        policy_services.consent_record(
             end_user=end_user, channel="sms", purpose="onboarding", granted=True, source="api"
         )
         policy.check(policy.NUDGE_SEND, end_user, {"channel": "sms", "purpose": "marketing"})

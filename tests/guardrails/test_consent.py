@@ -6,9 +6,12 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from django.utils import timezone
 
-from guardrails import selectors, services
 from guardrails.models import ConsentRecord, Preference
 from guardrails.policy import consent
+from guardrails.policy import selectors as policy_selectors
+from guardrails.policy import services as policy_services
+from guardrails.preferences import selectors as preferences_selectors
+from guardrails.preferences import services as preferences_services
 from guardrails.preferences.validation import PreferencesInvalid
 from tenancy.models import AuditLog
 from tests.factories import AdminUserFactory, EndUserFactory
@@ -17,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _record(end_user, granted, channel="email", purpose="marketing", source="api", **kwargs):
-    return services.consent_record(
+    return policy_services.consent_record(
         end_user=end_user, channel=channel, purpose=purpose, granted=granted, source=source, **kwargs
     )
 
@@ -25,11 +28,11 @@ def _record(end_user, granted, channel="email", purpose="marketing", source="api
 def test_a_user_without_records_has_none_and_the_defaults_apply():
     end_user = EndUserFactory()
 
-    current = selectors.consent_current(end_user=end_user)
+    current = policy_selectors.consent_current(end_user=end_user)
 
     assert set(current.values()) == {None}
     assert len(current) == 10
-    effective = selectors.consent_effective_all(end_user=end_user)
+    effective = policy_selectors.consent_effective_all(end_user=end_user)
     assert {pair for pair, allowed in effective.items() if allowed} == {
         ("in_app", "onboarding"),
         ("email", "onboarding"),
@@ -42,13 +45,13 @@ def test_grant_withdraw_grant_again_ends_granted_with_three_records_and_three_au
     admin = AdminUserFactory(username="grace")
 
     _record(end_user, True)
-    assert selectors.consent_current(end_user=end_user)[("email", "marketing")] is True
+    assert policy_selectors.consent_current(end_user=end_user)[("email", "marketing")] is True
     _record(end_user, False, source="unsubscribe_link")
-    assert selectors.consent_current(end_user=end_user)[("email", "marketing")] is False
+    assert policy_selectors.consent_current(end_user=end_user)[("email", "marketing")] is False
     _record(end_user, True, source="admin", actor=admin, request_id="req-7")
 
-    assert selectors.consent_current(end_user=end_user)[("email", "marketing")] is True
-    assert list(selectors.consent_history(end_user=end_user).values_list("granted", "source")) == [
+    assert policy_selectors.consent_current(end_user=end_user)[("email", "marketing")] is True
+    assert list(policy_selectors.consent_history(end_user=end_user).values_list("granted", "source")) == [
         (True, "api"),
         (False, "unsubscribe_link"),
         (True, "admin"),
@@ -71,7 +74,7 @@ def test_the_latest_record_wins_even_within_the_same_instant():
     same = timezone.now()
     ConsentRecord.objects.filter(pk__in=[first.pk, second.pk]).update(recorded_at=same)
 
-    assert selectors.consent_current(end_user=end_user)[("email", "marketing")] is False
+    assert policy_selectors.consent_current(end_user=end_user)[("email", "marketing")] is False
 
 
 def test_each_pair_and_each_person_has_its_own_ledger(django_assert_num_queries):
@@ -81,7 +84,7 @@ def test_each_pair_and_each_person_has_its_own_ledger(django_assert_num_queries)
     _record(other, True, "email", "marketing")
 
     with django_assert_num_queries(1):
-        current = selectors.consent_current(end_user=end_user)
+        current = policy_selectors.consent_current(end_user=end_user)
 
     assert {pair: value for pair, value in current.items() if value is not None} == {
         ("sms", "onboarding"): True,
@@ -102,7 +105,7 @@ def test_an_unknown_channel_purpose_or_source_writes_nothing(field, value, messa
     arguments = {"channel": "email", "purpose": "marketing", "source": "api", field: value}
 
     with pytest.raises(ValueError, match=message):
-        services.consent_record(end_user=end_user, granted=True, **arguments)
+        policy_services.consent_record(end_user=end_user, granted=True, **arguments)
 
     assert not ConsentRecord.objects.exists()
     assert not AuditLog.objects.exists()
@@ -114,7 +117,7 @@ def test_an_unknown_channel_purpose_or_source_writes_nothing(field, value, messa
 def test_preferences_update_records_only_the_consent_values_that_change():
     end_user = EndUserFactory(timezone="Europe/Paris")
 
-    state = services.preferences_update(
+    state = preferences_services.preferences_update(
         end_user=end_user,
         data={"channels": {"email": {"onboarding": True, "marketing": True}, "sms": {"onboarding": False}}},
         source="preference_centre",
@@ -131,7 +134,7 @@ def test_preferences_update_applies_quiet_hours_snooze_and_do_not_disturb_in_one
     end_user = EndUserFactory(timezone="America/New_York")
     now = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
-    state = services.preferences_update(
+    state = preferences_services.preferences_update(
         end_user=end_user,
         data={
             "quiet_hours": {"start": "21:30", "end": "06:45"},
@@ -158,7 +161,7 @@ def test_an_invalid_field_leaves_every_valid_one_unapplied():
     end_user = EndUserFactory()
 
     with pytest.raises(PreferencesInvalid) as invalid:
-        services.preferences_update(
+        preferences_services.preferences_update(
             end_user=end_user,
             data={
                 "channels": {"email": {"marketing": True}},
@@ -180,4 +183,4 @@ def test_a_snooze_that_has_passed_reads_as_none():
         workspace=end_user.workspace, end_user=end_user, snooze_until=timezone.now() - timedelta(minutes=1)
     )
 
-    assert selectors.preferences_state(end_user=end_user)["snooze_until"] is None
+    assert preferences_selectors.preferences_state(end_user=end_user)["snooze_until"] is None

@@ -8,7 +8,6 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from guardrails import services
 from guardrails.models import (
     AbuseFlag,
     ConsentRecord,
@@ -19,6 +18,7 @@ from guardrails.models import (
     Suppression,
 )
 from guardrails.policy import engine as policy
+from guardrails.policy import services as policy_services
 from guardrails.preferences import subjects
 from onboarding.models import Contact
 from tests.factories import EndUserFactory
@@ -35,13 +35,13 @@ pytestmark = pytest.mark.django_db
 
 
 def _withdraw(end_user, channel="email", purpose="onboarding"):
-    return services.consent_record(
+    return policy_services.consent_record(
         end_user=end_user, channel=channel, purpose=purpose, granted=False, source="unsubscribe_link"
     )
 
 
 def _grant(end_user, channel, purpose):
-    return services.consent_record(
+    return policy_services.consent_record(
         end_user=end_user, channel=channel, purpose=purpose, granted=True, source="api"
     )
 

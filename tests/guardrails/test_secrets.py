@@ -9,9 +9,10 @@ from cryptography.fernet import Fernet, InvalidToken
 from django.core.management import call_command
 from django.db import connection
 
-from guardrails import checks
 from guardrails.models import WorkspaceSecret
-from guardrails.secrets import workspace_secret_get, workspace_secret_set
+from guardrails.secrets import checks
+from guardrails.secrets.selectors import workspace_secret_get
+from guardrails.secrets.services import workspace_secret_set
 from onboarding import services
 from tenancy.models import AuditLog, Workspace
 from tests.conftest import verified_client

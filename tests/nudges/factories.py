@@ -131,7 +131,7 @@ class ProviderWithSecretFactory(ChannelProviderFactory):
 
     @factory.post_generation
     def secret(provider, create, value, **kwargs):
-        from guardrails.secrets import workspace_secret_set
+        from guardrails.secrets.services import workspace_secret_set
 
         if create and value != "":
             workspace_secret_set(

@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 from werkzeug import Response
 
-from guardrails import services as guardrails_services
 from guardrails.models import PolicyDecision, WorkspacePolicy
-from guardrails.secrets import workspace_secret_set
+from guardrails.policy import services as policy_services
+from guardrails.secrets.services import workspace_secret_set
 from nudges.delivery import attempts, dispatch, leases, pipeline, webhook_events
 from nudges.delivery import failover as delivery
 from nudges.models import ChannelProvider, Nudge, NudgeEvent, Trigger
@@ -150,7 +150,7 @@ def test_running_the_job_twice_sends_once(setup, httpserver):
 
 def test_without_email_consent_the_next_channel_is_used_and_the_denial_is_traced(setup, httpserver):
     end_user = setup["enrollment"].end_user
-    guardrails_services.consent_record(
+    policy_services.consent_record(
         end_user=end_user, channel="email", purpose="onboarding", granted=False, source="api"
     )
     nudge = _stuck(setup["enrollment"])
@@ -517,7 +517,7 @@ def test_send_again_is_refused_when_a_rule_other_than_the_cap_denies_it(
 ):
     nudge = _killed_mid_send(setup, httpserver, killed_after_provider, monkeypatch)
     pipeline.nudge_process(nudge_id=nudge.pk, now=nudge.claimed_until + timedelta(seconds=1))
-    guardrails_services.consent_record(
+    policy_services.consent_record(
         end_user=nudge.end_user, channel="email", purpose="onboarding", granted=False, source="api"
     )
 

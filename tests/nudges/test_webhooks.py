@@ -12,7 +12,7 @@ from django.db import connection
 
 from guardrails.models import ConsentRecord, Suppression
 from guardrails.preferences import subjects
-from guardrails.secrets import workspace_secret_set
+from guardrails.secrets.services import workspace_secret_set
 from nudges.delivery import webhook_events
 from nudges.delivery.webhooks import SENDGRID_KEY_SECRET, sendgrid_webhook_url
 from nudges.models import Nudge, NudgeEvent

@@ -9,7 +9,7 @@ import pytest
 
 from guardrails.models import Suppression
 from guardrails.preferences import subjects
-from guardrails.secrets import workspace_secret_set
+from guardrails.secrets.services import workspace_secret_set
 from nudges.delivery.webhooks import twilio_status_callback_url
 from nudges.models import Nudge, NudgeEvent
 from tests.factories import CANARY_PHONE, WorkspaceFactory

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from guardrails.secrets import workspace_secrets_rotate
+from guardrails.secrets.services import workspace_secrets_rotate
 
 
 class Command(BaseCommand):

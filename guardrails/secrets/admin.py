@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 
 from guardrails.models import WorkspaceSecret
-from guardrails.secrets import workspace_secret_set
+from guardrails.secrets.services import workspace_secret_set
 from onboarding.admin import WorkspaceScopedAdmin
 from tenancy.admin_filters import WorkspaceFilter
 
