@@ -37,7 +37,7 @@ from django.db.models.functions import Cast
 
 from guardrails.gdpr.export import audit_rows_about
 from guardrails.models import LLMCall, Preference, Suppression
-from guardrails.preferences import subjects
+from guardrails.policy import subjects
 from onboarding.models import AnonymousIdentity, Contact, Enrollment, EnrollmentSignal
 from onboarding.progress import answers as answer_aggregation
 from tenancy.models import FEATURE_TRAITS, AuditLog, EndUser, Workspace

@@ -20,7 +20,7 @@ from guardrails.gdpr import erased_guard as reimport
 from guardrails.gdpr.erasers import ERASERS, ErasureScope, identifiers_read
 from guardrails.gdpr.erasure_events import erase_events, is_tombstone, unfinished_profiles
 from guardrails.models import Suppression
-from guardrails.preferences import subjects
+from guardrails.policy import subjects
 from onboarding.models import Event
 from tenancy.audit import audit_record
 from tenancy.models import TOMBSTONE_PREFIX, EndUser, Workspace

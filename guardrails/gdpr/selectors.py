@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 
 from guardrails.models import Suppression
-from guardrails.preferences import subjects
+from guardrails.policy import subjects
 from tenancy.models import Workspace
 
 

@@ -12,7 +12,7 @@ from django.utils.html import format_html, format_html_join
 from rangefilter.filters import DateTimeRangeFilterBuilder
 
 from guardrails.models import ConsentRecord, PolicyDecision, Preference, Suppression, WorkspacePolicy
-from guardrails.preferences import subjects
+from guardrails.policy import subjects
 from tenancy import selectors as onboarding_selectors
 from onboarding.admin import ReadOnlyScopedAdmin, WorkspaceScopedAdmin
 from tenancy.admin_filters import InputFilter, WorkspaceFilter

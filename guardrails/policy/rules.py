@@ -13,11 +13,9 @@ from zoneinfo import ZoneInfo
 from django.db.models import Sum
 
 from guardrails.models import AbuseFlag, LLMCall, PolicyDecision, Preference, Suppression, WorkspacePolicy
-from guardrails.policy import caps, selectors
+from guardrails.policy import caps, selectors, subjects
 from guardrails.policy.consent import consent_default
 from guardrails.policy.localtime import LocalDay, format_wall_time, local_day, window_ends_at, zone_named
-from guardrails.preferences import selectors as preferences_selectors
-from guardrails.preferences import subjects
 from onboarding.models import Contact
 from tenancy.models import EndUser
 
@@ -73,7 +71,7 @@ class Facts:
 
     @cached_property
     def preference(self) -> Preference | None:
-        return preferences_selectors.preference_get(end_user=self.end_user)
+        return selectors.preference_get(end_user=self.end_user)
 
     def local(self, instant: datetime) -> str:
         return f"{instant.astimezone(self.zone):%Y-%m-%d %H:%M} {self.zone.key}"

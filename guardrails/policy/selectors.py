@@ -1,10 +1,11 @@
-"""Reads of the policy sub-package: consent (the ledger's latest values), the workspace's policy
-and the recorded decisions. Each takes the workspace, or an end user (who carries theirs)."""
+"""Reads of the policy sub-package: consent (the ledger's latest values), the workspace's policy,
+the user's preference row the rules read (quiet hours, snooze) and the recorded decisions.
+Each takes the workspace, or an end user (who carries theirs)."""
 
 from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 
-from guardrails.models import ConsentRecord, PolicyDecision, WorkspacePolicy
+from guardrails.models import ConsentRecord, PolicyDecision, Preference, WorkspacePolicy
 from guardrails.policy.consent import PAIRS, consent_effective
 from tenancy.models import EndUser, Workspace
 
@@ -67,3 +68,7 @@ def workspace_policy_get(*, workspace: Workspace | int) -> WorkspacePolicy:
     workspace_id = workspace if isinstance(workspace, int) else workspace.pk
     policy = WorkspacePolicy.objects.filter(workspace_id=workspace_id).first()
     return policy or WorkspacePolicy(workspace_id=workspace_id)
+
+
+def preference_get(*, end_user: EndUser) -> Preference | None:
+    return Preference.objects.filter(workspace_id=end_user.workspace_id, end_user=end_user).first()

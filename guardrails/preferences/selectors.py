@@ -5,14 +5,9 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from guardrails.models import Preference
 from guardrails.policy.localtime import FALLBACK_ZONE_NAME, format_wall_time, zone_named
-from guardrails.policy.selectors import consent_effective_all, workspace_policy_get
+from guardrails.policy.selectors import consent_effective_all, preference_get, workspace_policy_get
 from tenancy.models import EndUser
-
-
-def preference_get(*, end_user: EndUser) -> Preference | None:
-    return Preference.objects.filter(workspace_id=end_user.workspace_id, end_user=end_user).first()
 
 
 def end_user_zone_name(*, end_user: EndUser) -> str:

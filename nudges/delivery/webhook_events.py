@@ -18,8 +18,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from guardrails.models import Channel, Suppression
+from guardrails.policy import subjects
 from guardrails.preferences import services as preferences_services
-from guardrails.preferences import subjects
 from nudges import services
 from nudges.delivery import webhook_deliveries
 from nudges.models import Nudge

@@ -6,7 +6,7 @@ from django.utils.html import escape
 from guardrails.models import ConsentRecord, PolicyDecision, Preference, Suppression, WorkspacePolicy
 from guardrails.policy import engine as policy
 from guardrails.policy import services as policy_services
-from guardrails.preferences import subjects
+from guardrails.policy import subjects
 from onboarding import services as onboarding_services
 from tests.conftest import listed, verified_client
 from tests.factories import AdminUserFactory, EndUserFactory

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from guardrails.gdpr import erased_guard as reimport
 from guardrails.gdpr import erasers, erasure, erasure_events
 from guardrails.models import ConsentRecord, LLMCall, Preference, Suppression
-from guardrails.preferences import subjects
+from guardrails.policy import subjects
 from onboarding.models import AnonymousIdentity, AnswerTotal, Contact, Enrollment, Event, StepCompletion
 from onboarding.progress import answers, rebuild
 from tenancy.models import AuditLog, EndUser

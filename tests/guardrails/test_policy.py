@@ -19,7 +19,7 @@ from guardrails.models import (
 )
 from guardrails.policy import engine as policy
 from guardrails.policy import services as policy_services
-from guardrails.preferences import subjects
+from guardrails.policy import subjects
 from onboarding.models import Contact
 from tests.factories import EndUserFactory
 from tests.guardrails.policy_setup import (  # noqa: F401  (fixtures)

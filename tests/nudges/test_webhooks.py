@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.db import connection
 
 from guardrails.models import ConsentRecord, Suppression
-from guardrails.preferences import subjects
+from guardrails.policy import subjects
 from guardrails.secrets.services import workspace_secret_set
 from nudges.delivery import webhook_events
 from nudges.delivery.webhooks import SENDGRID_KEY_SECRET, sendgrid_webhook_url

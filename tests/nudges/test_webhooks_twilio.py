@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 
 from guardrails.models import Suppression
-from guardrails.preferences import subjects
+from guardrails.policy import subjects
 from guardrails.secrets.services import workspace_secret_set
 from nudges.delivery.webhooks import twilio_status_callback_url
 from nudges.models import Nudge, NudgeEvent
