@@ -19,8 +19,8 @@ from django.utils.html import format_html, format_html_join
 from rangefilter.filters import DateTimeRangeFilterBuilder
 
 from guardrails.models import LLMCall
-from onboarding.admin import ReadOnlyScopedAdmin
 from tenancy import admin_security
+from tenancy.admin_bases import ReadOnlyScopedAdmin
 from tenancy.admin_filters import InputFilter, WorkspaceFilter
 from tenancy.audit import audit_record
 from tenancy.models import AuditLog

@@ -13,7 +13,7 @@ from guardrails.models import WorkspaceSecret
 from nudges.admin_forms import ChannelProviderForm, NudgeSettingsForm, TriggerForm
 from nudges.models import ChannelProvider, NudgeSettings, Trigger
 from nudges.triggers import receivers as hooks
-from onboarding.admin import WorkspaceScopedAdmin
+from tenancy.admin_bases import WorkspaceScopedAdmin
 from tenancy.admin_filters import WorkspaceFilter
 
 

@@ -24,11 +24,9 @@ from rest_framework.views import APIView
 
 from nudges import inbox, push_subscriptions
 from nudges.models import Nudge
-from onboarding import selectors as onboarding_selectors
 from onboarding.progress.api import ActsForUser
-from tenancy import tokens
 from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
-from tenancy.models import EndUser
+from tenancy.end_users import end_user_for_request
 
 
 class _UserApi(APIView):
@@ -38,19 +36,8 @@ class _UserApi(APIView):
     allows_end_user_tokens = True
 
 
-def _end_user_for(request, user_id: str) -> EndUser:
-    end_user = onboarding_selectors.end_user_get(workspace=request.user.workspace, external_id=user_id)
-    if end_user is None:
-        raise exceptions.NotFound(f"No such user: {user_id!r}.")
-    token = request.auth if isinstance(request.auth, tokens.EndUserToken) else None
-    if token is not None and end_user.pk != token.end_user_id:
-        # Same external id, another person: the user was deleted and re-created after issuing.
-        raise exceptions.PermissionDenied("This end-user token is for another user.")
-    return end_user
-
-
 def _nudge_for(request, user_id: str, nudge_id: str) -> Nudge:
-    end_user = _end_user_for(request, user_id)
+    end_user = end_user_for_request(request, user_id)
     nudge = None
     if nudge_id.isdigit() and len(nudge_id) <= 18:
         nudge = inbox.inbox_nudge_get(
@@ -116,7 +103,7 @@ class InboxListApi(_UserApi):
     def get(self, request, user_id: str):
         filters = self.InboxFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        end_user = _end_user_for(request, user_id)
+        end_user = end_user_for_request(request, user_id)
         page = inbox.inbox_list(workspace=request.user.workspace, end_user=end_user, **filters.validated_data)
         next_url = None
         if page.next_before is not None:
@@ -222,7 +209,7 @@ class PushSubscriptionApi(_UserApi):
     def post(self, request, user_id: str):
         serializer = self.PushSubscriptionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        end_user = _end_user_for(request, user_id)
+        end_user = end_user_for_request(request, user_id)
         data = serializer.validated_data
         subscription, created = push_subscriptions.push_subscription_save(
             end_user=end_user,
@@ -249,7 +236,7 @@ class PushSubscriptionApi(_UserApi):
         body = request.data if isinstance(request.data, dict) and request.data else request.query_params
         serializer = self.PushSubscriptionDeleteSerializer(data={"endpoint": body.get("endpoint")})
         serializer.is_valid(raise_exception=True)
-        end_user = _end_user_for(request, user_id)
+        end_user = end_user_for_request(request, user_id)
         if not push_subscriptions.push_subscription_delete(
             end_user=end_user, endpoint=serializer.validated_data["endpoint"]
         ):

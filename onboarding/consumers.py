@@ -13,11 +13,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
-from onboarding import selectors
 from onboarding.ingestion import debugger as live
 from onboarding.progress.push import progress_group
 from onboarding.progress.selectors import enrollment_get_for_user, enrollment_state
-from tenancy import tokens
+from tenancy import selectors, tokens
 from tenancy.models import ApiKey
 
 UNAUTHORIZED = 4401

@@ -14,11 +14,11 @@ from django.urls import path as url_path
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from onboarding.admin import WorkspaceScopedAdmin
 from paths import selectors, services
 from paths.editor.forms import PathForm
 from paths.editor.versions import PathVersionAdmin, enrolled_text, version_url
 from paths.models import Path, PathVersion
+from tenancy.admin_bases import WorkspaceScopedAdmin
 from tenancy.admin_filters import WorkspaceFilter
 
 __all__ = ["PathAdmin", "PathVersionAdmin"]

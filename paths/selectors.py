@@ -5,12 +5,11 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.core.cache import cache
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet
 from django.utils import timezone
 
-from onboarding.models import Enrollment, Event
 from paths.models import Path, PathVersion, Step
-from tenancy.models import Workspace
+from tenancy.models import EndUser, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +37,22 @@ def steps_of_version(*, workspace: Workspace, path_version: PathVersion) -> Quer
     )
 
 
+def _enrollment_model() -> type[Model]:
+    """Enrollment, reached through PathVersion.enrollments: onboarding sits above paths, so
+    paths names its model only through the relation onboarding declared."""
+    return PathVersion._meta.get_field("enrollments").related_model
+
+
+def _event_model() -> type[Model]:
+    """Event, reached through EndUser.events, for the same reason."""
+    return EndUser._meta.get_field("events").related_model
+
+
+def enrollment_statuses() -> list[str]:
+    """An enrollment's statuses (active, completed, abandoned), in their declared order."""
+    return _enrollment_model().Status.values
+
+
 def with_enrollment_counts(queryset: QuerySet[PathVersion]) -> QuerySet[PathVersion]:
     """Annotate each version of an already scoped queryset with enrolled_<status> counts."""
     return queryset.annotate(
@@ -45,14 +60,14 @@ def with_enrollment_counts(queryset: QuerySet[PathVersion]) -> QuerySet[PathVers
         enrolled_total=Count("enrollments", distinct=True),
         **{
             f"enrolled_{status}": Count("enrollments", filter=Q(enrollments__status=status), distinct=True)
-            for status in Enrollment.Status.values
+            for status in enrollment_statuses()
         },
     )
 
 
 def version_enrollment_counts(*, workspace: Workspace, path: Path | None = None) -> dict[int, dict[str, int]]:
     """{path version id: {status: count}} for versions with at least one enrollment."""
-    enrollments = Enrollment.objects.filter(workspace=workspace)
+    enrollments = _enrollment_model().objects.filter(workspace=workspace)
     if path is not None:
         enrollments = enrollments.filter(path_version__path=path)
     counts: dict[int, dict[str, int]] = defaultdict(dict)
@@ -75,8 +90,9 @@ def known_event_names(*, workspace: Workspace) -> frozenset[str]:
         names = None
     if names is None:
         since = timezone.now() - timedelta(days=KNOWN_EVENTS_DAYS)
+        event_model = _event_model()
         names = sorted(
-            Event.objects.filter(workspace=workspace, type=Event.Type.TRACK, timestamp__gte=since)
+            event_model.objects.filter(workspace=workspace, type=event_model.Type.TRACK, timestamp__gte=since)
             .exclude(name="")
             .order_by("name")
             .values_list("name", flat=True)

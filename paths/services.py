@@ -10,10 +10,10 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from onboarding import services as onboarding_services
 from paths.diff import steps_diff
 from paths.models import Path, PathVersion, Step
 from paths.steps import step_as_dict, step_errors, step_model_values, steps_errors
+from tenancy import services as onboarding_services
 from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)

@@ -17,11 +17,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from onboarding import services as onboarding_services
 from paths import services
 from paths.diff import steps_diff
 from paths.models import Path, PathVersion, Step
 from paths.steps import SLUG, step_as_dict, step_model_values, step_normalized, steps_errors
+from tenancy import services as onboarding_services
 from tenancy.models import Workspace
 
 FORMAT = "onboarding-paths/1"

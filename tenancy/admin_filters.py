@@ -1,10 +1,8 @@
 """Admin list filters for large tables: typed input instead of a DISTINCT scan of every value."""
 
 from django.contrib import admin
-from django.db.models import Q
 
-from onboarding import selectors
-from tenancy.models import EndUser
+from tenancy import selectors
 
 
 class InputFilter(admin.SimpleListFilter):
@@ -41,26 +39,6 @@ class InputFilter(admin.SimpleListFilter):
         if value:
             return queryset.filter(**{self.field_lookup: value})
         return queryset
-
-
-class EventNameFilter(InputFilter):
-    title = "event name"
-    parameter_name = "name"
-    field_lookup = "name"
-
-
-class EventUserFilter(InputFilter):
-    title = "user (userId or anonymousId)"
-    parameter_name = "user"
-
-    def queryset(self, request, queryset):
-        value = (self.value() or "").strip()
-        if not value:
-            return queryset
-        # The person behind the id too: their events sent under their other ids (before an
-        # identify, or from another device) belong to them.
-        people = EndUser.objects.filter(Q(external_id=value) | Q(anonymous_identities__anonymous_id=value))
-        return queryset.filter(Q(user_id=value) | Q(anonymous_id=value) | Q(end_user__in=people))
 
 
 class WorkspaceFilter(admin.SimpleListFilter):

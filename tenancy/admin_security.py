@@ -12,11 +12,14 @@ import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model, logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+
+from tenancy.audit import audit_record
+from tenancy.models import AuditLog
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +47,6 @@ def ip_network_text(address: str) -> str:
 
 
 def record_login(request: HttpRequest, *, action: str, user=None, reason: str = "") -> None:
-    from tenancy.audit import audit_record
-
     after = {"ip_network": ip_network_text(client_ip(request))}
     if reason:
         after["reason"] = reason
@@ -77,8 +78,6 @@ def record_login_attempt(request: HttpRequest, response: HttpResponse) -> None:
 
 
 def recent_logins(*, user, limit: int = 10):
-    from tenancy.models import AuditLog
-
     return AuditLog.objects.filter(actor=user, action__in=LOGIN_ACTIONS).order_by("-created_at", "-pk")[
         :limit
     ]
@@ -86,8 +85,6 @@ def recent_logins(*, user, limit: int = 10):
 
 def lockout_response(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
     """django-axes' answer to a locked-out attempt: the login page with the reason, 429."""
-    from django.contrib import admin
-
     cool_off = int(settings.AXES_COOLOFF_TIME.total_seconds())
     # Rendered now: django-axes hands this over in its middleware, after template rendering.
     response = render(

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
-from guardrails.abuse import token_misuse
-from onboarding import selectors, services
-from tenancy import tokens
+from tenancy import selectors, services, tokens
 from tenancy.models import ApiKey, Workspace
+from tenancy.signals import token_refused
 
 
 @dataclass(frozen=True)
@@ -86,12 +85,12 @@ class EndUserTokenAuthentication(authentication.BaseAuthentication):
         try:
             token = tokens.token_verify(credentials)
         except tokens.TokenExpired as expired:
-            token_misuse.token_refusal_record(request=request, reason="expired", claims=expired.claims)
+            token_refused.send(sender=type(self), request=request, reason="expired", claims=expired.claims)
             raise exceptions.AuthenticationFailed(
                 "This end-user token has expired; ask for a new one."
             ) from None
         except tokens.TokenInvalid:
-            token_misuse.token_refusal_record(request=request, reason="invalid", raw_token=credentials)
+            token_refused.send(sender=type(self), request=request, reason="invalid", raw_token=credentials)
             raise exceptions.AuthenticationFailed("This end-user token is not valid.") from None
         return tokens.EndUserPrincipal(token), token
 

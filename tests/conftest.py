@@ -19,8 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from core.logging import JsonFormatter
-from onboarding import services
-from tenancy import tokens
+from tenancy import services, tokens
 from tests.factories import PII_CANARIES, PII_CANARY_DIGITS
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"

@@ -2,8 +2,8 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from onboarding import services
 from onboarding.models import Event
+from tenancy import services
 from tenancy.models import EndUser, Workspace
 
 

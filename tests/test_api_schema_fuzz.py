@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from config.wsgi import application
 from guardrails.gdpr import erased_guard as reimport
-from onboarding import services as onboarding_services
 from onboarding.models import Event
+from tenancy import services as onboarding_services
 from tenancy import tokens
 from tenancy.models import EndUser
 from tests.conftest import basic_auth

@@ -11,7 +11,7 @@ from rangefilter.filters import DateTimeRangeFilterBuilder
 from guardrails.abuse import ratelimit
 from guardrails.abuse.flags import abuse_flags_resolve
 from guardrails.models import AbuseFlag
-from onboarding.admin import WorkspaceScopedAdmin
+from tenancy.admin_bases import WorkspaceScopedAdmin
 from tenancy.admin_filters import ResolvedFilter, WorkspaceFilter
 
 

@@ -64,9 +64,15 @@ def _count(subject: str) -> int:
 
 
 def token_refusal_record(
-    *, request, reason: str, claims: tokens.EndUserToken | None = None, raw_token: str = ""
+    *,
+    request,
+    reason: str,
+    claims: tokens.EndUserToken | None = None,
+    raw_token: str = "",
+    **signal_arguments,
 ) -> None:
-    """Count one refused end-user token; at the threshold, flag it. Never raises."""
+    """Count one refused end-user token; at the threshold, flag it. Never raises. The receiver of
+    tenancy.signals.token_refused (connected in GuardrailsConfig.ready())."""
     if reason not in REASONS:
         raise ValueError(f"unknown token refusal reason {reason!r}")
     if claims is not None:

@@ -14,7 +14,7 @@ from rangefilter.filters import DateTimeRangeFilterBuilder
 from guardrails.models import ConsentRecord, PolicyDecision, Preference, Suppression, WorkspacePolicy
 from guardrails.policy import subjects
 from tenancy import selectors as onboarding_selectors
-from onboarding.admin import ReadOnlyScopedAdmin, WorkspaceScopedAdmin
+from tenancy.admin_bases import ReadOnlyScopedAdmin, WorkspaceScopedAdmin
 from tenancy.admin_filters import InputFilter, WorkspaceFilter
 
 

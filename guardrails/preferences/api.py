@@ -6,7 +6,7 @@ preference centre).
 """
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,25 +14,12 @@ from rest_framework.views import APIView
 from guardrails.models import ConsentRecord
 from guardrails.preferences import selectors, services
 from guardrails.preferences.validation import PreferencesInvalid
-from tenancy import selectors as onboarding_selectors
 
 # The progress API's rule, so both count token misuse alike (guardrails.abuse.token_misuse).
 from onboarding.progress.api import ActsForUser
-from tenancy import tokens
 from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
-from tenancy.models import ApiKey, EndUser
-
-
-def _end_user_for(request, user_id: str) -> EndUser:
-    workspace = request.user.workspace
-    end_user = onboarding_selectors.end_user_get(workspace=workspace, external_id=user_id)
-    if end_user is None:
-        raise exceptions.NotFound(f"No such user: {user_id!r}.")
-    token = request.auth if isinstance(request.auth, tokens.EndUserToken) else None
-    if token is not None and end_user.pk != token.end_user_id:
-        # Same external id, another person: the user was deleted and re-created after issuing.
-        raise exceptions.PermissionDenied("This end-user token is for another user.")
-    return end_user
+from tenancy.end_users import end_user_for_request
+from tenancy.models import ApiKey
 
 
 class _PurposesOutput(serializers.Serializer):
@@ -72,7 +59,7 @@ class PreferencesApi(APIView):
 
     @extend_schema(responses={200: PreferencesOutputSerializer})
     def get(self, request, user_id: str):
-        end_user = _end_user_for(request, user_id)
+        end_user = end_user_for_request(request, user_id)
         return Response(PreferencesOutputSerializer(selectors.preferences_state(end_user=end_user)).data)
 
     @extend_schema(
@@ -85,7 +72,7 @@ class PreferencesApi(APIView):
         },
     )
     def put(self, request, user_id: str):
-        end_user = _end_user_for(request, user_id)
+        end_user = end_user_for_request(request, user_id)
         if isinstance(request.auth, ApiKey):
             source, actor_label = ConsentRecord.Source.API, f"API key {request.auth.prefix}"
         else:

@@ -5,7 +5,7 @@ from django.contrib import admin
 
 from guardrails.models import WorkspaceSecret
 from guardrails.secrets.services import workspace_secret_set
-from onboarding.admin import WorkspaceScopedAdmin
+from tenancy.admin_bases import WorkspaceScopedAdmin
 from tenancy.admin_filters import WorkspaceFilter
 
 

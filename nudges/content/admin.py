@@ -16,7 +16,7 @@ from nudges.content import versions as templates_service
 from nudges.content.forms import NudgeTemplateForm, TemplateVersionForm
 from nudges.content.preview import preview_view
 from nudges.models import NudgeTemplate, TemplateVersion, Trigger
-from onboarding.admin import WorkspaceScopedAdmin
+from tenancy.admin_bases import WorkspaceScopedAdmin
 from tenancy.admin_filters import WorkspaceFilter
 from tenancy.version_workflow import VersionWorkflowMixin, workflow_action
 

@@ -17,10 +17,10 @@ from nudges.content import composer, rendering
 from nudges.content.context import NudgeContext, nudge_context
 from nudges.llm import personalize
 from nudges.models import Nudge, TemplateVersion
-from onboarding import selectors
 from onboarding.models import Enrollment
 from onboarding.progress import selectors as progress_selectors
 from paths import rules
+from tenancy import selectors
 from tenancy.models import EndUser
 
 logger = logging.getLogger(__name__)

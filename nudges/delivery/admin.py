@@ -19,7 +19,7 @@ from nudges import services
 from nudges.delivery import attempts
 from nudges.models import Nudge, Trigger
 from nudges.timeline import trace_lines
-from onboarding.admin import ReadOnlyScopedAdmin
+from tenancy.admin_bases import ReadOnlyScopedAdmin
 from tenancy.admin_filters import InputFilter, WorkspaceFilter
 
 Status = Nudge.Status

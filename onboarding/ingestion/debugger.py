@@ -67,8 +67,9 @@ def api_key_group(api_key_id: int) -> str:
     return f"api-key.{api_key_id}"
 
 
-def publish_api_key_revoked(*, api_key_id: int) -> None:
-    """Close every socket opened with the key, in every process (after the revocation commits).
+def publish_api_key_revoked(*, api_key_id: int, **signal_arguments) -> None:
+    """Close every socket opened with the key, in every process (after the revocation commits):
+    the receiver of tenancy.signals.api_key_revoked (connected in OnboardingConfig.ready()).
     Best effort, like every push: a socket that misses it finds out at its next re-check."""
     try:
         async_to_sync(get_channel_layer().group_send)(api_key_group(api_key_id), {"type": "api_key.revoked"})

@@ -2,13 +2,13 @@
 
 from django.contrib import admin, messages
 
-from onboarding import selectors
-from onboarding.admin import ReadOnlyScopedAdmin, WorkspaceScopedAdmin
 from onboarding.models import AnswerTotal, EnrollmentSignal
 from onboarding.stuck import rules as stuck
 from onboarding.stuck import selectors as stuck_selectors
 from onboarding.stuck import services as enrollment_signals
 from paths.models import PathVersion
+from tenancy import selectors
+from tenancy.admin_bases import ReadOnlyScopedAdmin, WorkspaceScopedAdmin
 from tenancy.admin_filters import ResolvedFilter
 
 

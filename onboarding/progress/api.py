@@ -14,14 +14,13 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from guardrails.abuse import token_misuse
-from onboarding import selectors
 from onboarding.models import Enrollment
 from onboarding.progress import enrollments
 from onboarding.progress import selectors as progress_selectors
-from tenancy import tokens
+from tenancy import selectors, tokens
 from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
 from tenancy.models import ApiKey
+from tenancy.signals import token_refused
 
 # --- Authorization ------------------------------------------------------------------------------
 
@@ -45,7 +44,7 @@ class ActsForUser(permissions.BasePermission):
             if view.allows_end_user_tokens and credentials.external_id == view.kwargs.get("user_id"):
                 return True
             reason = "other_user" if view.allows_end_user_tokens else "issue_token"
-            token_misuse.token_refusal_record(request=request, reason=reason, claims=credentials)
+            token_refused.send(sender=type(self), request=request, reason=reason, claims=credentials)
             self.message = (
                 "End-user tokens cannot issue tokens: use a secret key."
                 if not view.allows_end_user_tokens

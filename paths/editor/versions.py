@@ -13,15 +13,14 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from onboarding.admin import WorkspaceScopedAdmin
-from onboarding.models import Enrollment
-from onboarding.selectors import workspaces_for_admin
 from paths import selectors, services
 from paths.editor.forms import StepForm, StepFormSet, questions_text
 from paths.models import PathVersion, Step
 from paths.steps import STEP_FIELDS, duration_text, rule_text, step_as_dict
+from tenancy.admin_bases import WorkspaceScopedAdmin
 from tenancy.admin_filters import WorkspaceFilter
 from tenancy.audit import refusal_note
+from tenancy.selectors import workspaces_for_admin
 from tenancy.version_workflow import VersionWorkflowMixin, workflow_action
 
 
@@ -30,7 +29,7 @@ def version_url(version: PathVersion, view: str = "change") -> str:
 
 
 def enrolled_text(counts: dict[str, int]) -> str:
-    parts = [f"{counts[status]} {status}" for status in Enrollment.Status.values if counts.get(status)]
+    parts = [f"{counts[status]} {status}" for status in selectors.enrollment_statuses() if counts.get(status)]
     return " · ".join(parts) or "none"
 
 
@@ -206,7 +205,7 @@ class PathVersionAdmin(VersionWorkflowMixin, WorkspaceScopedAdmin):
     @admin.display(description="users enrolled")
     def enrolled(self, obj):
         return enrolled_text(
-            {status: getattr(obj, f"enrolled_{status}", 0) for status in Enrollment.Status.values}
+            {status: getattr(obj, f"enrolled_{status}", 0) for status in selectors.enrollment_statuses()}
         )
 
     @admin.display(description="preview")

@@ -4,7 +4,7 @@
 import pytest
 from django.urls import reverse
 
-from onboarding import services as onboarding_services
+from tenancy import services as onboarding_services
 from tests.e2e.conftest import admin_user, sign_in, wait_for
 from tests.nudges.factories import TemplateVersionFactory
 from tests.onboarding.progress_setup import published_path

@@ -5,9 +5,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from onboarding import services as onboarding_services
 from paths import services
 from paths.models import Path, PathVersion
+from tenancy import services as onboarding_services
 from tests.e2e.conftest import admin_user, screenshot, sign_in, wait_for
 
 pytestmark = pytest.mark.browser

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from guardrails.abuse import ratelimit
 from guardrails.models import AbuseFlag
-from onboarding import services
+from tenancy import services
 from tenancy.models import ApiKey, AuditLog
 from tests.conftest import listed, post_action, verified_client
 from tests.factories import AdminUserFactory, EndUserFactory

@@ -7,7 +7,7 @@ from guardrails.models import ConsentRecord, PolicyDecision, Preference, Suppres
 from guardrails.policy import engine as policy
 from guardrails.policy import services as policy_services
 from guardrails.policy import subjects
-from onboarding import services as onboarding_services
+from tenancy import services as onboarding_services
 from tests.conftest import listed, verified_client
 from tests.factories import AdminUserFactory, EndUserFactory
 

@@ -10,8 +10,8 @@ from rest_framework.test import APIClient
 
 from guardrails.gdpr import erased_guard as reimport
 from guardrails.gdpr import vacuum
-from onboarding import services
 from onboarding.models import Contact, Event
+from tenancy import services
 from tenancy.models import EndUser
 from tests.conftest import basic_auth
 from tests.onboarding.progress_setup import published_path

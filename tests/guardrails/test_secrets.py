@@ -13,7 +13,7 @@ from guardrails.models import WorkspaceSecret
 from guardrails.secrets import checks
 from guardrails.secrets.selectors import workspace_secret_get
 from guardrails.secrets.services import workspace_secret_set
-from onboarding import services
+from tenancy import services
 from tenancy.models import AuditLog, Workspace
 from tests.conftest import verified_client
 from tests.factories import AdminUserFactory

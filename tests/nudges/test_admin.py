@@ -5,7 +5,7 @@ import pytest
 from guardian.shortcuts import assign_perm
 
 from nudges.models import ChannelProvider, NudgeSettings, Trigger
-from onboarding import services
+from tenancy import services
 from tenancy.models import Workspace
 from tests.conftest import listed, verified_client
 from tests.factories import AdminUserFactory, EndUserFactory

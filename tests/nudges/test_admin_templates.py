@@ -9,7 +9,7 @@ from guardrails.models import PolicyDecision, WorkspacePolicy
 from nudges.content import stats
 from nudges.llm import personalize
 from nudges.models import NudgeTemplate, TemplateVersion
-from onboarding import services
+from tenancy import services
 from tests.conftest import post_action, verified_client
 from tests.factories import (
     PII_CANARIES,

@@ -17,8 +17,8 @@ from nudges.delivery import failover as delivery
 from nudges.models import ChannelProvider, Nudge, NudgeEvent, Trigger
 from nudges.triggers import engine as triggers
 from nudges.triggers import receivers as hooks
-from onboarding import services as onboarding_services
 from onboarding.models import EnrollmentSignal
+from tenancy import services as onboarding_services
 from tenancy.models import AuditLog
 from tests.factories import CANARY_EMAIL, CANARY_FIRST_NAME, ContactFactory
 from tests.nudges.factories import (

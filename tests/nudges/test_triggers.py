@@ -11,9 +11,9 @@ from nudges.delivery import dispatch
 from nudges.models import CustomTriggerStart, Nudge, Trigger
 from nudges.triggers import engine as triggers
 from nudges.triggers import receivers as hooks
-from onboarding import services as onboarding_services
 from onboarding.ingestion import services as ingestion_services
 from onboarding.models import Enrollment, EnrollmentSignal
+from tenancy import services as onboarding_services
 from tests.factories import EventFactory, WorkspaceFactory
 from tests.nudges.factories import TriggerFactory
 from tests.onboarding.progress_setup import enrol, published_path, track

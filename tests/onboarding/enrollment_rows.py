@@ -5,9 +5,9 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from onboarding import services
 from onboarding.models import Enrollment, StepCompletion
 from paths.models import Path, PathVersion, Step
+from tenancy import services
 from tenancy.models import Workspace
 from tests.factories import EndUserFactory
 

@@ -9,8 +9,8 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from onboarding import services
 from onboarding.models import AnonymousIdentity, Contact, Event
+from tenancy import services
 from tenancy.keys import key_digest
 from tenancy.models import ApiKey, Workspace
 from tests.conftest import basic_auth, listed, post_action, verified_client

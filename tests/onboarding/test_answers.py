@@ -295,7 +295,7 @@ def test_admin_shows_totals_per_path_version(acme, version):
 
 
 def test_admin_totals_of_other_workspaces_stay_hidden(acme, version):
-    from onboarding import services
+    from tenancy import services
 
     answers.answers_snapshot_record(enrollment=completed(version, "ada", ADA))
     globex = WorkspaceFactory(name="Globex", slug="globex")

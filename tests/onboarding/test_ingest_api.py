@@ -8,8 +8,8 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from onboarding import services
 from onboarding.models import AnonymousIdentity, Contact, Event
+from tenancy import services
 from tenancy.models import EndUser
 from tests.conftest import basic_auth
 

@@ -7,9 +7,10 @@ from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from onboarding import consumers, services
+from onboarding import consumers
 from onboarding.ingestion import debugger as live
 from onboarding.models import Event
+from tenancy import services
 from tests.conftest import basic_auth
 from tests.onboarding import websockets
 

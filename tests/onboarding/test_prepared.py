@@ -7,8 +7,8 @@ from django.forms.models import model_to_dict
 from core.db.prepared import PreparedQuery
 from onboarding.models import Enrollment
 from onboarding.progress import selectors as progress_selectors
-from onboarding.selectors import api_key_get_by_key
 from tenancy.models import ApiKey
+from tenancy.selectors import api_key_get_by_key
 from tests.onboarding.progress_setup import enrol, published_path
 
 pytestmark = pytest.mark.django_db

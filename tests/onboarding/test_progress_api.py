@@ -8,9 +8,8 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from onboarding import services
 from onboarding.models import Enrollment, StepCompletion
-from tenancy import tokens
+from tenancy import services, tokens
 from tests.conftest import basic_auth, key_client, token_client
 from tests.onboarding.progress_setup import STEP_KEYS, enrol, published_path, track
 

@@ -8,11 +8,11 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from onboarding import services
 from onboarding.demo import journeys
 from onboarding.ingestion import services as ingestion_services
 from onboarding.models import Enrollment, StepCompletion
 from onboarding.progress import selectors as progress_selectors
+from tenancy import services
 from tests.factories import PathFactory, PublishedPathVersionFactory, StepFactory
 
 pytestmark = pytest.mark.django_db

@@ -48,7 +48,7 @@ def test_analytics_python_sdk_sends_every_call_type(live_server, tenant, compres
 
 @pytest.mark.django_db(transaction=True)
 def test_analytics_python_sdk_reports_a_revoked_key(live_server, tenant):
-    from onboarding import services
+    from tenancy import services
 
     workspace, write_key, _ = tenant
     services.api_key_revoke(api_key=workspace.api_keys.get(kind="write"))

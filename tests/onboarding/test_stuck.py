@@ -8,11 +8,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from onboarding import services
 from onboarding.models import Enrollment, EnrollmentSignal, StepCompletion
 from onboarding.stuck import rules as stuck
 from onboarding.stuck import selectors as stuck_selectors
 from onboarding.stuck import services as enrollment_signals
+from tenancy import services
 from tests.conftest import post_action, verified_client
 from tests.factories import AdminUserFactory, EventFactory, WorkspaceFactory
 from tests.onboarding.enrollment_rows import complete, enrollment, published_version
@@ -363,7 +363,7 @@ def test_admin_lists_signals_and_resolves_them(acme, version, now):
 
 
 def test_admin_shows_signals_of_granted_workspaces_only(acme, version, now):
-    from onboarding import services
+    from tenancy import services
 
     on_step(version, "late", "invite", now - timedelta(days=2))
     enrollment_signals.stuck_detect(workspace=acme, now=now)

@@ -7,10 +7,10 @@ from html.parser import HTMLParser
 import pytest
 from django.contrib.messages import get_messages
 
-from onboarding import services as onboarding_services
 from paths import services
 from paths.models import Path, PathVersion
 from paths.steps import step_as_dict
+from tenancy import services as onboarding_services
 from tests.conftest import verified_client
 from tests.factories import AdminUserFactory, EndUserFactory, EventFactory
 from tests.paths.conftest import build_path

@@ -4,9 +4,9 @@ add form picks the admin's only workspace. (The browser side of the same: tests/
 
 import pytest
 
-from onboarding import services as onboarding_services
 from paths import services
 from paths.models import PathVersion
+from tenancy import services as onboarding_services
 from tenancy.models import AuditLog
 from tests.conftest import verified_client
 from tests.factories import AdminUserFactory

@@ -24,9 +24,9 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from nudges.demo import demo_nudges_create
-from onboarding import selectors, services
 from onboarding.demo import journeys
 from onboarding.demo import services as demo_services
+from tenancy import selectors, services
 from tenancy.models import Workspace
 from tenancy.totp import totp_instructions, totp_secret
 

@@ -2,7 +2,7 @@
 
 from django.core.management.base import CommandError
 
-from onboarding import selectors
+from tenancy import selectors
 from tenancy.models import Workspace
 
 

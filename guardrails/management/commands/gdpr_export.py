@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.progress_bar import progress_line
 from guardrails.gdpr import export as gdpr
 from guardrails.management.commands._gdpr import workspace_named
-from onboarding import selectors
+from tenancy import selectors
 
 
 class Command(BaseCommand):

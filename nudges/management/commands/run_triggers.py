@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from core.commands import PeriodicPassCommand
 from nudges.delivery import pipeline
 from nudges.triggers import engine as triggers
-from onboarding import selectors
+from tenancy import selectors
 from tenancy.models import Workspace
 
 

@@ -3,8 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from core.progress_bar import progress_line
-from onboarding import selectors
 from onboarding.progress import answers
+from tenancy import selectors
 
 
 class Command(BaseCommand):

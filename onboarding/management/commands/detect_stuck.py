@@ -5,9 +5,9 @@ from collections.abc import Iterable
 
 from core.commands import PeriodicPassCommand
 from core.progress_bar import progress_line
-from onboarding import selectors
 from onboarding.stuck import rules as stuck
 from onboarding.stuck import services as enrollment_signals
+from tenancy import selectors
 from tenancy.models import Workspace
 
 

@@ -7,8 +7,8 @@ import orjson
 from django.core.management.base import BaseCommand, CommandError
 
 from core.progress_bar import progress_line
-from onboarding import selectors
 from onboarding.progress import answers
+from tenancy import selectors
 
 CHUNK_SIZE = 2000
 

@@ -4,8 +4,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from onboarding import selectors
 from onboarding.progress import rebuild
+from tenancy import selectors
 
 MAX_LISTED = 50
 

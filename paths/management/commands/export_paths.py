@@ -5,8 +5,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from onboarding import selectors as onboarding_selectors
 from paths.transfer import paths_export
+from tenancy import selectors as onboarding_selectors
 
 
 class Command(BaseCommand):

@@ -5,8 +5,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from onboarding import selectors as onboarding_selectors
 from paths.transfer import ImportInvalid, paths_import
+from tenancy import selectors as onboarding_selectors
 
 
 class DryRun(Exception):

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from onboarding import services
+from tenancy import services
 
 
 class Command(BaseCommand):

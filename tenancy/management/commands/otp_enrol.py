@@ -9,7 +9,7 @@ This is how a real deployment enrols its first superuser:
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from onboarding import services
+from tenancy import services
 from tenancy.totp import device_instructions
 
 

@@ -12,9 +12,9 @@ from django.core.exceptions import PermissionDenied
 from django.test import Client
 
 from guardrails.models import LLMCall
-from onboarding import services
 from paths import services as path_services
 from paths.models import PathVersion
+from tenancy import services
 from tenancy.audit import REDACTED, audit_record, audit_snapshot
 from tenancy.models import ApiKey, AuditLog, Workspace
 from tests.conftest import post_action, verified_client

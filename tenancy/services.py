@@ -1,4 +1,7 @@
-"""Writes for tenancy and ingestion. Views, admin actions and commands call these, nothing else."""
+"""Tenancy's writes: workspaces, their grants and API keys, admin users and their TOTP devices.
+
+Views, admin actions and commands call these, nothing else.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,10 +15,10 @@ from django.utils.text import slugify
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from guardian.shortcuts import assign_perm
 
-from onboarding.ingestion import debugger as live
 from tenancy.audit import audit_record
 from tenancy.keys import DISPLAY_PREFIX_LENGTH, generate_key, key_digest
 from tenancy.models import ApiKey, Workspace
+from tenancy.signals import api_key_revoked
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None = None) ->
     revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     api_key.refresh_from_db(fields=["revoked_at"])
     if revoked:
-        transaction.on_commit(partial(live.publish_api_key_revoked, api_key_id=api_key.pk))
+        transaction.on_commit(partial(api_key_revoked.send, sender=ApiKey, api_key_id=api_key.pk))
         audit_record(
             workspace=api_key.workspace,
             action="api_key.revoked",
