@@ -13,7 +13,7 @@ from django.utils import timezone
 from paths.diff import steps_diff
 from paths.models import Path, PathVersion, Step
 from paths.steps import step_as_dict, step_errors, step_model_values, steps_errors
-from tenancy import services as onboarding_services
+from tenancy import services as tenancy_services
 from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ def path_version_publish(
     locked.published_at = now
     locked.published_by = published_by
     locked.save(update_fields=["status", "published_at", "published_by"])
-    onboarding_services.workspace_paths_published(workspace=locked.path.workspace, at=now)
+    tenancy_services.workspace_paths_published(workspace=locked.path.workspace, at=now)
     logger.info("paths.version.published", extra={"path_id": locked.path_id, "number": locked.number})
     return locked
 

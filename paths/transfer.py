@@ -21,7 +21,7 @@ from paths import services
 from paths.diff import steps_diff
 from paths.models import Path, PathVersion, Step
 from paths.steps import SLUG, step_as_dict, step_model_values, step_normalized, steps_errors
-from tenancy import services as onboarding_services
+from tenancy import services as tenancy_services
 from tenancy.models import Workspace
 
 FORMAT = "onboarding-paths/1"
@@ -167,7 +167,7 @@ def _restore_version(
         archived_at=now if status == PathVersion.Status.ARCHIVED else None,
     )
     if status != PathVersion.Status.DRAFT:
-        onboarding_services.workspace_paths_published(workspace=path.workspace, at=now)
+        tenancy_services.workspace_paths_published(workspace=path.workspace, at=now)
     Step.objects.bulk_create(
         Step(path_version=version, order=order, **step_model_values(step))
         for order, step in enumerate(data["steps"], start=1)

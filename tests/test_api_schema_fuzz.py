@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from config.wsgi import application
 from guardrails.gdpr import erased_guard as reimport
 from onboarding.models import Event
-from tenancy import services as onboarding_services
+from tenancy import services as tenancy_services
 from tenancy import tokens
 from tenancy.models import EndUser
 from tests.conftest import basic_auth
@@ -72,7 +72,7 @@ def flatmap_headers(context, headers):
 @pytest.fixture
 def fuzz_workspace(db, monkeypatch):
     monkeypatch.setattr(reimport, "MEMO_SECONDS", 0)  # an erasure need not wait for other processes
-    workspace, write_key, secret_key = onboarding_services.workspace_create(name="Fuzz")
+    workspace, write_key, secret_key = tenancy_services.workspace_create(name="Fuzz")
     published_path(workspace)
     for user_id in (ENROLLED_USER, POISONED_USER):
         enrol(write_key.key, user_id, workspace)

@@ -13,7 +13,7 @@ from rangefilter.filters import DateTimeRangeFilterBuilder
 
 from guardrails.models import ConsentRecord, PolicyDecision, Preference, Suppression, WorkspacePolicy
 from guardrails.policy import subjects
-from tenancy import selectors as onboarding_selectors
+from tenancy import selectors as tenancy_selectors
 from tenancy.admin_bases import ReadOnlyScopedAdmin, WorkspaceScopedAdmin
 from tenancy.admin_filters import InputFilter, WorkspaceFilter
 
@@ -36,7 +36,7 @@ class SuppressionSubjectFilter(InputFilter):
             return queryset
         kinds = [subjects.EMAIL] if "@" in value else [subjects.PHONE, subjects.USER_ID]
         matches = Q(pk__in=[])
-        for workspace_id in onboarding_selectors.workspaces_for_admin(user=request.user).values_list(
+        for workspace_id in tenancy_selectors.workspaces_for_admin(user=request.user).values_list(
             "pk", flat=True
         ):
             digests = [subjects.subject_digest(workspace_id, kind, value) for kind in kinds]

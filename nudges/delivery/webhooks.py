@@ -45,7 +45,7 @@ from rest_framework.views import APIView
 from guardrails.secrets.selectors import InvalidToken, workspace_secret_get
 from nudges.delivery import webhook_events
 from nudges.models import ChannelProvider
-from tenancy import selectors as onboarding_selectors
+from tenancy import selectors as tenancy_selectors
 from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def _twilio_verified(workspace: Workspace, request, params: dict[str, list[str]]
 
 
 def _workspace(slug: str, provider: str) -> Workspace:
-    workspace = onboarding_selectors.workspace_get_by_slug(slug=slug)
+    workspace = tenancy_selectors.workspace_get_by_slug(slug=slug)
     if workspace is None:
         logger.warning("nudges.webhook.unknown_workspace", extra={"provider": provider})
         raise _refusal(provider)

@@ -4,7 +4,7 @@
 import pytest
 from django.urls import reverse
 
-from tenancy import services as onboarding_services
+from tenancy import services as tenancy_services
 from tests.e2e.conftest import admin_user, sign_in, wait_for
 from tests.nudges.factories import TemplateVersionFactory
 from tests.onboarding.progress_setup import published_path
@@ -30,7 +30,7 @@ def test_admin_pages_run_under_the_policy_with_nothing_blocked(browser, live_ser
     user, device = admin_user()
     user.is_superuser = True
     user.save()
-    workspace, _, _ = onboarding_services.workspace_create(name="Acme")
+    workspace, _, _ = tenancy_services.workspace_create(name="Acme")
     version = published_path(workspace)
     template_version = TemplateVersionFactory(template__trigger__workspace=workspace)
     browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_VIOLATIONS})

@@ -7,7 +7,7 @@ from selenium.webdriver.support.ui import Select
 
 from paths import services
 from paths.models import Path, PathVersion
-from tenancy import services as onboarding_services
+from tenancy import services as tenancy_services
 from tests.e2e.conftest import admin_user, screenshot, sign_in, wait_for
 
 pytestmark = pytest.mark.browser
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def acme():
-    workspace, _, _ = onboarding_services.workspace_create(name="Acme")
+    workspace, _, _ = tenancy_services.workspace_create(name="Acme")
     return workspace
 
 
@@ -23,7 +23,7 @@ def acme():
 def grace(acme):
     """A growth admin who may change Acme, and only Acme."""
     user, device = admin_user("grace")
-    onboarding_services.workspace_grant(workspace=acme, user=user, can_change=True)
+    tenancy_services.workspace_grant(workspace=acme, user=user, can_change=True)
     return user, device
 
 

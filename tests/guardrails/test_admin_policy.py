@@ -7,7 +7,7 @@ from guardrails.models import ConsentRecord, PolicyDecision, Preference, Suppres
 from guardrails.policy import engine as policy
 from guardrails.policy import services as policy_services
 from guardrails.policy import subjects
-from tenancy import services as onboarding_services
+from tenancy import services as tenancy_services
 from tests.conftest import listed, verified_client
 from tests.factories import AdminUserFactory, EndUserFactory
 
@@ -48,7 +48,7 @@ def two_workspaces(tenant, other_tenant):
 @pytest.fixture
 def alice_client(tenant):
     alice = AdminUserFactory(username="alice")
-    onboarding_services.workspace_grant(workspace=tenant[0], user=alice, can_change=True)
+    tenancy_services.workspace_grant(workspace=tenant[0], user=alice, can_change=True)
     return verified_client(alice)
 
 

@@ -18,7 +18,7 @@ from nudges.models import ChannelProvider, Nudge, NudgeEvent, Trigger
 from nudges.triggers import engine as triggers
 from nudges.triggers import receivers as hooks
 from onboarding.models import EnrollmentSignal
-from tenancy import services as onboarding_services
+from tenancy import services as tenancy_services
 from tenancy.models import AuditLog
 from tests.factories import CANARY_EMAIL, CANARY_FIRST_NAME, ContactFactory
 from tests.nudges.factories import (
@@ -40,7 +40,7 @@ def setup(httpserver, monkeypatch):
     pointed at the local server, and a user with contact data and three events."""
     hooks.forget()
     monkeypatch.setattr(dispatch, "enqueue", lambda *args, **kwargs: None)  # the test runs the pipeline
-    workspace, write_key, _ = onboarding_services.workspace_create(name="Acme")
+    workspace, write_key, _ = tenancy_services.workspace_create(name="Acme")
     published_path(workspace)
     workspace.refresh_from_db()
     NudgeSettingsFactory(workspace=workspace)

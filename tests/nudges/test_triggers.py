@@ -13,7 +13,7 @@ from nudges.triggers import engine as triggers
 from nudges.triggers import receivers as hooks
 from onboarding.ingestion import services as ingestion_services
 from onboarding.models import Enrollment, EnrollmentSignal
-from tenancy import services as onboarding_services
+from tenancy import services as tenancy_services
 from tests.factories import EventFactory, WorkspaceFactory
 from tests.nudges.factories import TriggerFactory
 from tests.onboarding.progress_setup import enrol, published_path, track
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def workspace():
     hooks.forget()
-    workspace, write_key, _ = onboarding_services.workspace_create(name="Acme")
+    workspace, write_key, _ = tenancy_services.workspace_create(name="Acme")
     published_path(workspace)
     workspace.refresh_from_db()
     workspace.write_key = write_key.key
@@ -269,7 +269,7 @@ def test_ingestion_sends_one_progress_job_per_batch(
 
 def test_workspace_without_triggers_sends_no_job(monkeypatch, django_capture_on_commit_callbacks):
     hooks.forget()
-    workspace, write_key, _ = onboarding_services.workspace_create(name="Quiet")
+    workspace, write_key, _ = tenancy_services.workspace_create(name="Quiet")
     published_path(workspace)
     jobs = []
     monkeypatch.setattr(hooks, "enqueue", lambda *args, **kwargs: jobs.append(args))

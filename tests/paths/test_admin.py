@@ -10,7 +10,7 @@ from django.contrib.messages import get_messages
 from paths import services
 from paths.models import Path, PathVersion
 from paths.steps import step_as_dict
-from tenancy import services as onboarding_services
+from tenancy import services as tenancy_services
 from tests.conftest import verified_client
 from tests.factories import AdminUserFactory, EndUserFactory, EventFactory
 from tests.paths.conftest import build_path
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 def alice(acme):
     """An admin who may change Acme (and nothing else)."""
     user = AdminUserFactory(username="alice")
-    onboarding_services.workspace_grant(workspace=acme, user=user, can_change=True)
+    tenancy_services.workspace_grant(workspace=acme, user=user, can_change=True)
     return user
 
 
@@ -553,7 +553,7 @@ def test_an_admin_of_one_workspace_never_sees_anothers_paths(acme, globex, clien
 
 def test_a_view_only_admin_cannot_publish(acme):
     viewer = AdminUserFactory(username="viewer")
-    onboarding_services.workspace_grant(workspace=acme, user=viewer, can_change=False)
+    tenancy_services.workspace_grant(workspace=acme, user=viewer, can_change=False)
     client = verified_client(viewer)
     draft = build_path(acme, publish=False).versions.get()
 

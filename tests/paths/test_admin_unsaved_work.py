@@ -6,7 +6,7 @@ import pytest
 
 from paths import services
 from paths.models import PathVersion
-from tenancy import services as onboarding_services
+from tenancy import services as tenancy_services
 from tenancy.models import AuditLog
 from tests.conftest import verified_client
 from tests.factories import AdminUserFactory
@@ -23,7 +23,7 @@ REFUSED_LINK = (
 def alice(acme):
     """An admin who may change Acme (and nothing else)."""
     user = AdminUserFactory(username="alice")
-    onboarding_services.workspace_grant(workspace=acme, user=user, can_change=True)
+    tenancy_services.workspace_grant(workspace=acme, user=user, can_change=True)
     return user
 
 
@@ -185,7 +185,7 @@ def test_the_add_form_preselects_the_admins_only_workspace(acme, client):
 
 
 def test_the_add_form_leaves_the_choice_to_an_admin_of_two_workspaces(acme, globex, alice, client):
-    onboarding_services.workspace_grant(workspace=globex, user=alice, can_change=True)
+    tenancy_services.workspace_grant(workspace=globex, user=alice, can_change=True)
 
     form = client.get("/admin/paths/path/add/").context["adminform"].form
 

@@ -6,7 +6,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from paths.transfer import paths_export
-from tenancy import selectors as onboarding_selectors
+from tenancy import selectors as tenancy_selectors
 
 
 class Command(BaseCommand):
@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, help="File to write, or - for standard output")
 
     def handle(self, *args, workspace: str, out: str, **options):
-        found = onboarding_selectors.workspace_get_by_slug(slug=workspace)
+        found = tenancy_selectors.workspace_get_by_slug(slug=workspace)
         if found is None:
             raise CommandError(f"no workspace with slug '{workspace}'")
         document = paths_export(workspace=found)

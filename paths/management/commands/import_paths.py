@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from paths.transfer import ImportInvalid, paths_import
-from tenancy import selectors as onboarding_selectors
+from tenancy import selectors as tenancy_selectors
 
 
 class DryRun(Exception):
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Report the changes, keep none")
 
     def handle(self, *args, workspace: str, in_file: str, publish: bool, dry_run: bool, **options):
-        found = onboarding_selectors.workspace_get_by_slug(slug=workspace)
+        found = tenancy_selectors.workspace_get_by_slug(slug=workspace)
         if found is None:
             raise CommandError(f"no workspace with slug '{workspace}'")
         try:
