@@ -24,8 +24,7 @@ from rest_framework.views import APIView
 
 from nudges import inbox, push_subscriptions
 from nudges.models import Nudge
-from onboarding.progress.api import ActsForUser
-from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
+from tenancy.authentication import ActsForUser, ApiKeyAuthentication, EndUserTokenAuthentication
 from tenancy.end_users import end_user_for_request
 
 

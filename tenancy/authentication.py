@@ -1,4 +1,5 @@
-"""API key authentication: Segment's HTTP Basic (key as user name) or a writeKey in the body."""
+"""API key and end-user token authentication (Segment's HTTP Basic, a writeKey in the body, Bearer
+tokens) and who may act for which end user."""
 
 import base64
 import binascii
@@ -71,6 +72,35 @@ class HasScope(permissions.BasePermission):
     def has_permission(self, request, view):
         api_key = request.auth
         return isinstance(api_key, ApiKey) and api_key.has_scope(view.required_scope)
+
+
+class ActsForUser(permissions.BasePermission):
+    """A secret key for any user of its workspace, or an end-user token for its own user."""
+
+    message = "Not allowed."
+
+    def has_permission(self, request, view):
+        credentials = request.auth
+        if isinstance(credentials, ApiKey):
+            if credentials.has_scope(ApiKey.Scope.SERVER):
+                return True
+            self.message = (
+                "Write keys may only send events: use a secret key, or an end-user token "
+                "from POST /api/v1/users/{user_id}/token."
+            )
+            return False
+        if isinstance(credentials, tokens.EndUserToken):
+            if view.allows_end_user_tokens and credentials.external_id == view.kwargs.get("user_id"):
+                return True
+            reason = "other_user" if view.allows_end_user_tokens else "issue_token"
+            token_refused.send(sender=type(self), request=request, reason=reason, claims=credentials)
+            self.message = (
+                "End-user tokens cannot issue tokens: use a secret key."
+                if not view.allows_end_user_tokens
+                else "This end-user token is for another user."
+            )
+            return False
+        return False
 
 
 class EndUserTokenAuthentication(authentication.BaseAuthentication):

@@ -16,8 +16,7 @@ from guardrails.preferences import selectors, services
 from guardrails.preferences.validation import PreferencesInvalid
 
 # The progress API's rule, so both count token misuse alike (guardrails.abuse.token_misuse).
-from onboarding.progress.api import ActsForUser
-from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
+from tenancy.authentication import ActsForUser, ApiKeyAuthentication, EndUserTokenAuthentication
 from tenancy.end_users import end_user_for_request
 from tenancy.models import ApiKey
 

@@ -9,7 +9,7 @@ gets 409 with the current state, so a client never overwrites a change it has no
 from collections.abc import Callable
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, permissions, serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,40 +18,9 @@ from onboarding.models import Enrollment
 from onboarding.progress import enrollments
 from onboarding.progress import selectors as progress_selectors
 from tenancy import selectors, tokens
-from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
-from tenancy.models import ApiKey
-from tenancy.signals import token_refused
+from tenancy.authentication import ActsForUser, ApiKeyAuthentication, EndUserTokenAuthentication
 
-# --- Authorization ------------------------------------------------------------------------------
-
-
-class ActsForUser(permissions.BasePermission):
-    """A secret key for any user of its workspace, or an end-user token for its own user."""
-
-    message = "Not allowed."
-
-    def has_permission(self, request, view):
-        credentials = request.auth
-        if isinstance(credentials, ApiKey):
-            if credentials.has_scope(ApiKey.Scope.SERVER):
-                return True
-            self.message = (
-                "Write keys may only send events: use a secret key, or an end-user token "
-                "from POST /api/v1/users/{user_id}/token."
-            )
-            return False
-        if isinstance(credentials, tokens.EndUserToken):
-            if view.allows_end_user_tokens and credentials.external_id == view.kwargs.get("user_id"):
-                return True
-            reason = "other_user" if view.allows_end_user_tokens else "issue_token"
-            token_refused.send(sender=type(self), request=request, reason=reason, claims=credentials)
-            self.message = (
-                "End-user tokens cannot issue tokens: use a secret key."
-                if not view.allows_end_user_tokens
-                else "This end-user token is for another user."
-            )
-            return False
-        return False
+# --- Authorization (tenancy.authentication.ActsForUser) and preconditions ------------------------
 
 
 class PreconditionRequired(exceptions.APIException):
