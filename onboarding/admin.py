@@ -9,6 +9,7 @@ from onboarding.end_user_panels import end_user_panels
 from onboarding.ingestion import event_store
 from onboarding.ingestion import selectors as event_selectors
 from onboarding.models import AnonymousIdentity, Event
+from onboarding.progress import admin as progress_admin  # noqa: F401  (registers the progress admins)
 from tenancy.admin_bases import ReadOnlyScopedAdmin
 from tenancy.admin_filters import WorkspaceFilter
 from tenancy.models import EndUser
@@ -134,6 +135,3 @@ class EventAdmin(ReadOnlyScopedAdmin):
     show_full_result_count = False
     readonly_fields = event_store.FIELDS  # every stored column, in one list with ingestion and export
     fields = readonly_fields
-
-
-from onboarding.progress import admin as admin_progress  # noqa: E402, F401  (registers the progress admins)
