@@ -15,8 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from onboarding.models import Enrollment
-from onboarding.progress import enrollments
 from onboarding.progress import selectors as progress_selectors
+from onboarding.progress import services as progress_services
 from tenancy import selectors, tokens
 from tenancy.authentication import ActsForUser, ApiKeyAuthentication, EndUserTokenAuthentication
 
@@ -85,11 +85,11 @@ def _stale_response(state: dict, expected: int) -> Response:
 
 
 def _error_response(error: Exception, enrollment: Enrollment) -> Response:
-    if isinstance(error, enrollments.UnknownStep):
+    if isinstance(error, progress_services.UnknownStep):
         return Response(
             {"detail": f"No step {error.step_key!r} on this path."}, status=status.HTTP_404_NOT_FOUND
         )
-    if isinstance(error, enrollments.StepNotSkippable):
+    if isinstance(error, progress_services.StepNotSkippable):
         step_key = error.step_key
         return Response(
             {
@@ -98,12 +98,12 @@ def _error_response(error: Exception, enrollment: Enrollment) -> Response:
             },
             status=status.HTTP_400_BAD_REQUEST,
         )
-    if isinstance(error, enrollments.InvalidAnswers):
+    if isinstance(error, progress_services.InvalidAnswers):
         return Response(
             {"detail": f"Invalid answers: {_summary(error.errors)}.", "errors": error.errors},
             status=status.HTTP_400_BAD_REQUEST,
         )
-    if isinstance(error, enrollments.IncompleteEnrollment):
+    if isinstance(error, progress_services.IncompleteEnrollment):
         return Response(
             {"detail": f"The onboarding is not complete: {_summary(error.errors)}.", "errors": error.errors},
             status=status.HTTP_400_BAD_REQUEST,
@@ -127,11 +127,11 @@ def _summary(errors: list[dict]) -> str:
 
 
 _SERVICE_ERRORS = (
-    enrollments.UnknownStep,
-    enrollments.StepNotSkippable,
-    enrollments.InvalidAnswers,
-    enrollments.IncompleteEnrollment,
-    enrollments.EnrollmentNotActive,
+    progress_services.UnknownStep,
+    progress_services.StepNotSkippable,
+    progress_services.InvalidAnswers,
+    progress_services.IncompleteEnrollment,
+    progress_services.EnrollmentNotActive,
 )
 
 
@@ -150,7 +150,7 @@ def _write(
         raise PreconditionRequired()
     try:
         enrollment = action(enrollment, expected)
-    except enrollments.StaleRevision as stale:
+    except progress_services.StaleRevision as stale:
         return _stale_response(stale.state, expected)
     except _SERVICE_ERRORS as error:
         return _error_response(error, enrollment)
@@ -249,7 +249,7 @@ class EnrollmentDetailApi(_ProgressApi):
         return _write(
             request,
             user_id,
-            lambda enrollment, revision: enrollments.enrollment_patch(
+            lambda enrollment, revision: progress_services.enrollment_patch(
                 enrollment=enrollment,
                 expected_revision=revision,
                 current_step_key=data.get("current_step"),
@@ -265,7 +265,7 @@ class StepCompleteApi(_ProgressApi):
         return _write(
             request,
             user_id,
-            lambda enrollment, revision: enrollments.step_complete(
+            lambda enrollment, revision: progress_services.step_complete(
                 enrollment=enrollment, step_key=step_key, expected_revision=revision, method="api"
             ),
             precondition_required=False,
@@ -278,7 +278,7 @@ class StepSkipApi(_ProgressApi):
         return _write(
             request,
             user_id,
-            lambda enrollment, revision: enrollments.step_skip(
+            lambda enrollment, revision: progress_services.step_skip(
                 enrollment=enrollment, step_key=step_key, expected_revision=revision
             ),
             precondition_required=False,
@@ -291,7 +291,7 @@ class StepBackApi(_ProgressApi):
         return _write(
             request,
             user_id,
-            lambda enrollment, revision: enrollments.step_back(
+            lambda enrollment, revision: progress_services.step_back(
                 enrollment=enrollment, expected_revision=revision
             ),
             precondition_required=False,
@@ -311,7 +311,7 @@ class AnswersSaveApi(_ProgressApi):
         return _write(
             request,
             user_id,
-            lambda enrollment, revision: enrollments.answers_save(
+            lambda enrollment, revision: progress_services.answers_save(
                 enrollment=enrollment,
                 step_key=data["step"],
                 answers=data["answers"],
@@ -327,7 +327,7 @@ class EnrollmentCompleteApi(_ProgressApi):
         return _write(
             request,
             user_id,
-            lambda enrollment, revision: enrollments.enrollment_complete(
+            lambda enrollment, revision: progress_services.enrollment_complete(
                 enrollment=enrollment, expected_revision=revision
             ),
             precondition_required=False,

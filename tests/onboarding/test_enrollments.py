@@ -8,9 +8,10 @@ import pytest
 from django.db import connection
 
 from onboarding.models import Enrollment, StepCompletion
-from onboarding.progress import answers, enrollments
+from onboarding.progress import answers
 from onboarding.progress import selectors as progress_selectors
-from onboarding.progress.enrollments import (
+from onboarding.progress import services as progress_services
+from onboarding.progress.services import (
     EnrollmentNotActive,
     IncompleteEnrollment,
     InvalidAnswers,
@@ -35,7 +36,7 @@ def workspace(tenant):
 def enrollment(workspace):
     onboarding_path(workspace)
     end_user = EndUserFactory(workspace=workspace, external_id="u-1", persona="admin")
-    return enrollments.enrollment_start(end_user=end_user, enrolled_at=T0)
+    return progress_services.enrollment_start(end_user=end_user, enrolled_at=T0)
 
 
 def rows(enrollment):
@@ -110,18 +111,18 @@ def test_events_already_stored_count_when_enrolled(workspace):
     end_user = EndUserFactory(workspace=workspace)
     EventFactory(end_user=end_user, name="Project Created", properties={"template": "blank"}, timestamp=T0)
 
-    enrollment = enrollments.enrollment_start(end_user=end_user, enrolled_at=T0 + timedelta(hours=1))
+    enrollment = progress_services.enrollment_start(end_user=end_user, enrolled_at=T0 + timedelta(hours=1))
 
     assert (rows(enrollment), enrollment.current_step_key, enrollment.revision) == (
         {"create": ("event", False)},
         "profile",
         1,
     )
-    assert enrollments.enrollment_start(end_user=end_user) == enrollment
+    assert progress_services.enrollment_start(end_user=end_user) == enrollment
 
 
 def test_step_complete(enrollment):
-    updated = enrollments.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
+    updated = progress_services.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
 
     assert (updated.revision, updated.current_step_key, rows(updated)) == (
         2,
@@ -135,7 +136,7 @@ def test_step_complete(enrollment):
         "api",
     )
 
-    again = enrollments.step_complete(
+    again = progress_services.step_complete(
         enrollment=updated, step_key="create", expected_revision=None, method="admin"
     )
     assert (again.revision, rows(again)) == (3, {"create": ("api", False)})
@@ -143,9 +144,9 @@ def test_step_complete(enrollment):
 
 def test_step_complete_errors_change_nothing(enrollment):
     with pytest.raises(UnknownStep) as unknown:
-        enrollments.step_complete(enrollment=enrollment, step_key="nope", expected_revision=1)
+        progress_services.step_complete(enrollment=enrollment, step_key="nope", expected_revision=1)
     with pytest.raises(InvalidAnswers) as invalid:
-        enrollments.step_complete(enrollment=enrollment, step_key="profile", expected_revision=1)
+        progress_services.step_complete(enrollment=enrollment, step_key="profile", expected_revision=1)
 
     assert unknown.value.step_key == "nope"
     assert invalid.value.errors == [
@@ -157,10 +158,10 @@ def test_step_complete_errors_change_nothing(enrollment):
 
 
 def test_a_stale_revision_gets_the_current_state_and_changes_nothing(enrollment):
-    enrollments.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
+    progress_services.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
 
     with pytest.raises(StaleRevision) as stale:
-        enrollments.step_skip(enrollment=enrollment, step_key="invite", expected_revision=1)
+        progress_services.step_skip(enrollment=enrollment, step_key="invite", expected_revision=1)
 
     assert (stale.value.state["revision"], stale.value.state["current_step"]) == (2, "profile")
     enrollment.refresh_from_db()
@@ -168,12 +169,12 @@ def test_a_stale_revision_gets_the_current_state_and_changes_nothing(enrollment)
 
 
 def test_skip_only_optional_steps(enrollment):
-    skipped = enrollments.step_skip(enrollment=enrollment, step_key="invite", expected_revision=1)
+    skipped = progress_services.step_skip(enrollment=enrollment, step_key="invite", expected_revision=1)
 
     assert (skipped.revision, rows(skipped)) == (2, {"invite": ("skip", False)})
     assert statuses(progress_selectors.enrollment_state(enrollment=skipped))["invite"] == "skipped"
     with pytest.raises(StepNotSkippable) as refused:
-        enrollments.step_skip(enrollment=skipped, step_key="connect", expected_revision=2)
+        progress_services.step_skip(enrollment=skipped, step_key="connect", expected_revision=2)
     assert refused.value.step_key == "connect"
     skipped.refresh_from_db()
     assert skipped.revision == 2
@@ -182,13 +183,13 @@ def test_skip_only_optional_steps(enrollment):
 def test_back_reverts_the_previous_step_and_only_a_newer_event_completes_it_again(enrollment):
     end_user = enrollment.end_user
     EventFactory(end_user=end_user, name="Project Created", properties={"template": "x"}, timestamp=T0)
-    enrollment = enrollments.step_skip(enrollment=enrollment, step_key="share", expected_revision=None)
+    enrollment = progress_services.step_skip(enrollment=enrollment, step_key="share", expected_revision=None)
     assert (enrollment.current_step_key, rows(enrollment)) == (
         "profile",
         {"create": ("event", False), "share": ("skip", False)},
     )
 
-    back = enrollments.step_back(enrollment=enrollment, expected_revision=enrollment.revision)
+    back = progress_services.step_back(enrollment=enrollment, expected_revision=enrollment.revision)
 
     assert (back.current_step_key, rows(back)) == (
         "create",
@@ -196,22 +197,22 @@ def test_back_reverts_the_previous_step_and_only_a_newer_event_completes_it_agai
     )
     assert back.step_entered_at > T0
     # The old event does not count again; a new one does.
-    back = enrollments.step_skip(enrollment=back, step_key="invite", expected_revision=None)
+    back = progress_services.step_skip(enrollment=back, step_key="invite", expected_revision=None)
     assert back.current_step_key == "create"
     EventFactory(end_user=end_user, name="Project Created", properties={"template": "y"})
-    again = enrollments.step_skip(enrollment=back, step_key="invite", expected_revision=None)
+    again = progress_services.step_skip(enrollment=back, step_key="invite", expected_revision=None)
     assert (again.current_step_key, rows(again)["create"]) == ("profile", ("event", True))
     assert statuses(progress_selectors.enrollment_state(enrollment=again))["create"] == "completed"
 
 
 def test_back_at_the_first_step_changes_no_step(enrollment):
-    back = enrollments.step_back(enrollment=enrollment, expected_revision=1)
+    back = progress_services.step_back(enrollment=enrollment, expected_revision=1)
 
     assert (back.current_step_key, rows(back), back.revision) == ("create", {}, 2)
 
 
 def test_valid_answers_complete_a_form_step(enrollment):
-    saved = enrollments.answers_save(
+    saved = progress_services.answers_save(
         enrollment=enrollment, step_key="profile", answers=VALID_PROFILE, expected_revision=1
     )
 
@@ -219,7 +220,7 @@ def test_valid_answers_complete_a_form_step(enrollment):
     assert rows(saved) == {"profile": ("answers", False)}
     assert saved.current_step_key == "create"  # still the first incomplete step
 
-    updated = enrollments.answers_save(
+    updated = progress_services.answers_save(
         enrollment=saved, step_key="profile", answers={"note": None, "team_size": 5.5}, expected_revision=2
     )
     assert updated.answers == {
@@ -229,7 +230,7 @@ def test_valid_answers_complete_a_form_step(enrollment):
 
 def test_invalid_answers_list_each_problem_and_change_nothing(enrollment):
     with pytest.raises(InvalidAnswers) as invalid:
-        enrollments.answers_save(
+        progress_services.answers_save(
             enrollment=enrollment,
             step_key="profile",
             answers={
@@ -242,7 +243,7 @@ def test_invalid_answers_list_each_problem_and_change_nothing(enrollment):
             expected_revision=1,
         )
     with pytest.raises(InvalidAnswers) as missing:
-        enrollments.answers_save(
+        progress_services.answers_save(
             enrollment=enrollment, step_key="profile", answers={"note": 3.5, "role": ""}, expected_revision=1
         )
 
@@ -255,7 +256,7 @@ def test_invalid_answers_list_each_problem_and_change_nothing(enrollment):
     ]
     assert missing.value.errors == [{"step": "profile", "field": "note", "reason": "must be a string"}]
     with pytest.raises(InvalidAnswers) as required:
-        enrollments.answers_save(
+        progress_services.answers_save(
             enrollment=enrollment, step_key="profile", answers={"role": ""}, expected_revision=1
         )
     assert required.value.errors == [
@@ -263,7 +264,9 @@ def test_invalid_answers_list_each_problem_and_change_nothing(enrollment):
         {"step": "profile", "field": "team_size", "reason": "required answer missing"},
     ]
     with pytest.raises(UnknownStep):
-        enrollments.answers_save(enrollment=enrollment, step_key="nope", answers={}, expected_revision=1)
+        progress_services.answers_save(
+            enrollment=enrollment, step_key="nope", answers={}, expected_revision=1
+        )
     enrollment.refresh_from_db()
     assert (enrollment.revision, enrollment.answers, rows(enrollment)) == (1, {}, {})
 
@@ -284,7 +287,7 @@ def snapshots(monkeypatch):
 
 def test_complete_lists_each_missing_step_and_answer(enrollment, snapshots):
     with pytest.raises(IncompleteEnrollment) as incomplete:
-        enrollments.enrollment_complete(enrollment=enrollment, expected_revision=1)
+        progress_services.enrollment_complete(enrollment=enrollment, expected_revision=1)
 
     assert incomplete.value.errors == [
         {"step": "create", "field": None, "reason": "required step not completed"},
@@ -298,16 +301,22 @@ def test_complete_lists_each_missing_step_and_answer(enrollment, snapshots):
 
 
 def test_complete_the_path(enrollment, snapshots):
-    enrollment = enrollments.step_complete(enrollment=enrollment, step_key="create", expected_revision=None)
-    enrollment = enrollments.answers_save(
+    enrollment = progress_services.step_complete(
+        enrollment=enrollment, step_key="create", expected_revision=None
+    )
+    enrollment = progress_services.answers_save(
         enrollment=enrollment, step_key="profile", answers=VALID_PROFILE, expected_revision=None
     )
     assert (enrollment.status, snapshots) == ("active", [])
     # The api step completes the path: every required step is done.
-    enrollment = enrollments.step_complete(enrollment=enrollment, step_key="connect", expected_revision=None)
+    enrollment = progress_services.step_complete(
+        enrollment=enrollment, step_key="connect", expected_revision=None
+    )
     assert (enrollment.status, enrollment.current_step_key, snapshots) == ("completed", "", [enrollment.pk])
 
-    completed = enrollments.enrollment_complete(enrollment=enrollment, expected_revision=enrollment.revision)
+    completed = progress_services.enrollment_complete(
+        enrollment=enrollment, expected_revision=enrollment.revision
+    )
 
     assert (completed.status, snapshots) == ("completed", [enrollment.pk, enrollment.pk])
     state = progress_selectors.enrollment_state(enrollment=completed)
@@ -326,9 +335,11 @@ def test_complete_the_path(enrollment, snapshots):
 
 
 def test_patch_answers_and_move_forward_over_optional_steps(enrollment):
-    enrollment = enrollments.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
+    enrollment = progress_services.step_complete(
+        enrollment=enrollment, step_key="create", expected_revision=1
+    )
 
-    patched = enrollments.enrollment_patch(
+    patched = progress_services.enrollment_patch(
         enrollment=enrollment,
         expected_revision=2,
         answers={"profile": VALID_PROFILE},
@@ -346,7 +357,7 @@ def test_patch_answers_and_move_forward_over_optional_steps(enrollment):
         "invite": ("skip", False),
     }
 
-    backward = enrollments.enrollment_patch(
+    backward = progress_services.enrollment_patch(
         enrollment=patched, expected_revision=3, current_step_key="profile"
     )
     assert (backward.current_step_key, rows(backward)) == (
@@ -357,11 +368,15 @@ def test_patch_answers_and_move_forward_over_optional_steps(enrollment):
 
 def test_patch_errors_change_nothing(enrollment):
     with pytest.raises(StepNotSkippable) as required:
-        enrollments.enrollment_patch(enrollment=enrollment, expected_revision=1, current_step_key="connect")
+        progress_services.enrollment_patch(
+            enrollment=enrollment, expected_revision=1, current_step_key="connect"
+        )
     with pytest.raises(UnknownStep):
-        enrollments.enrollment_patch(enrollment=enrollment, expected_revision=1, current_step_key="nope")
+        progress_services.enrollment_patch(
+            enrollment=enrollment, expected_revision=1, current_step_key="nope"
+        )
     with pytest.raises(InvalidAnswers) as invalid:
-        enrollments.enrollment_patch(
+        progress_services.enrollment_patch(
             enrollment=enrollment,
             expected_revision=1,
             answers={"profile": {"role": 1}},
@@ -380,7 +395,7 @@ def test_an_abandoned_enrollment_does_not_change(enrollment):
     Enrollment.objects.filter(pk=enrollment.pk).update(status="abandoned")
 
     with pytest.raises(EnrollmentNotActive):
-        enrollments.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
+        progress_services.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
 
     enrollment.refresh_from_db()
     assert (enrollment.revision, rows(enrollment)) == (1, {})
@@ -395,9 +410,9 @@ def test_each_write_pushes_the_state_after_commit(
     )
 
     with django_capture_on_commit_callbacks(execute=True):
-        enrollments.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
+        progress_services.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
         with pytest.raises(StaleRevision):
-            enrollments.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
+            progress_services.step_complete(enrollment=enrollment, step_key="create", expected_revision=1)
 
     enrollment.refresh_from_db()
     assert pushed == [(enrollment.end_user_id, progress_selectors.enrollment_state(enrollment=enrollment))]
@@ -429,7 +444,7 @@ def run_concurrently(calls):
 @pytest.mark.django_db(transaction=True)
 def test_two_writers_with_the_same_revision_one_wins(postgres, tenant):
     onboarding_path(tenant[0])
-    enrollment = enrollments.enrollment_start(
+    enrollment = progress_services.enrollment_start(
         end_user=EndUserFactory(workspace=tenant[0], external_id="u-1"), enrolled_at=T0
     )
 
@@ -437,10 +452,10 @@ def test_two_writers_with_the_same_revision_one_wins(postgres, tenant):
         revision = Enrollment.objects.get(pk=enrollment.pk).revision
         outcomes = run_concurrently(
             [
-                lambda revision=revision: enrollments.step_skip(
+                lambda revision=revision: progress_services.step_skip(
                     enrollment=enrollment, step_key="invite", expected_revision=revision
                 ),
-                lambda revision=revision: enrollments.answers_save(
+                lambda revision=revision: progress_services.answers_save(
                     enrollment=enrollment,
                     step_key="profile",
                     answers=VALID_PROFILE,
@@ -458,20 +473,22 @@ def test_two_writers_with_the_same_revision_one_wins(postgres, tenant):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_without_a_revision_lose_no_update(postgres, tenant):
     onboarding_path(tenant[0])
-    enrollment = enrollments.enrollment_start(
+    enrollment = progress_services.enrollment_start(
         end_user=EndUserFactory(workspace=tenant[0], external_id="u-1"), enrolled_at=T0
     )
 
     outcomes = run_concurrently(
         [
-            lambda: enrollments.step_complete(
+            lambda: progress_services.step_complete(
                 enrollment=enrollment, step_key="create", expected_revision=None
             ),
-            lambda: enrollments.step_skip(enrollment=enrollment, step_key="invite", expected_revision=None),
-            lambda: enrollments.step_complete(
+            lambda: progress_services.step_skip(
+                enrollment=enrollment, step_key="invite", expected_revision=None
+            ),
+            lambda: progress_services.step_complete(
                 enrollment=enrollment, step_key="connect", expected_revision=None
             ),
-            lambda: enrollments.answers_save(
+            lambda: progress_services.answers_save(
                 enrollment=enrollment, step_key="profile", answers=VALID_PROFILE, expected_revision=None
             ),
         ]
