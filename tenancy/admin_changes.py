@@ -15,6 +15,7 @@ reason, its object unchanged.
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.urls import URLPattern
+from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
 
 from tenancy.audit import audit_changes, audit_record, audit_snapshot, refusal_of
 from tenancy.models import Workspace
@@ -24,8 +25,6 @@ _STANDARD_VIEWS = ("changelist", "add", "history", "delete", "change")
 
 def _object_permissions(obj) -> list[str]:
     """Who was granted what on this object (django-guardian), as "user:name:codename"."""
-    from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
-
     granted = [
         f"user:{user.get_username()}:{codename}"
         for user, codenames in get_users_with_perms(obj, attach_perms=True, with_superusers=False).items()
