@@ -5,11 +5,13 @@ and every sign-in attempt is recorded too (tenancy/admin_security.py).
 """
 
 from django import forms
+from django.contrib.admin import ModelAdmin
 from django.contrib.auth.signals import user_login_failed
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenancy import admin_security
+from tenancy.admin_changes import audited
 
 
 class AdminAuthenticationForm(OTPAdminAuthenticationForm):
@@ -54,10 +56,6 @@ class OnboardingAdminSite(OTPAdminSite):
     index_template = "admin/onboarding_index.html"
 
     def register(self, model_or_iterable, admin_class=None, **options):
-        from django.contrib.admin import ModelAdmin
-
-        from tenancy.admin_changes import audited
-
         super().register(model_or_iterable, audited(admin_class or ModelAdmin), **options)
 
     def login(self, request, extra_context=None):
