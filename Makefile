@@ -71,7 +71,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python scripts/structure.py --report-only
+	$(BIN)/python scripts/structure.py
 
 bench: venv
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
