@@ -12,7 +12,7 @@ SHELL := /bin/bash
 
 # CPython 3.11 for the virtual environment: the system's own build first when there is one, since
 # distributions build it with PGO and LTO (Debian's runs this project ~35% faster than a plain
-# source build such as pyenv's; see README, Performance). Override with PYTHON=/path/to/python3.11.
+# source build such as pyenv's; see docs/performance.md). Override with PYTHON=/path/to/python3.11.
 PYTHON ?= $(shell for candidate in /usr/bin/python3.11 python3.11 python3; do \
 	if $$candidate -c 'import ensurepip, sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then \
 	command -v $$candidate; break; fi; done)

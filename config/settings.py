@@ -1,6 +1,6 @@
 """Settings for every environment.
 
-Production differs from development only by environment variables (see README, "Configuration").
+Production differs from development only by environment variables (see docs/operations.md, "Configuration").
 Without DATABASE_URL and REDIS_URL the project runs on the embedded default: SQLite, jobs run
 in-process, an in-memory channel layer and a local-memory cache.
 """

@@ -3,7 +3,7 @@
 The erasure itself (order, locking, the events' job) is guardrails.gdpr.erasure; the events are
 scrubbed by guardrails.gdpr.erasure_events.
 
-What happens to each kind of data (README, "GDPR export and erasure"):
+What happens to each kind of data (docs/nudges-and-guardrails.md, "GDPR export and erasure"):
 
 - the profile keeps its row (events, enrollments and completions still point at it, so counts and
   funnels do not move) but its user id becomes a tombstone, `erased:<random hex>`, unrelated to
