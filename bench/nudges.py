@@ -56,7 +56,7 @@ from django.utils import timezone
 from guardrails.models import WorkspacePolicy
 from guardrails.secrets.services import workspace_secret_set
 from nudges.models import ChannelProvider, NudgeSettings, NudgeTemplate, TemplateVersion, Trigger
-from onboarding import services
+from tenancy import services
 from onboarding.models import Contact, Enrollment, EnrollmentSignal, Event
 from tenancy.models import EndUser
 from paths import services as path_services

@@ -65,7 +65,7 @@ ANALYZED_TABLES = (
 )
 SETUP = """
 import json
-from onboarding import services
+from tenancy import services
 from paths import services as path_services
 steps = [{"key": f"bench-{i}", "title": f"Bench {i}", "event_name": f"Bench Step {i}"} for i in range(1, 21)]
 steps += [
