@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "paths",
     "guardrails",
     "nudges",
+    "analytics",
     "config.apps.ConfigConfig",
     "anymail",
 ]

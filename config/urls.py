@@ -47,6 +47,7 @@ urlpatterns = [
     path("v1/b", SegmentBatchApi.as_view(), name="segment-b"),
     path("v1/import", SegmentBatchApi.as_view(), name="segment-import"),
     *progress_api,
+    path("api/v1/analytics/", include("analytics.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics, name="metrics"),
