@@ -310,6 +310,9 @@ class Nudge(models.Model):
         indexes = [
             models.Index(fields=["workspace", "status", "created_at"], name="nudge_status_idx"),
             models.Index(fields=["end_user", "created_at"], name="nudge_user_idx"),
+            # The analytics' date ranges (nudges.selectors.nudge_outcome_counts): created, and sent.
+            models.Index(fields=["workspace", "created_at"], name="nudge_created_idx"),
+            models.Index(fields=["workspace", "sent_at"], name="nudge_sent_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1,18 +1,17 @@
 """Per template and variant: sends, open, click and conversion rates, from the nudges sent.
 
-A nudge counts as sent once it reached its provider (sent_at set, whatever happened next: a
-bounce still counts). Opened: an open pixel (email) or the in-app inbox said it was seen, or it
-was clicked: a click implies an open (mail clients that block images never load the pixel), as
-email tools count it, so the open rate is never below the click rate. Clicked and converted:
-their own timestamps. Rates are shares of the nudges sent (None before any send).
+Counted by nudges.selectors.nudge_outcome_counts, the one rule the analytics API, metrics and
+dashboards use too: sent once it reached its provider (sent_at set, whatever happened next: a
+bounce still counts); opened by an open pixel, the in-app inbox, or a click (a click implies an
+open, so the open rate is never below the click rate); clicked and converted by their own
+timestamps. Rates are shares of the nudges sent (None before any send).
 The bandit's own counters (TemplateVersion.sends and rewards, a reward being the first click or
 conversion of a nudge) are shown beside them.
 """
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q
-
+from nudges import selectors
 from nudges.models import NudgeTemplate, TemplateVersion
 from tenancy.models import Workspace
 
@@ -59,43 +58,33 @@ class VariantStats(Rates):
     bandit_rewards: int
 
 
-_SENT = Q(nudges__sent_at__isnull=False)
-
-
 def version_stats(*, workspace: Workspace, template: NudgeTemplate) -> list[VersionStats]:
-    """Each version of the template with its counts, by variant then newest first."""
-    rows = (
-        TemplateVersion.objects.filter(template=template, template__workspace=workspace)
-        .annotate(
-            sent_count=Count("nudges", filter=_SENT),
-            opened_count=Count(
-                "nudges",
-                filter=_SENT
-                & (
-                    Q(nudges__opened_at__isnull=False)
-                    | Q(nudges__seen_at__isnull=False)
-                    | Q(nudges__clicked_at__isnull=False)
-                ),
-            ),
-            clicked_count=Count("nudges", filter=_SENT & Q(nudges__clicked_at__isnull=False)),
-            converted_count=Count("nudges", filter=_SENT & Q(nudges__converted_at__isnull=False)),
+    """Each version of the template with its counts, by variant then newest first. Counted by
+    nudges.selectors.nudge_outcome_counts, the rule the analytics API and dashboards use."""
+    counts = {
+        row.group["version"]: row
+        for row in selectors.nudge_outcome_counts(
+            workspace=workspace, template_id=template.pk, group_by=("version",)
         )
-        .order_by("variant", "-number")
+    }
+    versions = TemplateVersion.objects.filter(template=template, template__workspace=workspace).order_by(
+        "variant", "-number"
     )
+    none = selectors.NudgeOutcomeCounts(group={})
     return [
         VersionStats(
-            sent=row.sent_count,
-            opened=row.opened_count,
-            clicked=row.clicked_count,
-            converted=row.converted_count,
-            version_id=row.pk,
-            number=row.number,
-            variant=row.variant,
-            status=row.status,
-            bandit_sends=row.sends,
-            bandit_rewards=row.rewards,
+            sent=counts.get(version.pk, none).sent,
+            opened=counts.get(version.pk, none).opened,
+            clicked=counts.get(version.pk, none).clicked,
+            converted=counts.get(version.pk, none).converted,
+            version_id=version.pk,
+            number=version.number,
+            variant=version.variant,
+            status=version.status,
+            bandit_sends=version.sends,
+            bandit_rewards=version.rewards,
         )
-        for row in rows
+        for version in versions
     ]
 
 
