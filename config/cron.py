@@ -13,6 +13,8 @@ from typing import Any
 
 from rq import cron
 
+from analytics.jobs import refresh_rollups_job
+from analytics.signals.jobs import merge_signals_job
 from guardrails.jobs import detect_abuse_job
 from nudges.jobs import nudges_due_job, triggers_scan_job
 from onboarding.jobs import detect_stuck_job
@@ -38,12 +40,18 @@ ABUSE_DETECTION_INTERVAL_SECONDS = 60
 # deferred nudges whose time has come (quiet hours over, provider back, retry backoff elapsed).
 TRIGGER_SCAN_INTERVAL_SECONDS = 5 * 60
 NUDGES_DUE_INTERVAL_SECONDS = 60
+# The nightly merge of survey signals (analytics/signals): yesterday's pre and post, once a day.
+SIGNALS_MERGE_INTERVAL_SECONDS = 24 * 60 * 60
+# The analytics rollups (analytics/rollups/services.py): only the slices changed since the last pass.
+ROLLUP_REFRESH_INTERVAL_SECONDS = 5 * 60
 
 SCHEDULE = (
     Periodic(detect_stuck_job, "low", STUCK_DETECTION_INTERVAL_SECONDS, 30 * 60),
     Periodic(detect_abuse_job, "default", ABUSE_DETECTION_INTERVAL_SECONDS, 5 * 60),
     Periodic(triggers_scan_job, "low", TRIGGER_SCAN_INTERVAL_SECONDS, 30 * 60),
     Periodic(nudges_due_job, "default", NUDGES_DUE_INTERVAL_SECONDS, 5 * 60),
+    Periodic(merge_signals_job, "low", SIGNALS_MERGE_INTERVAL_SECONDS, 60 * 60),
+    Periodic(refresh_rollups_job, "low", ROLLUP_REFRESH_INTERVAL_SECONDS, 30 * 60),
 )
 
 for periodic in SCHEDULE:

@@ -2,6 +2,7 @@
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.core.cache import cache
@@ -108,3 +109,13 @@ def known_event_names(*, workspace: Workspace) -> frozenset[str]:
 def _known_events_key(workspace: Workspace) -> str:
     # created_at keeps keys distinct if a workspace id is ever reused (test databases roll back).
     return f"paths:known-events:{workspace.pk}:{workspace.created_at.timestamp()}"
+
+
+def steps_of_versions(*, workspace: Workspace, path_version_ids: Iterable[int]) -> dict[int, list[Step]]:
+    """{path version id: its steps in order} for the workspace's versions among the ids."""
+    steps: dict[int, list[Step]] = defaultdict(list)
+    for step in Step.objects.filter(
+        path_version__path__workspace=workspace, path_version_id__in=list(path_version_ids)
+    ).order_by("path_version_id", "order", "pk"):
+        steps[step.path_version_id].append(step)
+    return steps

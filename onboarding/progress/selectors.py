@@ -3,6 +3,8 @@
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Q, QuerySet
+
 from core.db.prepared import PreparedQuery
 from onboarding.models import Enrollment, StepCompletion
 from onboarding.progress.inputs import completions_for
@@ -105,3 +107,23 @@ def saved_state(enrollment: Enrollment) -> dict[str, Any]:
     """The state a write service just saved (no query), else the state read afresh."""
     state = getattr(enrollment, "saved_state", None)
     return state if state is not None else enrollment_state(enrollment=enrollment)
+
+
+# --- Reads for analytics' rollups (aggregated there, in the database) -----------------------------
+
+
+def enrollments_of_workspace(*, workspace: Workspace) -> QuerySet[Enrollment]:
+    return Enrollment.objects.filter(workspace=workspace)
+
+
+def enrollments_changed_since(*, workspace: Workspace, since: datetime) -> QuerySet[Enrollment]:
+    """Enrollments changed at or after `since`: every completion, revert, skip and status change
+    saves the enrollment (updated_at), and a change of the end user's traits moves its segment."""
+    return Enrollment.objects.filter(workspace=workspace).filter(
+        Q(updated_at__gte=since) | Q(end_user__updated_at__gte=since)
+    )
+
+
+def step_completions_active(*, workspace: Workspace) -> QuerySet[StepCompletion]:
+    """The workspace's non-reverted step completions (skips included)."""
+    return StepCompletion.objects.filter(enrollment__workspace=workspace, reverted_at__isnull=True)

@@ -1,0 +1,131 @@
+"""Analytics state: rollups of enrollments and step progress, their refresh cursors, and the
+per-workspace activation window.
+
+Rollup rows are keyed by the day the enrollment was enrolled (UTC), because every enrollment
+metric is defined over "enrollments enrolled in range". Unknown segment values are stored as ''.
+Time distributions are counts per log-spaced bucket (analytics/rollups/buckets.py), which give
+the median and p90 without raw rows.
+"""
+
+from django.db import models
+
+from tenancy.models import Workspace
+
+SEGMENT_FIELDS = ("persona", "signup_source", "company_size", "use_case")
+
+
+class _Segmented(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="The UTC day the enrollments were enrolled.")
+    path_version = models.ForeignKey("paths.PathVersion", on_delete=models.CASCADE, related_name="+")
+    persona = models.CharField(max_length=100, blank=True)
+    signup_source = models.CharField(max_length=100, blank=True)
+    company_size = models.CharField(max_length=100, blank=True)
+    use_case = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.path_version_id} {self.day}"
+
+
+class EnrollmentRollup(_Segmented):
+    """Per day x path version x segment: enrolled, started (a step advanced past), completed the
+    path, and activated (completed within the workspace's window, counted with
+    `activation_window_days`)."""
+
+    enrolled = models.PositiveIntegerField(default=0)
+    started = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    activated = models.PositiveIntegerField(default=0)
+    activation_window_days = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["path_version", "day", *SEGMENT_FIELDS], name="enrollmentrollup_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "day"], name="enrollmentrollup_day_idx")]
+
+
+class ActivationTimeBucket(_Segmented):
+    """How many activated enrollments took a time-to-activation in log bucket `bucket`."""
+
+    bucket = models.SmallIntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["path_version", "day", *SEGMENT_FIELDS, "bucket"], name="activationtimebucket_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "day"], name="activationbucket_day_idx")]
+
+
+class StepRollup(_Segmented):
+    """Per day x path version x step x segment: enrollments that entered the step, advanced past
+    it (skip included) and completed it (not skipped), the last two among those that entered."""
+
+    step_key = models.CharField(max_length=80)
+    entered = models.PositiveIntegerField(default=0)
+    advanced = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["path_version", "day", "step_key", *SEGMENT_FIELDS], name="steprollup_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "day"], name="steprollup_day_idx")]
+
+
+class StepTimeBucket(_Segmented):
+    """How many completions of the step took a time-to-complete in log bucket `bucket` (from
+    entering the step: enrolment for the first step, else the previous step's completion)."""
+
+    step_key = models.CharField(max_length=80)
+    bucket = models.SmallIntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["path_version", "day", "step_key", *SEGMENT_FIELDS, "bucket"],
+                name="steptimebucket_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "day"], name="steptimebucket_day_idx")]
+
+
+class RollupCursor(models.Model):
+    """How far the incremental refresh has read a workspace's changes; advanced only after the
+    rows of a chunk are committed, so an interrupted refresh resumes where it stopped."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
+    changes_seen_until = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"rollups of {self.workspace_id} until {self.changes_seen_until}"
+
+
+class AnalyticsSettings(models.Model):
+    """A workspace's analytics settings; a workspace without a row has the defaults."""
+
+    DEFAULT_ACTIVATION_WINDOW_DAYS = 14
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
+    activation_window_days = models.PositiveSmallIntegerField(
+        default=DEFAULT_ACTIVATION_WINDOW_DAYS,
+        help_text="N: an enrollment is activated when its path is completed within N days.",
+    )
+
+    class Meta:
+        verbose_name_plural = "analytics settings"
+
+    def __str__(self) -> str:
+        return f"analytics settings of {self.workspace_id}"

@@ -1,0 +1,179 @@
+"""The rollup refresh: what it stores, that it is incremental and idempotent, and that the full
+rebuild gives the same rows."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Sum
+
+from analytics.jobs import refresh_rollups_job
+from analytics.models import ActivationTimeBucket, EnrollmentRollup, StepRollup, StepTimeBucket
+from analytics.rollups import services
+from analytics.rollups.buckets import bucket_of
+from tests.analytics.rollup_data import DAY_1, DAY_2, build_history, complete
+from tests.factories import WorkspaceFactory
+
+pytestmark = pytest.mark.django_db
+
+TABLES = (EnrollmentRollup, ActivationTimeBucket, StepRollup, StepTimeBucket)
+COUNTS = ("enrolled", "started", "completed", "activated", "entered", "advanced", "count")
+
+
+def snapshot() -> dict:
+    """Every stored rollup row: {(table, key...): (id, counts...)}."""
+    rows = {}
+    for model in TABLES:
+        for row in model.objects.all():
+            key = (model.__name__, row.path_version_id, row.day, row.persona, getattr(row, "step_key", ""))
+            key += (getattr(row, "bucket", None),)
+            rows[key] = (row.pk, *(getattr(row, name, None) for name in COUNTS))
+    return rows
+
+
+def counts(snapshot_rows: dict) -> dict:
+    return {key: value[1:] for key, value in snapshot_rows.items()}
+
+
+@pytest.fixture
+def history():
+    workspace = WorkspaceFactory()
+    version, enrollments = build_history(workspace)
+    return workspace, version, enrollments
+
+
+def test_first_refresh_stores_the_counts_of_the_definitions(history):
+    workspace, _, _ = history
+    services.rollups_refresh(workspace=workspace)
+
+    dev_day_1 = EnrollmentRollup.objects.get(day=DAY_1, persona="dev")
+    # e1, e2 and e5 (whose s1 stands though its s2 was reverted) started; e1 activated.
+    assert (dev_day_1.enrolled, dev_day_1.started, dev_day_1.completed, dev_day_1.activated) == (3, 3, 1, 1)
+    unknown_day_2 = EnrollmentRollup.objects.get(day=DAY_2, persona="")
+    # e6 completed after 20 days: completed, not activated within 14.
+    assert (unknown_day_2.enrolled, unknown_day_2.completed, unknown_day_2.activated) == (1, 1, 0)
+
+    steps = {
+        (row.persona, row.day, row.step_key): (row.entered, row.advanced, row.completed)
+        for row in StepRollup.objects.all()
+    }
+    assert steps[("dev", DAY_1, "s1")] == (3, 3, 3)
+    assert steps[("dev", DAY_1, "s2")] == (3, 2, 1)  # e1 completed, e2 skipped, e5 reverted
+    assert steps[("dev", DAY_1, "s3")] == (2, 1, 1)  # entered by e1 and e2 (the skip advanced it)
+    # e7 completed s2 without s1: it never entered s2, but advanced past it into s3.
+    assert steps[("pm", DAY_2, "s1")] == (1, 0, 0)
+    assert ("pm", DAY_2, "s2") not in steps
+    assert steps[("pm", DAY_2, "s3")] == (1, 0, 0)
+
+    times = {
+        (row.persona, row.step_key, row.bucket): row.count for row in StepTimeBucket.objects.filter(day=DAY_1)
+    }
+    assert times[("dev", "s1", bucket_of(100))] == 2  # e1 and e5
+    assert times[("dev", "s2", bucket_of(1000))] == 1  # e1: 1100 - 100
+    assert times[("dev", "s3", bucket_of(3600))] == 1  # e1: 4700 - 1100
+    assert sum(times.values()) == 6  # e1 x3, e2 s1, e3 s1, e5 s1: skips and reverts are not timed
+
+    activation = list(ActivationTimeBucket.objects.values_list("day", "persona", "bucket", "count"))
+    assert activation == [(DAY_1, "dev", bucket_of(4700), 1)]
+
+
+def test_second_refresh_changes_only_what_changed_and_a_third_nothing(history):
+    workspace, _, enrollments = history
+    services.rollups_refresh(workspace=workspace)
+    before = snapshot()
+
+    complete(enrollments["e4"], "s1", "api", 300)  # a pm of day 1 starts
+    report = services.rollups_refresh(workspace=workspace)
+    after = snapshot()
+
+    changed = {key for key in after if after[key] != before.get(key)}
+    assert changed == {
+        ("EnrollmentRollup", enrollments["e4"].path_version_id, DAY_1, "pm", "", None),
+        ("StepRollup", enrollments["e4"].path_version_id, DAY_1, "pm", "s1", None),
+        ("StepRollup", enrollments["e4"].path_version_id, DAY_1, "pm", "s2", None),
+        ("StepTimeBucket", enrollments["e4"].path_version_id, DAY_1, "pm", "s1", bucket_of(300)),
+    }
+    assert set(before) - set(after) == set()
+    assert (report.written.created, report.written.updated, report.written.deleted) == (1, 3, 0)
+    assert EnrollmentRollup.objects.get(day=DAY_1, persona="pm").started == 2
+
+    again = services.rollups_refresh(workspace=workspace)
+    assert again.written.changed == 0
+    assert snapshot() == after
+
+
+def test_a_revert_is_seen_by_the_next_refresh(history):
+    workspace, _, enrollments = history
+    services.rollups_refresh(workspace=workspace)
+    e3 = enrollments["e3"]
+    e3.completions.update(reverted_at=e3.enrolled_at)
+    e3.save()
+
+    services.rollups_refresh(workspace=workspace)
+
+    assert EnrollmentRollup.objects.get(day=DAY_1, persona="pm").started == 0
+    assert not StepTimeBucket.objects.filter(day=DAY_1, persona="pm").exists()
+
+
+def test_rebuild_gives_the_rows_of_the_incremental_refreshes(history):
+    workspace, _, enrollments = history
+    services.rollups_refresh(workspace=workspace)
+    complete(enrollments["e4"], "s1", "api", 300)
+    complete(enrollments["e7"], "s1", "api", 100)
+    services.rollups_refresh(workspace=workspace)
+    incremental = counts(snapshot())
+
+    for model in TABLES:
+        model.objects.all().delete()
+    services.rollups_rebuild(workspace=workspace)
+
+    assert counts(snapshot()) == incremental
+
+
+def test_rebuild_drops_the_rows_of_deleted_enrollments_and_keeps_other_workspaces(history):
+    workspace, _, enrollments = history
+    other = WorkspaceFactory()
+    build_history(other)
+    services.rollups_refresh(workspace=workspace)
+    services.rollups_refresh(workspace=other)
+    other_rows = EnrollmentRollup.objects.filter(workspace=other).count()
+
+    enrollments["e6"].delete()
+    services.rollups_rebuild(workspace=workspace)
+
+    assert not EnrollmentRollup.objects.filter(workspace=workspace, day=DAY_2, persona="").exists()
+    assert EnrollmentRollup.objects.filter(workspace=workspace, day=DAY_2, persona="pm").exists()
+    assert EnrollmentRollup.objects.filter(workspace=other).count() == other_rows
+
+
+def test_changing_the_activation_window_recounts_activations(history):
+    workspace, _, _ = history
+    services.rollups_refresh(workspace=workspace)
+
+    services.activation_window_set(workspace=workspace, days=30)
+
+    assert EnrollmentRollup.objects.get(day=DAY_2, persona="").activated == 1  # e6: 20 days <= 30
+    assert services.activation_window_days(workspace=workspace) == 30
+
+
+def test_rebuild_rollups_command_rebuilds_the_named_workspace(history):
+    workspace, _, _ = history
+    stdout, stderr = io.StringIO(), io.StringIO()
+
+    call_command("rebuild_rollups", "--workspace", workspace.slug, stdout=stdout, stderr=stderr)
+
+    assert EnrollmentRollup.objects.filter(workspace=workspace).aggregate(total=Sum("enrolled"))["total"] == 7
+    assert f"{workspace.slug}: 2 slices" in stdout.getvalue()  # one version x two days
+    assert "(100%)" in stderr.getvalue()
+
+
+def test_the_periodic_job_refreshes_every_workspace(history):
+    workspace, _, _ = history
+    other = WorkspaceFactory()
+    build_history(other)
+
+    totals = refresh_rollups_job()
+
+    assert totals["failed"] == 0 and totals["workspaces"] >= 2
+    assert EnrollmentRollup.objects.filter(workspace=other).aggregate(total=Sum("enrolled"))["total"] == 7
+    assert refresh_rollups_job(workspace.pk)["rows_changed"] == 0
