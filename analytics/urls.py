@@ -2,8 +2,11 @@
 
 from django.urls import path
 
+from analytics.events.api import CohortRetentionApi, EventFunnelApi
 from analytics.nudges.api import NudgeAnalyticsApi
 
 urlpatterns: list = [
+    path("funnels/events", EventFunnelApi.as_view(), name="analytics-event-funnel"),
+    path("cohorts", CohortRetentionApi.as_view(), name="analytics-cohorts"),
     path("nudges", NudgeAnalyticsApi.as_view(), name="analytics-nudges"),
 ]

@@ -338,6 +338,8 @@ LLM_CACHE_SECONDS = env.int("LLM_CACHE_SECONDS", default=24 * 3600)
 # A provider that failed three times in a row is skipped (its backup used) for this long.
 NUDGE_PROVIDER_COOLDOWN_SECONDS = env.int("NUDGE_PROVIDER_COOLDOWN_SECONDS", default=300)
 NUDGE_PROVIDER_TIMEOUT_SECONDS = env.float("NUDGE_PROVIDER_TIMEOUT_SECONDS", default=5.0)
+# Raw analytics queries (event funnels, cohorts) stop after this long; the last result is shown.
+ANALYTICS_RAW_QUERY_TIMEOUT_MS = env.int("ANALYTICS_RAW_QUERY_TIMEOUT_MS", default=10000)
 # A worker holds a nudge this long (longer than its slowest run: LLM, provider timeouts, failover);
 # the due sweep re-queues or reconciles it once the lease runs out (nudges.delivery.pipeline).
 NUDGE_LEASE_SECONDS = env.int("NUDGE_LEASE_SECONDS", default=300)

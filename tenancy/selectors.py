@@ -1,5 +1,7 @@
 """Reads. Every one takes the workspace (or the admin user whose workspaces it may see)."""
 
+from datetime import datetime
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from guardian.shortcuts import get_objects_for_user
@@ -44,3 +46,26 @@ def end_user_get(*, workspace: Workspace, external_id: str) -> EndUser | None:
 
 def workspace_get_by_slug(*, slug: str) -> Workspace | None:
     return Workspace.objects.filter(slug=slug).first()
+
+
+SEGMENT_TRAITS = ("persona", "signup_source", "company_size", "use_case")
+
+
+def end_users_in_segment(
+    *,
+    workspace: Workspace,
+    segment: dict[str, str],
+    created_from: datetime | None = None,
+    created_before: datetime | None = None,
+) -> QuerySet:
+    """(id, created_at and the segment traits) of the workspace's end users whose traits equal
+    `segment` (keys from SEGMENT_TRAITS), optionally created in [created_from, created_before);
+    for analytics' raw aggregates, which embed it as a subquery."""
+    end_users = EndUser.objects.filter(
+        workspace=workspace, **{trait: value for trait, value in segment.items() if trait in SEGMENT_TRAITS}
+    )
+    if created_from is not None:
+        end_users = end_users.filter(created_at__gte=created_from)
+    if created_before is not None:
+        end_users = end_users.filter(created_at__lt=created_before)
+    return end_users.values("id", "created_at", *SEGMENT_TRAITS)

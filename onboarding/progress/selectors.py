@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Min, QuerySet
 
 from core.db.prepared import PreparedQuery
 from onboarding.models import Enrollment, StepCompletion
@@ -109,21 +109,21 @@ def saved_state(enrollment: Enrollment) -> dict[str, Any]:
     return state if state is not None else enrollment_state(enrollment=enrollment)
 
 
-# --- Reads for analytics' rollups (aggregated there, in the database) -----------------------------
-
-
-def enrollments_of_workspace(*, workspace: Workspace) -> QuerySet[Enrollment]:
-    return Enrollment.objects.filter(workspace=workspace)
-
-
-def enrollments_changed_since(*, workspace: Workspace, since: datetime) -> QuerySet[Enrollment]:
-    """Enrollments changed at or after `since`: every completion, revert, skip and status change
-    saves the enrollment (updated_at), and a change of the end user's traits moves its segment."""
-    return Enrollment.objects.filter(workspace=workspace).filter(
-        Q(updated_at__gte=since) | Q(end_user__updated_at__gte=since)
+def first_enrollment_times(*, workspace: Workspace, start: datetime, end: datetime) -> QuerySet:
+    """(end_user_id, first_enrolled_at) of the end users whose first enrolment in the workspace
+    was in [start, end); for analytics' enrolment-week cohorts."""
+    return (
+        Enrollment.objects.filter(workspace=workspace)
+        .values("end_user_id")
+        .annotate(first_enrolled_at=Min("enrolled_at"))
+        .filter(first_enrolled_at__gte=start, first_enrolled_at__lt=end)
+        .order_by()
     )
 
 
-def step_completions_active(*, workspace: Workspace) -> QuerySet[StepCompletion]:
-    """The workspace's non-reverted step completions (skips included)."""
-    return StepCompletion.objects.filter(enrollment__workspace=workspace, reverted_at__isnull=True)
+def enrollments_enrolled_between(*, workspace: Workspace, start: datetime, end: datetime) -> QuerySet:
+    """(end_user_id, enrolled_at, completed_at, status) of the enrollments enrolled in [start, end)."""
+    return Enrollment.objects.filter(workspace=workspace, enrolled_at__gte=start, enrolled_at__lt=end).values(
+        "end_user_id", "enrolled_at", "completed_at", "status"
+    )
+

@@ -1,0 +1,206 @@
+"""Cohort retention and activation cohorts, aggregated in SQL.
+
+Retention: end users grouped by the UTC week (Monday to Sunday) they signed up in
+(EndUser.created_at) or first enrolled in (their first Enrollment.enrolled_at); a user is retained
+in week k (0 = the cohort's own week) when they have any event, or an event of the chosen name,
+in the k-th calendar week after it. Activation cohorts: enrollments grouped by the week they were
+enrolled in, and how many have completed their path so far, cumulated per week since.
+
+These scan the events of the range on every call (an index serves them only with an event name);
+at 10M events a cohort rollup refreshed with the others is the next step if they are slow.
+"""
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from analytics.events import raw
+from onboarding.ingestion import selectors as event_selectors
+from onboarding.progress import selectors as enrollment_selectors
+from tenancy import selectors as tenancy_selectors
+from tenancy.models import Workspace
+
+BY = ("signup", "enrollment")
+MAX_WEEKS = 12
+
+
+@dataclass(frozen=True)
+class CohortQuery:
+    workspace: Workspace
+    by: str  # "signup" or "enrollment"
+    weeks: int  # weeks since, 0..weeks
+    start: datetime  # cohort members joined from here (inclusive)...
+    end: datetime  # ...to here (exclusive: the day after `to`)
+    event: str | None = None
+    segment: dict[str, str] = field(default_factory=dict)
+
+
+def _compiled(queryset) -> tuple[str, tuple]:
+    return queryset.query.sql_with_params()
+
+
+def _cohort_sql(query: CohortQuery) -> tuple[str, list[Any]]:
+    """(end_user_id, cohort_week) of the cohorts' members."""
+    if query.by == "signup":
+        users_sql, users_params = _compiled(
+            tenancy_selectors.end_users_in_segment(
+                workspace=query.workspace,
+                segment=query.segment,
+                created_from=query.start,
+                created_before=query.end,
+            )
+        )
+        week = raw.week_number(raw.epoch_seconds("u.created_at"))
+        return f"SELECT u.id AS end_user_id, {week} AS cohort_week FROM ({users_sql}) u", list(users_params)  # noqa: S608
+    users_sql, users_params = _compiled(
+        tenancy_selectors.end_users_in_segment(workspace=query.workspace, segment=query.segment)
+    )
+    first_sql, first_params = _compiled(
+        enrollment_selectors.first_enrollment_times(
+            workspace=query.workspace, start=query.start, end=query.end
+        )
+    )
+    week = raw.week_number(raw.epoch_seconds("f.first_enrolled_at"))
+    return (
+        f"SELECT f.end_user_id, {week} AS cohort_week FROM ({first_sql}) f "  # noqa: S608
+        f"JOIN ({users_sql}) u ON u.id = f.end_user_id",
+        [*first_params, *users_params],
+    )
+
+
+def retention_statement(query: CohortQuery) -> tuple[str, list[Any]]:
+    """Rows (cohort_week, weeks_since, users): weeks_since -1 carries the cohort's size."""
+    cohort_sql, cohort_params = _cohort_sql(query)
+    events_sql, events_params = _compiled(
+        event_selectors.events_matching(
+            workspace=query.workspace,
+            name=query.event,
+            start=query.start,
+            end=query.end + timedelta(weeks=query.weeks + 1),
+        )
+    )
+    activity_week = raw.week_number(raw.epoch_seconds('q."timestamp"'))
+    sql = (
+        f"WITH cohort AS ({cohort_sql}),\n"  # noqa: S608
+        f"activity AS (SELECT DISTINCT q.end_user_id, {activity_week} AS week FROM ({events_sql}) q)\n"
+        "SELECT cohort_week, -1, COUNT(*) FROM cohort GROUP BY cohort_week\n"
+        "UNION ALL\n"
+        "SELECT c.cohort_week, a.week - c.cohort_week, COUNT(*) FROM cohort c JOIN activity a "
+        "ON a.end_user_id = c.end_user_id AND a.week >= c.cohort_week AND a.week <= c.cohort_week + %s "
+        "GROUP BY c.cohort_week, a.week - c.cohort_week"
+    )
+    return sql, [*cohort_params, *events_params, query.weeks]
+
+
+def activation_statement(query: CohortQuery) -> tuple[str, list[Any]]:
+    """Rows (cohort_week, weeks_since, enrollments): weeks_since -1 carries the cohort's size, the
+    others the enrollments completed that many weeks after their enrolment week."""
+    enrollments_sql, enrollments_params = _compiled(
+        enrollment_selectors.enrollments_enrolled_between(
+            workspace=query.workspace, start=query.start, end=query.end
+        )
+    )
+    users_sql, users_params = _compiled(
+        tenancy_selectors.end_users_in_segment(workspace=query.workspace, segment=query.segment)
+    )
+    enrolled_week = raw.week_number(raw.epoch_seconds("e.enrolled_at"))
+    completed_week = raw.week_number(raw.epoch_seconds("e.completed_at"))
+    sql = (
+        f"WITH enrolled AS (SELECT {enrolled_week} AS cohort_week, "  # noqa: S608
+        "CASE WHEN e.status = 'completed' AND e.completed_at IS NOT NULL "
+        f"THEN {completed_week} END AS completed_week "
+        f"FROM ({enrollments_sql}) e JOIN ({users_sql}) u ON u.id = e.end_user_id)\n"
+        "SELECT cohort_week, -1, COUNT(*) FROM enrolled GROUP BY cohort_week\n"
+        "UNION ALL\n"
+        "SELECT cohort_week, completed_week - cohort_week, COUNT(*) FROM enrolled "
+        "WHERE completed_week IS NOT NULL GROUP BY cohort_week, completed_week - cohort_week"
+    )
+    return sql, [*enrollments_params, *users_params]
+
+
+def _matrix(rows: list[tuple], *, weeks: int, current_week: int) -> dict[int, tuple[int, list[int | None]]]:
+    """{cohort week: (size, counts per week since)}; a week that has not begun yet is None."""
+    sizes: dict[int, int] = {}
+    counts: dict[tuple[int, int], int] = {}
+    for cohort_week, weeks_since, users in rows:
+        if int(weeks_since) == -1:
+            sizes[int(cohort_week)] = int(users)
+        else:
+            counts[(int(cohort_week), int(weeks_since))] = int(users)
+    return {
+        week: (
+            size,
+            [
+                counts.get((week, since), 0) if week + since <= current_week else None
+                for since in range(weeks + 1)
+            ],
+        )
+        for week, size in sorted(sizes.items())
+    }
+
+
+def _share(count: int | None, size: int) -> float | None:
+    return None if count is None or not size else round(count / size, 4)
+
+
+def _cohorts_out(query: CohortQuery, retention: list[tuple], activation: list[tuple]) -> dict[str, Any]:
+    current_week = raw.week_number_of(time.time())
+    cohorts = [
+        {
+            "week_start": raw.week_start(week),
+            "size": size,
+            "retained": counts,
+            "retention": [_share(count, size) for count in counts],
+        }
+        for week, (size, counts) in _matrix(retention, weeks=query.weeks, current_week=current_week).items()
+    ]
+    activation_cohorts = []
+    for week, (size, completed) in _matrix(activation, weeks=query.weeks, current_week=current_week).items():
+        activated = sum(
+            int(count)
+            for cohort_week, since, count in activation
+            if int(cohort_week) == week and int(since) >= 0
+        )
+        cumulative, running = [], 0
+        for count in completed:
+            running += count or 0
+            cumulative.append(None if count is None else running)
+        activation_cohorts.append(
+            {
+                "week_start": raw.week_start(week),
+                "enrollments": size,
+                "activated": activated,
+                "activation_share": _share(activated, size),
+                "activated_by_week": cumulative,
+                "activated_share_by_week": [_share(count, size) for count in cumulative],
+            }
+        )
+    return {"cohorts": cohorts, "activation": activation_cohorts}
+
+
+def parameters_of(query: CohortQuery) -> dict[str, Any]:
+    return {
+        "by": query.by,
+        "event": query.event,
+        "weeks": query.weeks,
+        "from": query.start.date().isoformat(),
+        "to": (query.end - timedelta(days=1)).date().isoformat(),
+        "segment": dict(sorted(query.segment.items())),
+    }
+
+
+def cohort_retention(query: CohortQuery) -> dict[str, Any]:
+    """Retention and activation cohorts, fresh or (on timeout) the last cached, marked stale."""
+    retention_sql, retention_params = retention_statement(query)
+    activation_sql, activation_params = activation_statement(query)
+
+    def compute(cursor) -> dict[str, Any]:
+        cursor.execute(retention_sql, retention_params)
+        retention = cursor.fetchall()
+        cursor.execute(activation_sql, activation_params)
+        return _cohorts_out(query, retention, cursor.fetchall())
+
+    return raw.cached_or_fresh(
+        workspace=query.workspace, kind="cohorts", parameters=parameters_of(query), compute=compute
+    )
