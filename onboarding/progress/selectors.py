@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Min, QuerySet
+from django.db.models import Min, Q, QuerySet
 
 from core.db.prepared import PreparedQuery
 from onboarding.models import Enrollment, StepCompletion
@@ -127,3 +127,22 @@ def enrollments_enrolled_between(*, workspace: Workspace, start: datetime, end: 
         "end_user_id", "enrolled_at", "completed_at", "status"
     )
 
+
+# --- Reads for analytics' rollups (aggregated there, in the database) -----------------------------
+
+
+def enrollments_of_workspace(*, workspace: Workspace) -> QuerySet[Enrollment]:
+    return Enrollment.objects.filter(workspace=workspace)
+
+
+def enrollments_changed_since(*, workspace: Workspace, since: datetime) -> QuerySet[Enrollment]:
+    """Enrollments changed at or after `since`: every completion, revert, skip and status change
+    saves the enrollment (updated_at), and a change of the end user's traits moves its segment."""
+    return Enrollment.objects.filter(workspace=workspace).filter(
+        Q(updated_at__gte=since) | Q(end_user__updated_at__gte=since)
+    )
+
+
+def step_completions_active(*, workspace: Workspace) -> QuerySet[StepCompletion]:
+    """The workspace's non-reverted step completions (skips included)."""
+    return StepCompletion.objects.filter(enrollment__workspace=workspace, reverted_at__isnull=True)
