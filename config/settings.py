@@ -104,6 +104,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that an API request's time and 5xx count cover every middleware below.
+    "core.middleware.request_metrics.RequestMetricsMiddleware",
     "core.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before WhiteNoise, so that static files carry the policies too (an SVG opened directly).

@@ -4,9 +4,11 @@ person) or a batch's new users in one INSERT, each announced with onboarding.sig
 
 import logging
 from datetime import datetime
+from time import perf_counter
 
 from django.db import IntegrityError, transaction
 
+from core.latency import PATH_SELECTION_LATENCY
 from onboarding import signals
 from onboarding.models import Enrollment
 from paths import planner
@@ -16,8 +18,12 @@ logger = logging.getLogger(__name__)
 
 
 def _new_enrollment(*, end_user: EndUser, enrolled_at: datetime, published: list | None) -> Enrollment | None:
-    """The planner's enrollment for this user, not yet saved; None when no path matches."""
+    """The planner's enrollment for this user, not yet saved; None when no path matches. The
+    choice is timed into path_selection_latency_p95_ms (a batch reads the published versions
+    once, before, so its users' times are the choice alone)."""
+    started = perf_counter()
     decision = planner.choose_path(end_user=end_user, published=published)
+    PATH_SELECTION_LATENCY.labels(decision.source).observe((perf_counter() - started) * 1000)
     if decision.path_version is None:
         logger.info(
             "enrollment.not_enrolled",
