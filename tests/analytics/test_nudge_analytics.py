@@ -396,3 +396,20 @@ def test_a_query_from_the_metric_definitions_segment_names(outcomes):
         metrics.NudgeQuery.from_segments(
             workspace=outcomes["workspace"], date_from=FIRST, date_to=LAST, segments={"colour": "red"}
         )
+
+
+def test_the_api_breaks_down_per_trigger_with_its_name(outcomes):
+    body = key_client(outcomes["secret_key"]).get(URL, {**RANGE, "by": "trigger"}).json()
+
+    # Stuck: the email nudges (1-7, 10-12); Welcome: the pushes (8, 9).
+    rows = {row["trigger_name"]: row for row in body["rows"]}
+    assert rows.keys() == {"Stuck", "Welcome"}
+    assert rows["Stuck"]["created_in_range"] == {
+        "created": 9,  # 1-7, 11, 12
+        "sent": 7,
+        "suppressed": 1,
+        "failed": 1,
+        "send_rate": 7 / 9,
+    }
+    assert rows["Welcome"]["sent_in_range"]["conversion_rate"] == 0.5
+    assert rows["Stuck"]["trigger"] == outcomes["email_trigger"].pk
