@@ -117,24 +117,28 @@ def latency_quantile(
     return histogram_quantile(quantile, list(summed.items()))
 
 
-def _total(families: Iterable[Metric], name: str) -> float:
+def _total(families: Iterable[Metric], name: str, wanted: Mapping[str, str]) -> float:
     return sum(
         sample.value
         for family in families
         if family.name == name
         for sample in family.samples
-        if sample.name == f"{name}_total"
+        if sample.name == f"{name}_total" and _matches(sample.labels, wanted)
     )
 
 
-def error_rate_percent(families: Iterable[Metric] | None = None) -> float | None:
-    """API requests answered 5xx / all API requests x 100, since the metric files began; None
-    before the first request."""
+def error_rate_percent(
+    families: Iterable[Metric] | None = None, *, labels: Mapping[str, str] | None = None
+) -> float | None:
+    """API requests answered 5xx / all API requests x 100, since the metric files began, over
+    the series whose labels match `labels` (route, method; none: all); None before the first
+    such request."""
     families = read_families() if families is None else list(families)
-    requests = _total(families, "api_requests")
+    wanted = labels or {}
+    requests = _total(families, "api_requests", wanted)
     if requests == 0:
         return None
-    return 100.0 * _total(families, "api_errors") / requests
+    return 100.0 * _total(families, "api_errors", wanted) / requests
 
 
 def error_rate_family(families: Iterable[Metric]) -> GaugeMetricFamily:

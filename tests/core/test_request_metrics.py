@@ -198,6 +198,9 @@ def test_error_rate_is_errors_over_requests_and_none_without_requests():
     errors.add_metric(["b"], 3)
 
     assert latency.error_rate_percent([requests, errors]) == 7.5
+    assert latency.error_rate_percent([requests, errors], labels={"route": "b"}) == 30
+    assert latency.error_rate_percent([requests, errors], labels={"route": "a"}) == 0
+    assert latency.error_rate_percent([requests, errors], labels={"route": "c"}) is None
     assert latency.error_rate_percent([]) is None
     assert math.isnan(latency.error_rate_family([]).samples[0].value)
 
