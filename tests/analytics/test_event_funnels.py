@@ -255,3 +255,16 @@ def test_only_a_secret_key_may_read_funnels(tenant):
 
     assert key_client(tenant[1]).post(URL, {"steps": steps}, format="json").status_code == 403
     assert key_client("sk_nonsense").post(URL, {"steps": steps}, format="json").status_code in (401, 403)
+
+
+def test_property_filters_compare_numbers_and_keys_named_like_lookups(tenant):
+    workspace = tenant[0]
+    for seats, contains in ((5, "x"), (6, "x"), (5, "y")):
+        end_user = _user(workspace)
+        _event(end_user, A, 0)
+        _event(end_user, B, 60, seats=seats, contains=contains)
+    steps = [{"event": A}, {"event": B, "where": {"seats": 5, "contains": "x"}}]
+
+    body = key_client(tenant[2]).post(URL, {"steps": steps, **RANGE}, format="json").json()
+
+    assert _counts(body["steps"]) == [3, 1]
