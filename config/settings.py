@@ -278,7 +278,9 @@ SPECTACULAR_SETTINGS = {
 # The progress, preferences, inbox and push-subscription APIs are called from browsers too, with
 # an end-user token in Authorization. What needs a secret key (tokens, export, erasure) is called
 # from the customer's server: it answers no origin.
-CORS_URLS_REGEX = r"^/(v1/.*|api/v1/users/[^/]+/(onboarding|preferences|nudges|push-subscriptions)(/.*)?)$"
+CORS_URLS_REGEX = (
+    r"^/(v1/.*|api/v1/signals|api/v1/users/[^/]+/(onboarding|preferences|nudges|push-subscriptions)(/.*)?)$"
+)
 CORS_ALLOW_ALL_ORIGINS = True
 CORS_ALLOW_HEADERS = ["authorization", "content-type", "content-encoding", "x-retry-count", "if-match"]
 CORS_EXPOSE_HEADERS = ["etag", "retry-after"]
@@ -303,6 +305,18 @@ ABUSE_REDIS_TIMEOUT_SECONDS = env.float("ABUSE_REDIS_TIMEOUT_SECONDS", default=0
 
 # --- End-user tokens (progress API and websocket from browsers and apps): revoked by expiry only.
 END_USER_TOKEN_LIFETIME = env.int("END_USER_TOKEN_LIFETIME", default=15 * 60)  # seconds
+
+# --- Survey signals (analytics/signals): raw payloads go to object storage, never to the database.
+# A directory (default, `make run`) or s3://bucket/prefix on any S3-compatible store.
+SIGNALS_STORAGE_URL = env.str("SIGNALS_STORAGE_URL", default=str(VAR_DIR / "signals"))
+SIGNALS_S3_ENDPOINT_URL = env.str("SIGNALS_S3_ENDPOINT_URL", default="")  # empty: AWS itself
+SIGNALS_S3_REGION = env.str("SIGNALS_S3_REGION", default="us-east-1")
+# Empty: boto3's own chain (AWS_* variables, instance role).
+SIGNALS_S3_ACCESS_KEY_ID = env.str("SIGNALS_S3_ACCESS_KEY_ID", default="")
+SIGNALS_S3_SECRET_ACCESS_KEY = env.str("SIGNALS_S3_SECRET_ACCESS_KEY", default="")
+SIGNALS_MAX_BODY_BYTES = env.int("SIGNALS_MAX_BODY_BYTES", default=16 * 1024)
+# The stage prefix of every signal and report object: dev, staging, prod; never mixed.
+ANALYTICS_ENVIRONMENT = env.str("ANALYTICS_ENVIRONMENT", default="dev" if DEBUG else "prod")
 
 # --- Guardrails policy engine (guardrails/policy/engine.py): a check that overruns its budget denies.
 POLICY_CHECK_TIMEOUT_SECONDS = env.float("POLICY_CHECK_TIMEOUT_SECONDS", default=0.5)

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from analytics.signals.api import SignalCreateApi
 from config import health
 from core import metrics
 from guardrails.gdpr.api import DataExportApi, EndUserEraseApi
@@ -48,6 +49,7 @@ urlpatterns = [
     path("v1/import", SegmentBatchApi.as_view(), name="segment-import"),
     *progress_api,
     path("api/v1/analytics/", include("analytics.urls")),
+    path("api/v1/signals", SignalCreateApi.as_view(), name="signals"),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics, name="metrics"),

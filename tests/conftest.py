@@ -107,6 +107,13 @@ def _static_files_without_collectstatic(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _signals_in_a_temporary_directory(settings, tmp_path_factory):
+    """Survey signals that any test posts (the schema fuzzer too) land in a directory of the test
+    run, never in $VAR_DIR/signals beside a developer's own."""
+    settings.SIGNALS_STORAGE_URL = str(tmp_path_factory.mktemp("signals"))
+
+
 # This run's cache keys carry a prefix of their own, so that a Redis shared with another test run
 # (or a developer's own data) is never read or emptied by this one. Set before any cache is built.
 CACHE_KEY_PREFIX = f"test-{uuid.uuid4().hex[:12]}"
