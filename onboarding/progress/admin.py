@@ -1,15 +1,30 @@
-"""Admin for progress outcomes: signals to act on (stuck, needs review) and answer totals."""
+"""Admin for progress: the enrollments list, signals to act on (stuck, needs review) with where
+the stuck are, and answer totals."""
+
+from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.db.models import OuterRef, Subquery
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from rangefilter.filters import DateRangeFilterBuilder
 
-from onboarding.models import AnswerTotal, EnrollmentSignal
+from onboarding.admin_filters import (
+    EnrollmentPathFilter,
+    EnrollmentPathVersionFilter,
+    EnrollmentStepFilter,
+    EnrollmentStuckFilter,
+)
+from onboarding.models import AnswerTotal, Enrollment, EnrollmentSignal
 from onboarding.stuck import rules as stuck
 from onboarding.stuck import selectors as stuck_selectors
 from onboarding.stuck import services as enrollment_signals
-from paths.models import PathVersion
+from paths.models import PathVersion, Step
 from tenancy import selectors
 from tenancy.admin_bases import ReadOnlyScopedAdmin, WorkspaceScopedAdmin
-from tenancy.admin_filters import ResolvedFilter
+from tenancy.admin_filters import ResolvedFilter, WorkspaceFilter
 
 
 class SignalStatusFilter(ResolvedFilter):
@@ -74,8 +89,18 @@ class EnrollmentSignalAdmin(WorkspaceScopedAdmin):
         if chosen.isdigit():
             workspaces = workspaces.filter(pk=int(chosen))
         shares = stuck_selectors.stuck_shares_by_step(workspaces=workspaces)
+        enrollments = reverse("admin:onboarding_enrollment_changelist")
         context = {
             "stuck_by_step": shares,
+            # Each step's row with its stuck people's median time there and the list of them.
+            "stuck_rows": [
+                (
+                    share,
+                    _duration_label(share.median_time_in_step),
+                    f"{enrollments}?{_stuck_on_step_query(share)}" if share.stuck else "",
+                )
+                for share in shares
+            ],
             "stuck_total": sum(share.stuck for share in shares),
             "on_a_step_total": sum(share.on_step for share in shares),
             "away_after_days": stuck.AWAY_AFTER.days,
@@ -128,3 +153,103 @@ class AnswerTotalAdmin(ReadOnlyScopedAdmin):
     show_facets = admin.ShowFacets.NEVER
     fields = ("workspace", "path_version", "step_key", "question_key", "answer", "count")
     readonly_fields = fields
+
+
+def _duration_label(duration: timedelta | None) -> str:
+    """ "3.5 days", "5.0 hours", "12 minutes": a median read at a glance."""
+    if duration is None:
+        return "-"
+    seconds = duration.total_seconds()
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds // 60:.0f} minutes"
+
+
+def _stuck_on_step_query(share: stuck_selectors.StepStuckShare) -> str:
+    """The enrollments list's filters that show exactly the people a stuck-per-step row counts."""
+    filters = {
+        EnrollmentPathFilter.parameter_name: share.path_id,  # None: a step its version lost
+        EnrollmentPathVersionFilter.parameter_name: share.path_version_id,
+        EnrollmentStepFilter.parameter_name: share.step_key,
+        EnrollmentStuckFilter.parameter_name: "yes",
+    }
+    return urlencode({name: value for name, value in filters.items() if value is not None})
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(ReadOnlyScopedAdmin):
+    """Who is on which path, where, and who is stuck. Read-only: progress changes only through
+    the progress engine (events, the progress API, the end user's own screens), so what is shown
+    here is always what the engine derived."""
+
+    list_display = (
+        "end_user_link",
+        "path_and_version",
+        "status",
+        "current_step",
+        "enrolled_at",
+        "completed_at",
+        "stuck",
+    )
+    list_filter = (
+        WorkspaceFilter,
+        EnrollmentPathFilter,
+        EnrollmentPathVersionFilter,
+        "status",
+        EnrollmentStuckFilter,
+        EnrollmentStepFilter,
+        ("enrolled_at", DateRangeFilterBuilder(title="enrolled")),
+    )
+    list_select_related = ("end_user", "path_version__path")
+    # Exact: the index on the external id answers it, at a million end users too.
+    search_fields = ("end_user__external_id__exact",)
+    search_help_text = "The end user's external id (the product's userId), exactly."
+    ordering = ("-enrolled_at", "-pk")
+    show_facets = admin.ShowFacets.NEVER
+    show_full_result_count = False
+    fields = (
+        "workspace",
+        "end_user_link",
+        "path_version",
+        "status",
+        "current_step",
+        "step_entered_at",
+        "stuck",
+        "enrolled_at",
+        "completed_at",
+        "revision",
+        "decision_reason",
+        "answers",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        """With the current step's title, read by the database in the same query (no N+1)."""
+        titles = Step.objects.filter(path_version=OuterRef("path_version"), key=OuterRef("current_step_key"))
+        return super().get_queryset(request).annotate(current_step_title=Subquery(titles.values("title")[:1]))
+
+    @admin.display(description="end user", ordering="end_user__external_id")
+    def end_user_link(self, obj):
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:onboarding_enduser_change", args=[obj.end_user_id]),
+            obj.end_user,
+        )
+
+    @admin.display(description="path", ordering="path_version__path__name")
+    def path_and_version(self, obj):
+        return f"{obj.path_version.path.name} v{obj.path_version.number}"
+
+    @admin.display(description="current step")
+    def current_step(self, obj):
+        if not obj.current_step_key:
+            return "-"
+        return getattr(obj, "current_step_title", None) or obj.current_step_key
+
+    @admin.display(description="stuck", ordering="stuck_at")
+    def stuck(self, obj):
+        if obj.status != Enrollment.Status.ACTIVE or obj.stuck_at is None:
+            return "no"
+        return f"yes, since {timezone.localtime(obj.stuck_at):%Y-%m-%d %H:%M}"

@@ -50,6 +50,8 @@ def test_admin_pages_run_under_the_policy_with_nothing_blocked(browser, live_ser
         reverse("admin:nudges_nudge_changelist"),  # a date-range filter with its inline script
         reverse("admin:guardrails_auditlog_changelist"),
         reverse("admin:onboarding_apikey_add"),
+        reverse("admin:onboarding_enrollment_changelist"),  # path, version, step and date filters
+        reverse("admin:onboarding_enrollmentsignal_changelist"),  # the stuck per step summary
     ]
     blocked = {page: _violations(browser, live_server.url + page) for page in pages}
 

@@ -161,6 +161,7 @@ def test_password_and_current_totp_token_log_in_and_admin_pages_render(two_tenan
         "AnswerTotal",
         "EndUser",
         "EnrollmentSignal",
+        "Enrollment",
         "Event",
         "Workspace",
     ]
@@ -171,6 +172,7 @@ def test_password_and_current_totp_token_log_in_and_admin_pages_render(two_tenan
         "/admin/onboarding/event/",
         "/admin/onboarding/apikey/add/",
         "/admin/onboarding/enrollmentsignal/",
+        "/admin/onboarding/enrollment/",
         "/admin/onboarding/answertotal/",
     ):
         assert client.get(path).status_code == 200, path

@@ -454,5 +454,6 @@ def test_the_signals_admin_says_which_step_holds_the_stuck(acme, version, now):
     page = verified_client(admin_user).get("/admin/onboarding/enrollmentsignal/").content.decode()
 
     assert "Step 3 of Dev holds 60% of the stuck users." in page
-    assert "<td>Main v1</td><td>2. invite</td><td>2 of 4</td><td>50%</td><td>40%</td>" in page
+    assert "<td>Main v1</td><td>2. invite</td><td><a href=" in page  # its count links to the people
+    assert "2 of 4</a></td><td>50%</td><td>40%</td><td>2.0 days</td>" in page
     assert "other-invite" not in page and ">9 of 9<" not in page
