@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class AnalyticsConfig(AppConfig):
     name = "analytics"
     verbose_name = "Analytics"
+
+    def ready(self) -> None:
+        from analytics.metrics.exporter import COLLECTOR  # models are loaded only once apps are ready
+        from core.metrics import register_collector
+
+        register_collector(COLLECTOR)

@@ -5,6 +5,9 @@ PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode, switched on in 
 any metric exists) and this view adds them up at scrape time, plus `error_rate_percent`, computed
 from the same scrape's request counters (core/latency.py). With METRICS_TOKEN set, a scrape must
 send `Authorization: Bearer <token>`; the metrics hold counts only, never user data.
+
+Apps add their own gauges (e.g. analytics' rollup metrics) with `register_collector` from their
+AppConfig.ready(): core knows no domain, so it never imports them.
 """
 
 import hmac
@@ -16,6 +19,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from core import latency
 
+_EXTRA_COLLECTORS: list = []
+
+
+def register_collector(collector) -> None:
+    """Add a prometheus_client collector (an object with collect()) to every scrape; idempotent."""
+    if collector not in _EXTRA_COLLECTORS:
+        _EXTRA_COLLECTORS.append(collector)
+
 
 @require_GET
 def metrics(request) -> HttpResponse:
@@ -26,6 +37,8 @@ def metrics(request) -> HttpResponse:
             return HttpResponse("A metrics token is required.\n", status=401, content_type="text/plain")
     registry = CollectorRegistry()
     registry.register(_SummedWithErrorRate())
+    for collector in _EXTRA_COLLECTORS:
+        registry.register(collector)
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 

@@ -2,7 +2,10 @@
 the definitions over the known history (rollup_data), the key's workspace only, and bad input."""
 
 import pytest
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
 
+from analytics.metrics import exporter
 from analytics.metrics.compute import COMPUTERS
 from analytics.metrics.definitions import METRIC_NAMES, METRICS
 from analytics.rollups import services
@@ -195,3 +198,22 @@ def test_both_endpoints_are_in_the_openapi_schema(server):
 
     assert "/api/v1/analytics/paths/{path_key}/funnel" in schema["paths"]
     assert "/api/v1/analytics/metrics" in schema["paths"]
+
+
+def test_metrics_exports_the_rollup_gauges_with_the_api_numbers(server, tenant, monkeypatch):
+    monkeypatch.setattr(exporter, "EXPORT_DAYS", 10_000)  # the history is of January 2026
+    workspace = tenant[0]
+
+    text = Client().get("/metrics").content.decode()
+
+    samples = {
+        (sample.name, sample.labels.get("workspace"), sample.labels.get("path")): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    for name in exporter.EXPORTED:
+        api = server.get(
+            METRIC, {"name": name, "path": "setup", "from": "2026-01-01", "to": "2026-02-01"}
+        ).json()
+        assert samples[(name, workspace.slug, "setup")] == pytest.approx(api["value"]), name
+    assert samples[("activation_rate", workspace.slug, "setup")] == 1 / 7
