@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from analytics.signals import views as signals_views
 from analytics.signals.api import SignalCreateApi
 from config import health
 from core import metrics
@@ -41,7 +42,18 @@ progress_api = [
     path("api/v1/users/<str:user_id>", EndUserEraseApi.as_view(), name="end-user-erase"),
 ]
 
+SIGNALS_ADMIN = "admin/analytics/signals/"
+signals_admin = [
+    path(SIGNALS_ADMIN, admin.site.admin_view(signals_views.signal_reports), name="signals-reports"),
+    path(
+        f"{SIGNALS_ADMIN}<int:workspace_id>/<str:label>/<str:name>",
+        admin.site.admin_view(signals_views.signal_report_file),
+        name="signals-report-file",
+    ),
+]
+
 urlpatterns = [
+    *signals_admin,
     path("admin/", admin.site.urls),
     *segment_calls,
     path("v1/batch", SegmentBatchApi.as_view(), name="segment-batch"),

@@ -48,6 +48,8 @@ def test_the_in_process_schedule_is_the_one_rq_cron_enqueues():
         "guardrails.jobs.detect_abuse_job",
         "nudges.jobs.triggers_scan_job",
         "nudges.jobs.nudges_due_job",
+        "analytics.signals.jobs.merge_signals_job",
+        "analytics.jobs.refresh_rollups_job",
     ]
 
 

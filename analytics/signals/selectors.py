@@ -91,3 +91,10 @@ def report_get(*, storage: EnvironmentStorage, workspace_id: int, label: str, na
         return storage.get(report_prefix(workspace_id=workspace_id, label=label) + name)
     except KeyError:
         return None
+
+
+def report_labels(*, storage: EnvironmentStorage, workspace_id: int) -> list[str]:
+    """The workspace's written reports: `all` (every day merged) first, then days newest first."""
+    labels = storage.children(f"reports/{workspace_id}")
+    days = sorted((label for label in labels if label != "all"), reverse=True)
+    return (["all"] if "all" in labels else []) + days

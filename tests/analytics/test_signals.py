@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import boto3
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 from django.utils import timezone
 from moto.server import ThreadedMotoServer
 
@@ -16,8 +17,10 @@ from analytics.signals import selectors, services
 from analytics.signals.jobs import merge_signals_job
 from analytics.signals.storage import EnvironmentStorage, LocalDirectoryStorage, S3Storage, signals_storage
 from config.cron import SCHEDULE
+from tenancy import services as tenancy_services
 from tenancy.models import EndUser
-from tests.conftest import end_user_client, key_client
+from tests.conftest import end_user_client, key_client, verified_client
+from tests.factories import AdminUserFactory
 
 DAY = date(2026, 3, 10)
 
@@ -482,3 +485,49 @@ def test_the_signals_api_is_in_the_openapi_schema(server):
 
     operation = schema["paths"]["/api/v1/signals"]["post"]
     assert set(operation["responses"]) == {"202", "400", "413", "503"}
+
+
+# --- The admin's way to the reports ------------------------------------------------------------------
+
+
+@pytest.fixture
+def acme_admin(tenant):
+    """An admin granted the tenant's workspace, and nothing else."""
+    user = AdminUserFactory(username="signals-admin")
+    tenancy_services.workspace_grant(workspace=tenant[0], user=user, can_change=False)
+    return user
+
+
+def test_an_admin_lists_and_opens_the_reports_of_their_workspace_only(
+    tenant, other_tenant, acme_admin, local_store
+):
+    acme, globex = tenant[0], other_tenant[0]
+    record(local_store, pre_signal(), at(DAY, 9), workspace_id=acme.pk)
+    record(local_store, pre_signal(), at(DAY, 9), workspace_id=globex.pk)
+    services.signals_reports_write(storage=local_store, day=DAY)
+    client = verified_client(acme_admin)
+
+    listing = client.get("/admin/analytics/signals/")
+    report = client.get(f"/admin/analytics/signals/{acme.pk}/2026-03-10/report.html")
+    theirs = client.get(f"/admin/analytics/signals/{globex.pk}/2026-03-10/report.html")
+    missing = client.get(f"/admin/analytics/signals/{acme.pk}/2026-03-11/report.html")
+
+    assert listing.status_code == 200
+    assert f"/admin/analytics/signals/{acme.pk}/2026-03-10/report.html" in listing.content.decode()
+    assert f"/admin/analytics/signals/{globex.pk}/" not in listing.content.decode()
+    assert report.status_code == 200
+    assert report.content == local_store.get(f"reports/{acme.pk}/2026-03-10/report.html")
+    assert "script-src" not in report["Content-Security-Policy"]
+    assert "default-src 'none'" in report["Content-Security-Policy"]
+    assert theirs.status_code == 404
+    assert missing.status_code == 404
+
+
+def test_the_reports_need_a_verified_admin(tenant, acme_admin, local_store):
+    client = Client()
+    client.force_login(acme_admin)  # password only, no TOTP device verified
+
+    response = client.get("/admin/analytics/signals/")
+
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
