@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from analytics.signals import services
 from analytics.signals.storage import StorageError, signals_storage
+from onboarding.ingestion import guards
 from onboarding.ingestion.parsers import SegmentJSONParser
 from tenancy import tokens
 from tenancy.authentication import ApiKeyAuthentication, EndUserTokenAuthentication
@@ -46,6 +47,12 @@ class SignalCreateApi(APIView):
     # JSON (gzip allowed) read no further than the limit: an oversized body is 413 before parsing.
     parser_classes = [SegmentJSONParser]
     max_body_bytes = settings.SIGNALS_MAX_BODY_BYTES
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Ingestion's admission checks: a key's event rate limit counts a signal as one event
+        # (429 with Retry-After, nothing stored); end-user tokens are not counted there.
+        guards.request_admit(request=request, call_type="track")
 
     class InputSerializer(serializers.Serializer):
         stage = serializers.ChoiceField(choices=("pre", "post"))
@@ -87,6 +94,7 @@ class SignalCreateApi(APIView):
             202: OutputSerializer,
             400: OpenApiResponse(description="Malformed, or carries personal data: `errors` names the field"),
             413: OpenApiResponse(description="Body over SIGNALS_MAX_BODY_BYTES"),
+            429: OpenApiResponse(description="The key is over its event rate limit; nothing stored"),
             503: OpenApiResponse(description="The object store is unavailable; nothing stored"),
         },
     )

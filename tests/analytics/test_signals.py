@@ -17,6 +17,7 @@ from analytics.signals import selectors, services
 from analytics.signals.jobs import merge_signals_job
 from analytics.signals.storage import EnvironmentStorage, LocalDirectoryStorage, S3Storage, signals_storage
 from config.cron import SCHEDULE
+from guardrails.abuse import ratelimit
 from tenancy import services as tenancy_services
 from tenancy.models import EndUser
 from tests.conftest import end_user_client, key_client, verified_client
@@ -169,6 +170,23 @@ def test_an_oversized_body_is_refused_with_413_and_nothing_is_stored(tenant, loc
     assert response.status_code == 413
     assert "16 KB" in response.json()["detail"]
     assert stored_keys(local_store) == []
+
+
+def test_a_key_over_its_event_rate_limit_gets_429_and_nothing_more_is_stored(tenant, local_store, settings):
+    settings.REDIS_URL = ""  # the in-process limiter
+    settings.INGEST_RATE_LIMIT_EVENTS_PER_SECOND = 0.001
+    settings.INGEST_RATE_LIMIT_EVENTS_BURST = 2
+    ratelimit.reset_for_tests()
+    client = key_client(tenant[1])
+
+    answers = [
+        client.post("/api/v1/signals", pre_signal(session_id=f"s-{n}"), format="json") for n in range(3)
+    ]
+
+    assert [answer.status_code for answer in answers] == [202, 202, 429]
+    assert "Retry-After" in answers[2]
+    assert len(stored_keys(local_store)) == 2
+    ratelimit.reset_for_tests()
 
 
 # --- The local directory store ---------------------------------------------------------------------
@@ -484,7 +502,7 @@ def test_the_signals_api_is_in_the_openapi_schema(server):
     schema = server.get("/api/schema", HTTP_ACCEPT="application/json").json()
 
     operation = schema["paths"]["/api/v1/signals"]["post"]
-    assert set(operation["responses"]) == {"202", "400", "413", "503"}
+    assert set(operation["responses"]) == {"202", "400", "413", "429", "503"}
 
 
 # --- The admin's way to the reports ------------------------------------------------------------------
