@@ -141,8 +141,3 @@ def enrollments_changed_since(*, workspace: Workspace, since: datetime) -> Query
     return Enrollment.objects.filter(workspace=workspace).filter(
         Q(updated_at__gte=since) | Q(end_user__updated_at__gte=since)
     )
-
-
-def step_completions_active(*, workspace: Workspace) -> QuerySet[StepCompletion]:
-    """The workspace's non-reverted step completions (skips included)."""
-    return StepCompletion.objects.filter(enrollment__workspace=workspace, reverted_at__isnull=True)
