@@ -11,8 +11,9 @@ from analytics.jobs import refresh_rollups_job
 from analytics.models import ActivationTimeBucket, EnrollmentRollup, StepRollup, StepTimeBucket
 from analytics.rollups import services
 from analytics.rollups.buckets import bucket_of
-from tests.analytics.rollup_data import DAY_1, DAY_2, build_history, complete
-from tests.factories import WorkspaceFactory
+from config.cron import SCHEDULE
+from tests.analytics.rollup_data import DAY_1, DAY_2, Spec, build_history, complete, enroll
+from tests.factories import PathFactory, PublishedPathVersionFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -177,3 +178,21 @@ def test_the_periodic_job_refreshes_every_workspace(history):
     assert totals["failed"] == 0 and totals["workspaces"] >= 2
     assert EnrollmentRollup.objects.filter(workspace=other).aggregate(total=Sum("enrolled"))["total"] == 7
     assert refresh_rollups_job(workspace.pk)["rows_changed"] == 0
+
+
+def test_the_refresh_is_scheduled_every_five_minutes():
+    [entry] = [periodic for periodic in SCHEDULE if periodic.func is refresh_rollups_job]
+
+    assert entry.interval_seconds == 300
+
+
+def test_a_version_without_steps_counts_its_enrollments_only():
+    workspace = WorkspaceFactory()
+    version = PublishedPathVersionFactory(path=PathFactory(workspace=workspace))
+    enroll(workspace, version, Spec("lone", DAY_1, "dev"))
+
+    services.rollups_refresh(workspace=workspace)
+
+    row = EnrollmentRollup.objects.get(workspace=workspace)
+    assert (row.enrolled, row.started, row.completed) == (1, 0, 0)
+    assert not StepRollup.objects.filter(workspace=workspace).exists()
