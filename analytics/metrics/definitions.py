@@ -196,11 +196,12 @@ _DEFINITIONS = (
         name="error_rate_percent",
         unit="percent",
         kind=Kind.GAUGE,
-        description="API requests answered 5xx / all API requests x 100.",
+        description="API requests answered 5xx / all API requests x 100, over every route (the "
+        "counters are labelled route and method; Prometheus can slice them, the API does not).",
         numerator="API requests answered with a 5xx status",
         denominator="API requests answered",
         window=LATENCY_WINDOW,
-        segments=("route", "method"),
+        segments=(),
         source=Source.PROMETHEUS,
     ),
     MetricDefinition(

@@ -153,6 +153,8 @@ def test_an_unknown_metric_is_400_listing_the_valid_names(server):
         ({"name": "step_completion_rate", "step": "s1"}, "step"),
         ({"name": "activation_rate", "version": "1"}, "version"),
         ({"name": "activation_rate", "version": "one", "path": "setup"}, "version"),
+        ({"name": "error_rate_percent", "route": "analytics-metrics"}, "route"),
+        ({"name": "nudge_send_rate", "step": "s1", "path": "setup"}, "step"),
     ],
 )
 def test_filters_the_metric_cannot_take_are_400(server, params, field):
