@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.db.models import Sum
 
 from analytics.jobs import refresh_rollups_job
-from analytics.models import ActivationTimeBucket, EnrollmentRollup, StepRollup, StepTimeBucket
+from analytics.models import ActivationTimeBucket, EnrollmentRollup, RollupCursor, StepRollup, StepTimeBucket
 from analytics.rollups import services
 from analytics.rollups.buckets import bucket_of
 from config.cron import SCHEDULE
@@ -196,3 +196,33 @@ def test_a_version_without_steps_counts_its_enrollments_only():
     row = EnrollmentRollup.objects.get(workspace=workspace)
     assert (row.enrolled, row.started, row.completed) == (1, 0, 0)
     assert not StepRollup.objects.filter(workspace=workspace).exists()
+
+
+def test_an_interrupted_refresh_keeps_its_committed_chunks_and_resumes(history, monkeypatch):
+    workspace, _, enrollments = history
+    services.rollups_refresh(workspace=workspace)
+    complete(enrollments["e4"], "s1", "api", 300)  # day 1 changes first
+    complete(enrollments["e7"], "s1", "api", 100)  # then day 2
+    monkeypatch.setattr(services, "SLICES_PER_CHUNK", 1)
+    recompute, calls = services._recompute, []
+
+    def failing_on_the_second_chunk(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("worker killed")
+        return recompute(*args)
+
+    monkeypatch.setattr(services, "_recompute", failing_on_the_second_chunk)
+    with pytest.raises(RuntimeError):
+        services.rollups_refresh(workspace=workspace)
+
+    enrollments["e4"].refresh_from_db()
+    assert RollupCursor.objects.get(workspace=workspace).changes_seen_until == enrollments["e4"].updated_at
+    assert EnrollmentRollup.objects.get(day=DAY_1, persona="pm").started == 2
+    assert EnrollmentRollup.objects.get(day=DAY_2, persona="pm").started == 1  # e7's change not yet counted
+    assert StepRollup.objects.get(day=DAY_2, persona="pm", step_key="s1").advanced == 0
+
+    monkeypatch.setattr(services, "_recompute", recompute)
+    services.rollups_refresh(workspace=workspace)
+
+    assert StepRollup.objects.get(day=DAY_2, persona="pm", step_key="s1").advanced == 1
