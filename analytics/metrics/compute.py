@@ -61,16 +61,21 @@ def _nudge(function) -> Callable[[MetricRequest], MetricValue]:
 CUMULATIVE = {"window": "cumulative since the metric files began; the date range does not apply"}
 
 
+def _labels(request: MetricRequest) -> dict[str, str]:
+    return {key: str(value) for key, value in request.filters.items() if key in ("route", "method")}
+
+
 def _latency_p95(name: str) -> Callable[[MetricRequest], MetricValue]:
     def compute(request: MetricRequest) -> MetricValue:
-        labels = {key: str(value) for key, value in request.filters.items() if key in ("route", "method")}
-        return MetricValue(latency.latency_quantile(name, 0.95, labels=labels), extra=dict(CUMULATIVE))
+        return MetricValue(
+            latency.latency_quantile(name, 0.95, labels=_labels(request)), extra=dict(CUMULATIVE)
+        )
 
     return compute
 
 
 def _error_rate(request: MetricRequest) -> MetricValue:
-    return MetricValue(latency.error_rate_percent(), extra=dict(CUMULATIVE))
+    return MetricValue(latency.error_rate_percent(labels=_labels(request)), extra=dict(CUMULATIVE))
 
 
 def _not_yet_measured(issue: str) -> Callable[[MetricRequest], MetricValue]:

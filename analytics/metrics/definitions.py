@@ -196,12 +196,12 @@ _DEFINITIONS = (
         name="error_rate_percent",
         unit="percent",
         kind=Kind.GAUGE,
-        description="API requests answered 5xx / all API requests x 100, over every route (the "
-        "counters are labelled route and method; Prometheus can slice them, the API does not).",
+        description="API requests answered 5xx / all API requests x 100; the request counters are "
+        "labelled `route` and `method` like the latency histogram.",
         numerator="API requests answered with a 5xx status",
         denominator="API requests answered",
         window=LATENCY_WINDOW,
-        segments=(),
+        segments=("route", "method"),
         source=Source.PROMETHEUS,
     ),
     MetricDefinition(

@@ -153,7 +153,7 @@ def test_an_unknown_metric_is_400_listing_the_valid_names(server):
         ({"name": "step_completion_rate", "step": "s1"}, "step"),
         ({"name": "activation_rate", "version": "1"}, "version"),
         ({"name": "activation_rate", "version": "one", "path": "setup"}, "version"),
-        ({"name": "error_rate_percent", "route": "analytics-metrics"}, "route"),
+        ({"name": "error_rate_percent", "persona": "dev"}, "persona"),
         ({"name": "nudge_send_rate", "step": "s1", "path": "setup"}, "step"),
     ],
 )
@@ -184,11 +184,14 @@ def test_a_metric_not_yet_measured_is_null_with_the_reason(server, name):
 def test_nudge_and_latency_metrics_answer_through_their_own_computers(server):
     nudges = server.get(METRIC, {**RANGE, "name": "nudge_send_rate", "channel": "email"})
     latency = server.get(METRIC, {"name": "api_latency_p95_ms"})
+    errors = server.get(METRIC, {"name": "error_rate_percent", "route": "analytics-metrics", "method": "GET"})
 
     assert nudges.status_code == 200
     assert (nudges.json()["value"], nudges.json()["denominator"]) == (None, 0)  # no nudges: no rate
     assert latency.status_code == 200
     assert "does not apply" in latency.json()["window"]
+    assert errors.status_code == 200
+    assert errors.json()["value"] in (None, 0.0)  # the metrics API answered every request of this test
 
 
 def test_every_defined_metric_has_one_computer():
