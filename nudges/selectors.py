@@ -168,3 +168,20 @@ def nudge_outcome_counts(
         )
         for row in rows
     ]
+
+
+def nudge_status_counts(
+    *, workspace: Workspace, created_from: date | None = None, created_to: date | None = None
+) -> dict[str, int]:
+    """How many of the workspace's nudges (created within the UTC days given, bounds inclusive,
+    None: open) are in each Nudge.Status now, every status present (0 when none). One GROUP BY
+    that the (workspace, status, created_at) index serves; `failed` is the dead-letter list."""
+    rows = (
+        Nudge.objects.filter(Q(workspace=workspace) & _in_days("created_at", created_from, created_to))
+        .values("status")
+        .annotate(nudges=Count("pk"))
+        .order_by("status")
+    )
+    counts = dict.fromkeys(Status.values, 0)
+    counts.update({row["status"]: row["nudges"] for row in rows})
+    return counts
