@@ -129,3 +129,50 @@ class AnalyticsSettings(models.Model):
 
     def __str__(self) -> str:
         return f"analytics settings of {self.workspace_id}"
+
+
+class Alert(models.Model):
+    """An anomaly found by analytics/alerts/detection.py: one day of a path version's metric (per
+    step for drop-off) far from its trailing baseline in the bad direction. One row per (workspace,
+    path version, metric, step, day), so detection run again raises and notifies nothing new."""
+
+    class Metric(models.TextChoices):
+        DROP_OFF_RATE_BY_STEP = "drop_off_rate_by_step", "drop-off by step"
+        ACTIVATION_RATE = "activation_rate", "activation rate"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ACKNOWLEDGED = "acknowledged"
+        RESOLVED = "resolved"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    path_version = models.ForeignKey("paths.PathVersion", on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=40, choices=Metric.choices)
+    step_key = models.CharField(max_length=80, blank=True, help_text="'' for activation_rate.")
+    day = models.DateField(help_text="The UTC enrolment day judged.")
+    value = models.FloatField()
+    numerator = models.PositiveIntegerField()
+    denominator = models.PositiveIntegerField()
+    baseline_median = models.FloatField()
+    baseline_mad = models.FloatField(help_text="Median absolute deviation of the baseline days (unscaled).")
+    baseline_days = models.PositiveSmallIntegerField(help_text="Days of the trailing window that counted.")
+    score = models.FloatField(help_text="(value - median) / max(1.4826 x MAD, floor).")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    notifications = models.JSONField(
+        default=dict, blank=True, help_text="Per channel (email, webhook): outcome, detail, when."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "path_version", "metric", "step_key", "day"], name="alert_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "status", "-created_at"], name="alert_status_idx")]
+
+    def __str__(self) -> str:
+        step = f" step {self.step_key}" if self.step_key else ""
+        return f"{self.metric}{step} of version {self.path_version_id} on {self.day}"

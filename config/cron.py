@@ -13,6 +13,7 @@ from typing import Any
 
 from rq import cron
 
+from analytics.alerts.jobs import detect_anomalies_job
 from analytics.jobs import refresh_rollups_job
 from analytics.signals.jobs import merge_signals_job
 from guardrails.jobs import detect_abuse_job
@@ -44,6 +45,8 @@ NUDGES_DUE_INTERVAL_SECONDS = 60
 SIGNALS_MERGE_INTERVAL_SECONDS = 24 * 60 * 60
 # The analytics rollups (analytics/rollups/services.py): only the slices changed since the last pass.
 ROLLUP_REFRESH_INTERVAL_SECONDS = 5 * 60
+# Anomaly alerts (analytics/alerts) judge whole past days from the rollups: hourly is plenty.
+ANOMALY_DETECTION_INTERVAL_SECONDS = 60 * 60
 
 SCHEDULE = (
     Periodic(detect_stuck_job, "low", STUCK_DETECTION_INTERVAL_SECONDS, 30 * 60),
@@ -52,6 +55,7 @@ SCHEDULE = (
     Periodic(nudges_due_job, "default", NUDGES_DUE_INTERVAL_SECONDS, 5 * 60),
     Periodic(merge_signals_job, "low", SIGNALS_MERGE_INTERVAL_SECONDS, 60 * 60),
     Periodic(refresh_rollups_job, "low", ROLLUP_REFRESH_INTERVAL_SECONDS, 30 * 60),
+    Periodic(detect_anomalies_job, "low", ANOMALY_DETECTION_INTERVAL_SECONDS, 30 * 60),
 )
 
 for periodic in SCHEDULE:

@@ -356,6 +356,8 @@ NUDGE_PROVIDER_COOLDOWN_SECONDS = env.int("NUDGE_PROVIDER_COOLDOWN_SECONDS", def
 NUDGE_PROVIDER_TIMEOUT_SECONDS = env.float("NUDGE_PROVIDER_TIMEOUT_SECONDS", default=5.0)
 # Raw analytics queries (event funnels, cohorts) stop after this long; the last result is shown.
 ANALYTICS_RAW_QUERY_TIMEOUT_MS = env.int("ANALYTICS_RAW_QUERY_TIMEOUT_MS", default=10000)
+ANALYTICS_ALERT_EMAILS = env.list("ANALYTICS_ALERT_EMAILS", default=[])  # anomaly alerts; empty: no mail
+ANALYTICS_ALERT_WEBHOOK_URL = env.str("ANALYTICS_ALERT_WEBHOOK_URL", default="")  # Slack-like; "": off
 # A worker holds a nudge this long (longer than its slowest run: LLM, provider timeouts, failover);
 # the due sweep re-queues or reconciles it once the lease runs out (nudges.delivery.pipeline).
 NUDGE_LEASE_SECONDS = env.int("NUDGE_LEASE_SECONDS", default=300)

@@ -32,6 +32,15 @@ def path_versions(*, workspace: Workspace, path: Path) -> QuerySet[PathVersion]:
     return PathVersion.objects.filter(path__workspace=workspace, path=path).order_by("-number")
 
 
+def published_versions(*, workspace: Workspace) -> QuerySet[PathVersion]:
+    """The workspace's published versions (at most one per path), with their path, by path key."""
+    return (
+        PathVersion.objects.filter(path__workspace=workspace, status=PathVersion.Status.PUBLISHED)
+        .select_related("path")
+        .order_by("path__key")
+    )
+
+
 def steps_of_version(*, workspace: Workspace, path_version: PathVersion) -> QuerySet[Step]:
     return Step.objects.filter(path_version__path__workspace=workspace, path_version=path_version).order_by(
         "order", "pk"
