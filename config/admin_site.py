@@ -7,9 +7,14 @@ and every sign-in attempt is recorded too (tenancy/admin_security.py).
 from django import forms
 from django.contrib.admin import ModelAdmin
 from django.contrib.auth.signals import user_login_failed
+from django.http import HttpResponse
+from django.urls import path
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from analytics.dashboards import views as dashboard_views
+from analytics.dashboards.registry import dashboards
+from config.admin_navigation import grouped_app_list
 from tenancy import admin_security
 from tenancy.admin_changes import audited
 
@@ -51,7 +56,7 @@ class AdminAuthenticationForm(OTPAdminAuthenticationForm):
 class OnboardingAdminSite(OTPAdminSite):
     site_header = "Onboarding platform"
     site_title = "Onboarding platform"
-    index_title = "Workspaces, keys, users and events"
+    index_title = "Overview"
     login_form = AdminAuthenticationForm
     index_template = "admin/onboarding_index.html"
 
@@ -64,9 +69,33 @@ class OnboardingAdminSite(OTPAdminSite):
             admin_security.record_login_attempt(request, response)
         return response
 
+    def get_urls(self):
+        """The analytics dashboards, one URL per registered key (so /admin/analytics/<model>/
+        of the analytics app's own models stays the model admin's)."""
+        view = self.admin_view(dashboard_views.dashboard_view)
+        dashboard_urls = [
+            path(f"analytics/{entry.key}/", view, {"key": entry.key}, name=dashboard_views.URL_NAME)
+            for entry in dashboards()
+        ]
+        return [*dashboard_urls, *super().get_urls()]
+
+    def get_app_list(self, request, app_label=None):
+        """The index and the sidebar in the team's workflow sections (config/admin_navigation.py);
+        an app's own page (/admin/<app>/) keeps Django's list of that app."""
+        app_list = super().get_app_list(request, app_label)
+        return app_list if app_label else grouped_app_list(request, app_list)
+
     def index(self, request, extra_context=None):
+        """The Overview home: the analytics overview of the chosen workspace and range."""
+        overview = dashboard_views.overview_context(request)
+        if isinstance(overview, HttpResponse):
+            return overview
         extra_context = {
             **(extra_context or {}),
+            **overview,
             "recent_logins": admin_security.recent_logins(user=request.user),
         }
-        return super().index(request, extra_context)
+        response = super().index(request, extra_context)
+        if overview.get("errors"):
+            response.status_code = 400
+        return response

@@ -1,0 +1,78 @@
+"""Per enrolment day, from the rollups in two GROUP BY queries: enrolled, started, the start rate,
+activation (mature days only, as analytics.funnels.metrics.activation_rate counts it: a day is
+mature once its end plus the workspace's activation window has passed) and time to activation
+p50 / p90 (from the days' log buckets, as time_to_activation_p50_hours computes it)."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from analytics.funnels.path_funnel import ratio
+from analytics.funnels.query import RollupQuery
+from analytics.models import ActivationTimeBucket, EnrollmentRollup
+from analytics.rollups.buckets import merged, quantile_seconds
+from analytics.rollups.services import activation_window_days
+
+SECONDS_PER_HOUR = 3600
+
+
+@dataclass(frozen=True)
+class DayTrend:
+    day: date
+    enrolled: int
+    started: int
+    start_rate: float | None
+    mature: bool  # the day's activation window has closed
+    activated: int | None  # None while the day is not mature (its enrollments are pending)
+    activation_rate: float | None
+    tta_p50_hours: float | None
+    tta_p90_hours: float | None
+
+
+def _hours(counts: dict[int, int], quantile: float) -> float | None:
+    seconds = quantile_seconds(counts, quantile)
+    return None if seconds is None else seconds / SECONDS_PER_HOUR
+
+
+def daily_trend(query: RollupQuery, *, now: datetime | None = None) -> list[DayTrend]:
+    """One row per day of the range, zero on days without enrollments."""
+    last_mature_day = (now or timezone.now()).date() - timedelta(
+        days=activation_window_days(workspace=query.workspace) + 1
+    )
+    sums = {
+        row["day"]: row
+        for row in EnrollmentRollup.objects.filter(query.rows(EnrollmentRollup))
+        .values("day")
+        .annotate(enrolled=Sum("enrolled"), started=Sum("started"), activated=Sum("activated"))
+        .order_by()
+    }
+    buckets: dict[date, list[tuple[int, int]]] = {}
+    for row in (
+        ActivationTimeBucket.objects.filter(query.rows(ActivationTimeBucket))
+        .values("day", "bucket")
+        .annotate(total=Sum("count"))
+        .order_by()
+    ):
+        buckets.setdefault(row["day"], []).append((row["bucket"], row["total"]))
+    days = []
+    for offset in range((query.date_to - query.date_from).days + 1):
+        day = query.date_from + timedelta(days=offset)
+        row = sums.get(day, {"enrolled": 0, "started": 0, "activated": 0})
+        mature = day <= last_mature_day
+        times = merged(buckets.get(day, []))
+        days.append(
+            DayTrend(
+                day=day,
+                enrolled=row["enrolled"],
+                started=row["started"],
+                start_rate=ratio(row["started"], row["enrolled"]),
+                mature=mature,
+                activated=row["activated"] if mature else None,
+                activation_rate=ratio(row["activated"], row["enrolled"]) if mature else None,
+                tta_p50_hours=_hours(times, 0.5),
+                tta_p90_hours=_hours(times, 0.9),
+            )
+        )
+    return days
