@@ -9,7 +9,7 @@ secret (it alone lets anyone post): it is never logged nor recorded.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import httpx
 from django.conf import settings
@@ -75,7 +75,7 @@ def post_webhook(alert: Alert) -> dict:
             json={"text": alert_text(alert)},
             timeout=WEBHOOK_TIMEOUT_SECONDS,
         )
-    except httpx.HTTPError as error:
+    except Exception as error:  # unreachable, timed out, or a malformed URL setting: recorded, not raised
         return _outcome("failed", type(error).__name__)
     if response.is_success:
         return _outcome("sent", f"{response.status_code} {response.text.strip()}")
@@ -88,11 +88,12 @@ CHANNELS: dict[str, tuple[str, Callable[[Alert], dict]]] = {
 }
 
 
-def notify(alert: Alert) -> dict[str, dict]:
-    """{channel: outcome} for every configured channel (an unset setting is no channel)."""
+def notify(alert: Alert, *, channels: Iterable[str] | None = None) -> dict[str, dict]:
+    """{channel: outcome} for every configured channel (an unset setting is no channel), or for
+    those of `channels` only."""
     outcomes = {}
     for channel, (setting, send) in CHANNELS.items():
-        if not getattr(settings, setting):
+        if not getattr(settings, setting) or (channels is not None and channel not in channels):
             continue
         outcomes[channel] = send(alert)
         if outcomes[channel]["outcome"] != "sent":

@@ -10,11 +10,14 @@ audits (tenancy/admin_changes.py).
 A series that cannot be computed (an exception reading the rollups) is skipped: logged without
 personal data, counted in `analytics_alert_detection_failures_total`, and the other series still
 run (seed 000: "If detection fails, skip the alert and count it").
+
+A notification channel that failed is tried again by the next runs (hourly), three attempts in
+all within a day; one that succeeded is never sent again.
 """
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
@@ -36,6 +39,10 @@ DETECTION_FAILURES = Counter(
     "Alert series (a path version's metric) whose detection raised an error and was skipped.",
     ["metric"],
 )
+
+
+NOTIFY_ATTEMPTS = 3
+NOTIFY_RETRY_WITHIN = timedelta(days=1)
 
 
 @dataclass
@@ -88,12 +95,36 @@ def alert_raise(*, workspace: Workspace, path_version: PathVersion, finding: Fin
     return alert
 
 
-def alert_notify(*, alert: Alert) -> dict[str, dict]:
-    """Send the alert on every configured channel and record each outcome on the row."""
-    outcomes = notify.notify(alert)
-    Alert.objects.filter(pk=alert.pk).update(notifications=outcomes)
-    alert.notifications = outcomes
+def alert_notify(*, alert: Alert, channels: list[str] | None = None) -> dict[str, dict]:
+    """Send the alert on every configured channel (or on `channels`) and record each outcome on
+    the row, with how many attempts each channel has had."""
+    outcomes = notify.notify(alert, channels=channels)
+    recorded = dict(alert.notifications)
+    for channel, outcome in outcomes.items():
+        recorded[channel] = {**outcome, "attempts": recorded.get(channel, {}).get("attempts", 0) + 1}
+    Alert.objects.filter(pk=alert.pk).update(notifications=recorded)
+    alert.notifications = recorded
     return outcomes
+
+
+def alerts_notify_failed(*, workspace: Workspace, now: datetime) -> int:
+    """Try again the channels that failed (a webhook answering 500, mail server down) on the
+    alerts of the last NOTIFY_RETRY_WITHIN, up to NOTIFY_ATTEMPTS in all; a sent channel is
+    never sent again. Returns how many alerts were tried."""
+    tried = 0
+    recent = Alert.objects.filter(workspace=workspace, created_at__gte=now - NOTIFY_RETRY_WITHIN).exclude(
+        status=Alert.Status.RESOLVED
+    )
+    for alert in recent.select_related("workspace", "path_version__path"):
+        failed = [
+            channel
+            for channel, outcome in alert.notifications.items()
+            if outcome.get("outcome") == "failed" and outcome.get("attempts", 1) < NOTIFY_ATTEMPTS
+        ]
+        if failed:
+            alert_notify(alert=alert, channels=failed)
+            tried += 1
+    return tried
 
 
 def alerts_detect(*, workspace: Workspace, now: datetime | None = None) -> DetectionReport:
@@ -101,6 +132,7 @@ def alerts_detect(*, workspace: Workspace, now: datetime | None = None) -> Detec
     now = now or timezone.now()
     days = detection.judged_days(workspace=workspace, today=now.date())
     report = DetectionReport()
+    alerts_notify_failed(workspace=workspace, now=now)
     for path_version in paths_selectors.published_versions(workspace=workspace):
         for metric, day in days.items():
             report.series += 1

@@ -259,6 +259,35 @@ def test_a_failing_webhook_is_recorded_and_the_alert_kept(acme, version, setting
     assert alert.notifications["webhook"]["detail"] == "500 no_service"
     assert alert.notifications["email"]["outcome"] == "sent"
     assert len(hook.received) == 1 and len(mail.outbox) == 1
+    assert alert.notifications["webhook"]["attempts"] == 1
+
+
+def test_a_failed_channel_is_tried_again_by_the_next_runs_up_to_three_times(acme, version, settings, hook):
+    hook.status, hook.body = 500, "no_service"
+    settings.ANALYTICS_ALERT_EMAILS = ["ops@example.com"]
+    drop_off_history(version)
+
+    for hour in range(4):
+        services.alerts_detect(workspace=acme, now=NOW + timedelta(hours=hour))
+
+    assert len(hook.received) == 3  # three attempts, then no more
+    assert len(mail.outbox) == 1  # the email was sent the first time: never again
+    webhook = Alert.objects.get().notifications["webhook"]
+    assert (webhook["outcome"], webhook["attempts"]) == ("failed", 3)
+
+
+def test_a_retried_channel_that_succeeds_is_recorded_as_sent(acme, version, hook):
+    hook.status, hook.body = 500, "no_service"
+    drop_off_history(version)
+    services.alerts_detect(workspace=acme, now=NOW)
+    hook.status, hook.body = 200, "ok"
+
+    services.alerts_detect(workspace=acme, now=NOW + timedelta(hours=1))
+    services.alerts_detect(workspace=acme, now=NOW + timedelta(hours=2))
+
+    assert len(hook.received) == 2
+    webhook = Alert.objects.get().notifications["webhook"]
+    assert (webhook["outcome"], webhook["detail"], webhook["attempts"]) == ("sent", "200 ok", 2)
 
 
 def test_an_unreachable_webhook_is_recorded_as_failed(acme, version, settings):
@@ -344,6 +373,11 @@ def test_the_admin_lists_only_the_alerts_of_granted_workspaces(acme, version, al
     assert listed(client.get(CHANGELIST)) == [ours]
     assert listed(client.get(CHANGELIST, {"status": "resolved"})) == []
     assert "globex-path" not in client.get(CHANGELIST).content.decode()
+    assert listed(client.get(CHANGELIST, {"path": "setup", "metric": "drop_off_rate_by_step"})) == [ours]
+    assert listed(client.get(CHANGELIST, {"metric": "activation_rate"})) == []
+    page = client.get(f"{CHANGELIST}{ours.pk}/change/")
+    assert page.status_code == 200
+    assert "drop-off by step" in page.content.decode()
     post_action(client, CHANGELIST, "resolve", [theirs])
     theirs.refresh_from_db()
     assert theirs.status == Alert.Status.OPEN
