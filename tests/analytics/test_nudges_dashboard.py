@@ -8,7 +8,10 @@ from analytics.nudges.metrics import NudgeQuery
 from analytics.nudges.over_time import nudge_rates_over_time
 from tenancy import services as tenancy_services
 from tests.analytics import nudges_data
+from tests.analytics.dashboard_pages import assert_csv_equals_page
 from tests.analytics.nudges_data import FIRST, LAST
+from tests.conftest import verified_client
+from tests.factories import AdminUserFactory
 
 
 @pytest.fixture
@@ -72,3 +75,71 @@ def test_an_unknown_dimension_is_refused(workspaces):
     acme, _ = workspaces
     with pytest.raises(ValueError):
         nudge_rates_over_time(NudgeQuery(workspace=acme, date_from=FIRST, date_to=LAST), "trigger")
+
+
+# --- The page ----------------------------------------------------------------------------------
+
+PAGE = "/admin/analytics/nudges/"
+RANGE = {"from": "2026-03-10", "to": "2026-03-11"}
+
+
+@pytest.fixture
+def grace(workspaces):
+    acme, _ = workspaces
+    user = AdminUserFactory(username="grace")
+    tenancy_services.workspace_grant(workspace=acme, user=user, can_change=False)
+    return verified_client(user)
+
+
+def table(response, key: str):
+    return next(each for each in response.context["tables"] if each.key == key)
+
+
+def test_the_page_shows_hand_counted_rates(workspaces, grace):
+    acme, _ = workspaces
+
+    response = grace.get(PAGE, {"workspace": acme.pk, **RANGE})
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    # Sent in range: #1, #2, #3, #5 (4); converted #2; opened #1, #2, #5; created 6, sent 4.
+    assert 'data-metric="nudge_conversion_rate">25.0%<' in page
+    assert 'data-metric="nudge_open_rate">75.0%<' in page
+    assert 'data-metric="nudge_send_rate">66.7%<' in page
+    per_day = table(response, "per_day")
+    # day, created, sent, delivered, opened, clicked, converted, send, delivery, open, click, conversion
+    assert per_day.rows == [
+        ["2026-03-10", 4, 2, 0, 2, 1, 1, 0.75, None, 1.0, 0.5, 0.5],
+        ["2026-03-11", 2, 2, 0, 1, 1, 0, 0.5, None, 0.5, 0.5, 0.0],
+    ]
+    by_channel = {row[0]: row for row in table(response, "by_channel").rows}
+    assert by_channel["email"][1:7] == [4, 3, 0, 2, 1, 1]
+    assert by_channel["push"][1:7] == [1, 1, 0, 1, 1, 0]
+    assert by_channel["(none)"][1:3] == [1, 0]
+    conversion = table(response, "conversion_rate_per_channel_per_day")
+    assert [column.label for column in conversion.columns] == ["day", "email", "push", "(none)"]
+    assert conversion.rows == [["2026-03-10", 0.5, None, None], ["2026-03-11", 0.0, 0.0, None]]
+    variants = table(response, "conversion_rate_per_variant_per_day")
+    assert variants.rows == [["2026-03-10", 0.5, None, None], ["2026-03-11", 0.0, 0.0, None]]
+    templates = table(response, "open_rate_per_template_per_day")
+    assert [column.label for column in templates.columns] == ["day", "Stuck email", "Welcome push", "(none)"]
+    assert templates.rows == [["2026-03-10", 1.0, None, None], ["2026-03-11", 0.0, 1.0, None]]
+
+
+def test_every_series_over_time_has_a_chart_and_every_table_exports_as_shown(workspaces, grace):
+    acme, _ = workspaces
+    params = {"workspace": acme.pk, **RANGE}
+    page = grace.get(PAGE, params)
+
+    over_time = [each for each in page.context["tables"] if "per_day" in each.key]
+    assert len(over_time) == 7  # per day, and open and conversion per channel, template, variant
+    assert all(each.chart is not None and each.chart.x == "day" for each in over_time)
+    assert_csv_equals_page(grace, PAGE, params, page)
+
+
+def test_another_workspace_is_not_found_and_its_nudges_never_count(workspaces, grace):
+    acme, globex = workspaces
+
+    assert grace.get(PAGE, {"workspace": globex.pk, **RANGE}).status_code == 404
+    totals = grace.get(PAGE, {"workspace": acme.pk, **RANGE}).context["totals"]
+    assert (totals.sent.sent, totals.sent.converted) == (4, 1)  # Globex's converted nudge is not here

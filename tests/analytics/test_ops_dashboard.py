@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import django_rq
 import pytest
+from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from rq.job import Job
 
@@ -12,7 +13,10 @@ from analytics.models import RollupCursor
 from analytics.ops import queries
 from tenancy import services as tenancy_services
 from tests.analytics import ops_data
+from tests.analytics.dashboard_pages import assert_csv_equals_page, csv_rows
 from tests.analytics.ops_data import NOW
+from tests.conftest import verified_client
+from tests.factories import AdminUserFactory, EndUserFactory, EventFactory
 
 
 @pytest.fixture
@@ -169,3 +173,78 @@ def test_on_postgresql_received_at_has_a_brin_index_for_the_ingestion_window(pos
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'event_received_brin'")
         [(definition,)] = cursor.fetchall()
     assert "USING brin (received_at)" in definition
+
+
+# --- The page ----------------------------------------------------------------------------------
+
+PAGE = "/admin/analytics/ops/"
+
+
+@pytest.fixture
+def grace(workspaces):
+    """An admin granted Acme only (view), verified by TOTP."""
+    acme, _ = workspaces
+    user = AdminUserFactory(username="grace")
+    tenancy_services.workspace_grant(workspace=acme, user=user, can_change=False)
+    return verified_client(user)
+
+
+def table(response, key: str):
+    return next(each for each in response.context["tables"] if each.key == key)
+
+
+def test_the_page_shows_the_granted_workspace_with_hand_counted_numbers(workspaces, grace, settings):
+    settings.JOBS_RUN_INLINE = True
+    acme, globex = workspaces
+    ops_data.pipeline_nudges(acme, globex)
+    now = timezone.now()
+    end_user = EndUserFactory(workspace=acme)
+    for moment in [now - timedelta(minutes=10)] * 2 + [now - timedelta(hours=2)] * 3:
+        EventFactory(end_user=end_user, received_at=moment)
+    EventFactory(end_user=EndUserFactory(workspace=globex), received_at=now - timedelta(minutes=10))
+    RollupCursor.objects.create(workspace=acme, refreshed_at=now - timedelta(minutes=3))
+
+    response = grace.get(PAGE, {"workspace": acme.pk, "from": "2026-03-10", "to": "2026-03-12"})
+
+    assert response.status_code == 200
+    assert response.context["headline"]["events_last_hour"] == 2
+    assert sum(row[1] for row in table(response, "ingestion_per_hour").rows) == 5
+    states = dict(table(response, "nudge_states").rows)
+    assert {status: count for status, count in states.items() if count} == ops_data.IN_RANGE_BY_STATUS
+    page = response.content.decode()
+    dead_letters = f"/admin/nudges/nudge/?status__exact=failed&amp;workspace={acme.pk}"
+    assert f'data-metric="dead_letters"><a href="{dead_letters}">3</a>' in page
+    assert "Jobs run in-process" in page
+    assert [row[0] for row in table(response, "rollup_freshness").rows] == ["Acme"]  # not Globex
+    assert table(response, "rollup_freshness").rows[0][3] == "fresh"
+    assert "cumulative" in page and "whole instance" in page
+
+
+def test_another_workspace_is_not_found(workspaces, grace):
+    _, globex = workspaces
+
+    assert grace.get(PAGE, {"workspace": globex.pk}).status_code == 404
+
+
+def test_queues_are_listed_when_jobs_go_to_redis(workspaces, grace, settings, redis_url):
+    settings.JOBS_RUN_INLINE = False
+    acme, _ = workspaces
+
+    response = grace.get(PAGE, {"workspace": acme.pk})
+
+    assert [row[0] for row in table(response, "queues").rows] == list(settings.RQ_QUEUES)
+    assert "Jobs run in-process" not in response.content.decode()
+
+
+def test_every_table_exports_as_csv_equal_to_the_page(workspaces, grace, settings):
+    settings.JOBS_RUN_INLINE = True
+    acme, globex = workspaces
+    ops_data.pipeline_nudges(acme, globex)
+    RollupCursor.objects.create(workspace=acme, refreshed_at=timezone.now() - timedelta(minutes=30))
+    params = {"workspace": acme.pk, "from": "2026-03-10", "to": "2026-03-12"}
+    page = grace.get(PAGE, params)
+
+    assert_csv_equals_page(grace, PAGE, params, page)
+    states = csv_rows(grace.get(PAGE, {**params, "export": "nudge_states"}))
+    assert {status: int(count) for status, count in states[1:] if count != "0"} == ops_data.IN_RANGE_BY_STATUS
+    assert csv_rows(grace.get(PAGE, {**params, "export": "rollup_freshness"}))[1][3] == "stale"
