@@ -71,6 +71,8 @@ def _label(by: str, rates: NudgeRates) -> str:
 
 def _dimension_table(filters: DashboardFilters, by: str) -> t.Table:
     rows = nudge_breakdown(filters.nudge_query(), by)
+    # By label (a template's name, not its id), none last: the order of the series over time.
+    rows.sort(key=lambda rates: (_label(by, rates) == "(none)", _label(by, rates).lower()))
     return t.Table(
         f"by_{by}",
         f"Per {DIMENSION_LABELS[by]}, whole range",

@@ -33,7 +33,7 @@ def nudge_rates_over_time(query: NudgeQuery, by: str) -> list[NudgeSeries]:
     """Per value of `by` (channel, template or variant) that has nudges in range, every day of the
     range with its rates: the send rate over the nudges created that day, the delivery, open,
     click and conversion rates over those sent that day (as the breakdown per day counts them).
-    Values sorted as the breakdown sorts them (none last)."""
+    Values sorted by their label (a template's name), none last."""
     if by not in DIMENSIONS:
         raise ValueError(f"unknown dimension: {by}")
     created: dict[tuple[Any, date], NudgeOutcomeCounts] = {}
@@ -48,11 +48,12 @@ def nudge_rates_over_time(query: NudgeQuery, by: str) -> list[NudgeSeries]:
     span = (query.date_to - query.date_from).days + 1
     days = [query.date_from + timedelta(days=offset) for offset in range(span)]
     empty = NudgeOutcomeCounts(group={})
-    values = sorted(labels, key=lambda value: (value in (None, ""), "" if value is None else str(value)))
+    names = {value: _label(by, value, group) for value, group in labels.items()}
+    values = sorted(labels, key=lambda value: (value in (None, ""), names[value].lower(), str(value)))
     return [
         NudgeSeries(
             value=value,
-            label=_label(by, value, labels[value]),
+            label=names[value],
             days=[
                 (
                     day,
