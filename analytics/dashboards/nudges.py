@@ -114,10 +114,10 @@ def build(request: HttpRequest, filters: DashboardFilters) -> dict:
     for by in DIMENSIONS:
         series = nudge_rates_over_time(query, by)
         over_time = [_over_time_table(by, series, rate, label) for rate, label in RATES_OVER_TIME]
-        sections.append((DIMENSION_LABELS[by], [_dimension_table(filters, by), *over_time]))
+        sections.append((DIMENSION_LABELS[by], _dimension_table(filters, by), over_time))
     per_day = _per_day_table(filters)
     return {
-        "tables": [per_day, *(table for _, tables in sections for table in tables)],
+        "tables": [per_day, *(table for _, whole, over_time in sections for table in (whole, *over_time))],
         "per_day_table": per_day,
         "sections": sections,
         "totals": totals,

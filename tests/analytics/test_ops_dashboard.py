@@ -11,6 +11,7 @@ from rq.job import Job
 
 from analytics.models import RollupCursor
 from analytics.ops import queries
+from core import latency
 from tenancy import services as tenancy_services
 from tests.analytics import ops_data
 from tests.analytics.dashboard_pages import assert_csv_equals_page, csv_rows
@@ -181,8 +182,11 @@ PAGE = "/admin/analytics/ops/"
 
 
 @pytest.fixture
-def grace(workspaces):
-    """An admin granted Acme only (view), verified by TOTP."""
+def grace(workspaces, monkeypatch):
+    """An admin granted Acme only (view), verified by TOTP. The instance's request metrics are
+    the known ones of LATENCY (the real files change as other tests and processes run)."""
+    families = latency_families(LATENCY, {"segment-batch": 20, "enrollment-detail": 5}, {"segment-batch": 1})
+    monkeypatch.setattr(latency, "read_families", lambda directory=None: families)
     acme, _ = workspaces
     user = AdminUserFactory(username="grace")
     tenancy_services.workspace_grant(workspace=acme, user=user, can_change=False)
@@ -218,6 +222,13 @@ def test_the_page_shows_the_granted_workspace_with_hand_counted_numbers(workspac
     assert [row[0] for row in table(response, "rollup_freshness").rows] == ["Acme"]  # not Globex
     assert table(response, "rollup_freshness").rows[0][3] == "fresh"
     assert "cumulative" in page and "whole instance" in page
+    assert 'data-metric="api_latency_p95_ms">43.8 ms<' in page
+    assert 'data-metric="error_rate_percent">4.00%<' in page
+    assert [row[0] for row in table(response, "api_latency").rows] == [
+        "all routes",
+        "segment-batch",
+        "enrollment-detail",
+    ]
 
 
 def test_another_workspace_is_not_found(workspaces, grace):
