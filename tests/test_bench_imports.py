@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-PROJECT_PACKAGES = ("config", "core", "tenancy", "paths", "onboarding", "guardrails", "nudges", "tests")
+PROJECT_PACKAGES = (
+    "config",
+    "core",
+    "tenancy",
+    "paths",
+    "onboarding",
+    "guardrails",
+    "nudges",
+    "analytics",
+    "tests",
+)
 # `from onboarding.models import Event, Contact` or `import nudges.jobs`, at any indentation, in code or
 # in a string; names in parentheses over several lines are not read (the benchmarks write none).
 IMPORT_LINE = re.compile(
@@ -33,7 +43,12 @@ def project_imports() -> list[tuple[str, str, str | None]]:
 
 
 def test_the_benchmarks_import_the_project():
-    assert {bench for bench, _, _ in project_imports()} >= {"nudges.py", "progress.py", "pii.py"}
+    assert {bench for bench, _, _ in project_imports()} >= {
+        "nudges.py",
+        "progress.py",
+        "pii.py",
+        "analytics.py",
+    }
 
 
 @pytest.mark.parametrize(("bench", "module", "name"), project_imports())
