@@ -18,7 +18,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from analytics.dashboards import product
+from analytics.dashboards import nudges, ops, product
 
 ANALYTICS_SECTION = "Analytics"
 
@@ -42,6 +42,23 @@ DASHBOARDS: tuple[Dashboard, ...] = (
         build=product.build,
         template="admin/analytics/product.html",
         description="Path funnels, activation and time to activation, cohorts, event funnels",
+    ),
+    Dashboard(
+        key="nudges",
+        title="Nudges dashboard",
+        order=10,
+        build=nudges.build,
+        template="admin/analytics/nudges.html",
+        section="Nudges",
+        description="Send, delivery, open, click and conversion rates per day, channel, template, variant",
+    ),
+    Dashboard(
+        key="ops",
+        title="Ops dashboard",
+        order=30,
+        build=ops.build,
+        template="admin/analytics/ops.html",
+        description="Ingestion, API latency and errors, job queues, nudge pipeline, rollup freshness",
     ),
 )
 
