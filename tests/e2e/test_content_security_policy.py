@@ -53,6 +53,8 @@ def test_admin_pages_run_under_the_policy_with_nothing_blocked(browser, live_ser
         reverse("admin:onboarding_enrollment_changelist"),  # path, version, step and date filters
         reverse("admin:onboarding_enrollmentsignal_changelist"),  # the stuck per step summary
         reverse("admin:analytics_dashboard", kwargs={"key": "product"}),  # Chart.js from json_script
+        reverse("admin:analytics_dashboard", kwargs={"key": "ops"}),
+        reverse("admin:analytics_dashboard", kwargs={"key": "nudges"}),
     ]
     blocked = {page: _violations(browser, live_server.url + page) for page in pages}
 
