@@ -134,6 +134,16 @@ def test_queue_depths_and_failed_jobs_are_read_from_redis(settings, redis_url):
         low.failed_job_registry.remove("ops-test-failed", delete_job=True)
 
 
+def test_a_queue_whose_redis_does_not_answer_is_listed_with_the_error(settings):
+    settings.JOBS_RUN_INLINE = False
+    settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:1/0", "DEFAULT_TIMEOUT": 600}}
+
+    [state] = queries.queue_states()
+
+    assert (state.name, state.queued, state.failed) == ("default", None, None)
+    assert "Connection refused" in state.error or "connect" in state.error.lower()
+
+
 def test_nudge_pipeline_counts_states_in_range_and_dead_letters_of_any_time(workspaces):
     acme, globex = workspaces
     ops_data.pipeline_nudges(acme, globex)
