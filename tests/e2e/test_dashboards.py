@@ -68,6 +68,11 @@ def _definitions(workspace: Workspace, date_from, date_to) -> dict[str, int]:
         "activated": _one(
             f"SELECT COUNT(*) {in_range} AND {activated}", [workspace.pk, start, mature_end, WINDOW_DAYS]
         ),
+        "stuck": _one(
+            "SELECT COUNT(*) FROM onboarding_enrollment e WHERE e.workspace_id = %s"
+            " AND e.status = 'active' AND e.current_step_key <> '' AND e.stuck_at IS NOT NULL",
+            [workspace.pk],
+        ),
         "nudges_sent": _one(f"SELECT COUNT(*) {sent}", ids),
         "nudges_converted": _one(f"SELECT COUNT(*) {sent} AND n.converted_at IS NOT NULL", ids),
     }
@@ -94,6 +99,7 @@ def _assert_every_chart_drew(browser) -> int:
 def test_overview_and_product_show_the_definitions_on_the_demo_data(browser, live_server, settings, tmp_path):
     settings.VAR_DIR = tmp_path
     call_command("seed_demo", users=120, days=DAYS, stdout=io.StringIO())
+    call_command("detect_stuck", stdout=io.StringIO())
     demo = Workspace.objects.get(slug="demo-saas")
     rollup_services.rollups_refresh(workspace=demo)
     user, device = admin_user("grace")
@@ -112,6 +118,8 @@ def test_overview_and_product_show_the_definitions_on_the_demo_data(browser, liv
     assert _metric(browser, "started") == str(expected["started"])
     assert _metric(browser, "onboarding_start_rate") == _percent(expected["started"], expected["enrolled"])
     assert _metric(browser, "activation_rate") == _percent(expected["activated"], expected["mature"])
+    assert expected["stuck"] > 0
+    assert _metric(browser, "stuck") == str(expected["stuck"])
     assert _metric(browser, "nudges_sent") == str(expected["nudges_sent"])
     assert _metric(browser, "nudges_converted") == str(expected["nudges_converted"])
     overview_charts = _assert_every_chart_drew(browser)
