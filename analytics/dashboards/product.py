@@ -16,6 +16,8 @@ from analytics.dashboards.filters import DashboardFilters
 from analytics.dashboards.trends import daily_trend
 from analytics.funnels import metrics as rollup_metrics
 from analytics.funnels.path_funnel import path_funnel
+from analytics.signals import selectors as signals_selectors
+from analytics.signals.storage import signals_storage
 from paths import selectors as paths_selectors
 from paths.models import PathVersion
 
@@ -112,11 +114,24 @@ def headline(filters: DashboardFilters) -> dict:
     }
 
 
-def _signals_url() -> str | None:
+def _signals_links(filters: DashboardFilters) -> dict[str, str | None]:
+    """The signals reports page, and the workspace's latest report (newest day, else `all`)."""
     try:
-        return reverse("signals-reports")
+        listing = reverse("signals-reports")
     except NoReverseMatch:
-        return None
+        return {"signals_url": None, "latest_signals_url": None, "latest_signals_label": None}
+    labels = signals_selectors.report_labels(storage=signals_storage(), workspace_id=filters.workspace.pk)
+    days = [label for label in labels if label != "all"]
+    latest = days[0] if days else (labels[0] if labels else None)
+    return {
+        "signals_url": listing,
+        "latest_signals_url": (
+            reverse("signals-report-file", args=[filters.workspace.pk, latest, "report.html"])
+            if latest
+            else None
+        ),
+        "latest_signals_label": latest,
+    }
 
 
 def build(request: HttpRequest, filters: DashboardFilters) -> dict:
@@ -136,5 +151,5 @@ def build(request: HttpRequest, filters: DashboardFilters) -> dict:
         "cohort_state": cohort_state,
         "funnel_state": funnel_state,
         "errors": {**cohort_errors, **funnel_errors},
-        "signals_url": _signals_url(),
+        **_signals_links(filters),
     }

@@ -20,6 +20,7 @@ from analytics.funnels.query import RollupQuery
 from analytics.nudges.breakdown import nudge_totals
 from analytics.nudges.metrics import NudgeQuery
 from analytics.rollups import services
+from analytics.signals.storage import signals_storage
 from onboarding.models import Enrollment
 from onboarding.stuck import selectors as stuck_selectors
 from tenancy import services as tenancy_services
@@ -305,3 +306,21 @@ def test_the_navigation_follows_the_teams_workflow(acme_and_globex):
     analytics = next(section for section in response.context["app_list"] if section["name"] == "Analytics")
     assert "Product dashboard" in [entry["name"] for entry in analytics["models"]]
     assert "Signals reports" in [entry["name"] for entry in analytics["models"]]
+
+
+def test_the_product_dashboard_links_the_workspaces_latest_signals_report(acme_and_globex):
+    acme, globex, _, client = acme_and_globex
+    assert "no report yet" in client.get(PRODUCT, RANGE).content.decode()
+    storage = signals_storage()
+    for workspace, label in (
+        (acme, "all"),
+        (acme, "2026-01-04"),
+        (acme, "2026-01-05"),
+        (globex, "2026-02-01"),
+    ):
+        storage.put(f"reports/{workspace.pk}/{label}/report.html", b"<html></html>", content_type="text/html")
+
+    html = client.get(PRODUCT, RANGE).content.decode()
+
+    assert f'href="/admin/analytics/signals/{acme.pk}/2026-01-05/report.html"' in html
+    assert "2026-02-01" not in html
