@@ -128,7 +128,11 @@ class Enrollment(models.Model):
                 fields=["end_user"], condition=Q(status="active"), name="enrollment_one_active"
             )
         ]
-        indexes = [models.Index(fields=["workspace", "status"], name="enrollment_status_idx")]
+        indexes = [
+            models.Index(fields=["workspace", "status"], name="enrollment_status_idx"),
+            # The enrollments list and the analytics reads by enrolment date, newest first.
+            models.Index(fields=["workspace", "-enrolled_at"], name="enrollment_enrolled_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.end_user} on {self.path_version}"
