@@ -85,10 +85,10 @@ def test_a_region_change_applies_to_the_next_call():
 
 
 def test_endpoints_are_read_from_the_environment(monkeypatch):
-    """config/settings.py: <VARIABLE>_US / _EU, the plain variable being the US endpoint."""
+    """config/settings/domain.py: <VARIABLE>_US / _EU, the plain variable being the US endpoint."""
     import importlib
 
-    from config import settings as settings_module
+    from config.settings import domain as settings_module
 
     monkeypatch.setenv("OPENAI_BASE_URL", "https://openai.example.com/v1/")
     monkeypatch.setenv("OPENAI_BASE_URL_EU", "https://openai.eu.example.com/v1")
