@@ -11,10 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from django.db.models import F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+
 from onboarding.demo import journeys
 from onboarding.ingestion.services import events_ingest
+from onboarding.models import Event
 from paths.transfer import paths_import
-from tenancy.models import Workspace
+from tenancy.models import EndUser, Workspace
 
 DEMO_PATHS_FILE = Path(__file__).with_name("paths.json")
 BATCH_SIZE = 500
@@ -62,5 +66,19 @@ def demo_events_seed(
         stored += result.stored
         if on_progress is not None:
             on_progress(start + len(batch), len(timed_calls))
+    _end_users_dated_by_first_event(workspace=workspace)
     signed_up = sum(1 for _, call in timed_calls if call["type"] == "identify")
     return SeededEvents(people=people, signed_up=signed_up, events=len(timed_calls), stored=stored)
+
+
+def _end_users_dated_by_first_event(*, workspace: Workspace) -> None:
+    """Date each simulated person's EndUser.created_at at their first call rather than at the
+    seeding run, so signup-week cohorts spread over the simulated weeks as real data would."""
+    first_event = (
+        Event.objects.filter(workspace=workspace, end_user=OuterRef("pk"))
+        .order_by("timestamp")
+        .values("timestamp")[:1]
+    )
+    EndUser.objects.filter(workspace=workspace).update(
+        created_at=Coalesce(Subquery(first_event), F("created_at"))
+    )

@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from analytics.models import EnrollmentRollup
 from onboarding.demo import funnel as demo_funnel
 from onboarding.demo import journeys, population
 from onboarding.models import AnonymousIdentity, Contact, Event
@@ -146,7 +147,27 @@ def test_simulated_users_have_event_histories_with_a_funnel(seeded):
         workspace=workspace, end_user__external_id__isnull=False, user_id="", type="page"
     ).exists()
     timestamps = Event.objects.filter(workspace=workspace).values_list("timestamp", flat=True)
-    assert clock - timedelta(days=31) < min(timestamps) and max(timestamps) < clock
+    days = credentials["simulation"]["days"]
+    assert clock - timedelta(days=days + 1) < min(timestamps) and max(timestamps) < clock
+
+
+def test_signups_spread_over_the_simulated_weeks_and_the_rollups_are_built(seeded):
+    """Each person's EndUser.created_at is their first call, not the seeding run, so signup-week
+    cohorts span the simulated ten weeks; the Overview's rollups exist straight after seeding."""
+    credentials, output = seeded
+    workspace = Workspace.objects.get(pk=credentials["workspace_id"])
+    clock = datetime.fromisoformat(credentials["simulation"]["clock"])
+    assert credentials["simulation"]["days"] == 70
+    for end_user in EndUser.objects.filter(workspace=workspace):
+        first_call = Event.objects.filter(end_user=end_user).order_by("timestamp").first()
+        assert end_user.created_at == first_call.timestamp < clock
+    signup_weeks = {
+        (clock - created).days // 7
+        for created in EndUser.objects.filter(workspace=workspace).values_list("created_at", flat=True)
+    }
+    assert len(signup_weeks) >= 6
+    assert EnrollmentRollup.objects.filter(workspace=workspace).exists()
+    assert "Built the analytics rollups" in output
 
 
 def test_a_second_run_creates_nothing_and_prints_the_same_login(seeded):

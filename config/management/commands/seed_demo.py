@@ -1,7 +1,8 @@
 """Seed the demo workspace: an admin login with TOTP, API keys, simulated end users, nudges.
 
 Composition of the layers' demo services (tenancy's workspace and admin, onboarding's paths and
-simulated events, nudges' demo triggers), which is why it lives in config. Idempotent: when the
+simulated events, nudges' demo triggers, analytics' rollup rebuild so the Overview shows numbers
+at once), which is why it lives in config. Idempotent: when the
 demo workspace exists, it only prints how to log in again. The keys, the password and the TOTP
 secret exist in plain only at creation, so they are kept (mode 0600) in
 VAR_DIR/demo-credentials.json for later runs to print.
@@ -23,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from analytics.rollups.services import rollups_rebuild
 from nudges.demo import demo_nudges_create
 from onboarding.demo import journeys
 from onboarding.demo import services as demo_services
@@ -83,7 +85,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--users", type=int, default=3000, help="Simulated people (default 3000).")
-        parser.add_argument("--days", type=int, default=30, help="Length of their history in days.")
+        parser.add_argument(
+            "--days", type=int, default=70, help="Length of their history in days (default 70, ten weeks)."
+        )
         parser.add_argument("--seed", type=int, default=42, help="Random seed of the simulation.")
         parser.add_argument("--username", default="demo", help="Login of the demo admin user.")
         parser.add_argument(
@@ -113,6 +117,9 @@ class Command(BaseCommand):
             # A first run that was interrupted resumes: the same seed and clock give the same
             # messageIds, so the batches stored already are recognised as duplicates.
             self._seed_events(workspace=workspace, credentials=credentials)
+            # The Overview reads the rollups: build them now so it shows numbers at once.
+            report = rollups_rebuild(workspace=workspace)
+            self.stdout.write(f"Built the analytics rollups ({report.slices:,} path-version days).")
             credentials["seeded"] = True
             _write_private(path, credentials)
         if demo_nudges_create(workspace=workspace):
