@@ -57,3 +57,18 @@ JOBS_RUN_INLINE = env.bool("JOBS_RUN_INLINE", default=not REDIS_URL)
 # ... and the periodic jobs (config.cron.SCHEDULE) run in the server's process, from the ASGI
 # lifespan (config.periodic), where production runs `manage.py rqcron config.cron`.
 PERIODIC_JOBS_IN_PROCESS = env.bool("PERIODIC_JOBS_IN_PROCESS", default=JOBS_RUN_INLINE)
+
+# --- Operator mail (anomaly alerts: analytics/alerts/notify.py) through Django's own email backend.
+# Nudges never use it: nudges/gateways/email.py builds each workspace's backend (anymail or SMTP).
+# EMAIL_URL: smtp://user:password@host:587, smtp+tls:// (STARTTLS), smtp+ssl:// (465), consolemail://.
+# Unset: Django's defaults, SMTP to localhost:25 with no credentials.
+if env.str("EMAIL_URL", default=""):
+    globals().update(
+        {
+            name: value
+            for name, value in env.email_url("EMAIL_URL").items()
+            if name.startswith("EMAIL_") and value not in (None, "")
+        }
+    )
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default="root@localhost")  # the sender of operator mail

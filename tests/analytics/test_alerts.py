@@ -228,11 +228,13 @@ def test_running_again_raises_and_notifies_nothing_new(acme, version, settings):
 
 def test_a_new_alert_is_emailed_and_posted_without_personal_data(acme, version, settings, hook):
     settings.ANALYTICS_ALERT_EMAILS = ["ops@example.com", "growth@example.com"]
+    settings.SERVER_EMAIL = "alerts@onboarding.example.com"
     drop_off_history(version)
 
     services.alerts_detect(workspace=acme, now=NOW)
 
     [email] = mail.outbox
+    assert email.from_email == "alerts@onboarding.example.com"
     assert email.to == ["ops@example.com", "growth@example.com"]
     assert email.subject == f"[{acme.slug}] Anomaly: drop-off at step s2 of setup v1 on 2026-02-27"
     assert "rose to 60.0% (30 of 50 enrollments) against a median of 20.0% over 10 days" in email.body
