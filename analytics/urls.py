@@ -3,12 +3,15 @@
 from django.urls import path
 
 from analytics.api import MetricApi, PathFunnelApi
+from analytics.dashboard_api import ActivationApi, StuckApi
 from analytics.events.api import CohortRetentionApi, EventFunnelApi
 from analytics.nudges.api import NudgeAnalyticsApi
 
 urlpatterns: list = [
     path("paths/<slug:path_key>/funnel", PathFunnelApi.as_view(), name="analytics-path-funnel"),
     path("metrics", MetricApi.as_view(), name="analytics-metrics"),
+    path("activation", ActivationApi.as_view(), name="analytics-activation"),
+    path("stuck", StuckApi.as_view(), name="analytics-stuck"),
     path("funnels/events", EventFunnelApi.as_view(), name="analytics-event-funnel"),
     path("cohorts", CohortRetentionApi.as_view(), name="analytics-cohorts"),
     path("nudges", NudgeAnalyticsApi.as_view(), name="analytics-nudges"),

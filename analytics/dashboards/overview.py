@@ -7,8 +7,8 @@ from django.urls import reverse
 
 from analytics.dashboards import tables as t
 from analytics.dashboards.filters import DashboardFilters
-from analytics.dashboards.trends import daily_trend
 from analytics.funnels import metrics as rollup_metrics
+from analytics.funnels.trends import daily_trend
 from analytics.nudges.breakdown import nudge_breakdown, nudge_totals
 from onboarding.stuck import selectors as stuck_selectors
 

@@ -2,7 +2,7 @@
 per enrolment day, cohort retention as a heat map and the event funnel builder.
 
 The funnel, the headline numbers and the trends come from the rollups (analytics.funnels,
-analytics.dashboards.trends). Cohorts and event funnels scan raw events, so they run only when
+analytics.funnels.trends). Cohorts and event funnels scan raw events, so they run only when
 the admin asks (their forms), through analytics.events' services: statement timeout, and on
 timeout the last result marked stale with its age.
 """
@@ -13,9 +13,9 @@ from django.urls import NoReverseMatch, reverse
 from analytics.dashboards import tables as t
 from analytics.dashboards.events import cohort_table, event_funnel_section
 from analytics.dashboards.filters import DashboardFilters
-from analytics.dashboards.trends import daily_trend
 from analytics.funnels import metrics as rollup_metrics
 from analytics.funnels.path_funnel import path_funnel
+from analytics.funnels.trends import SECONDS_PER_HOUR, activation_distribution, daily_trend
 from analytics.signals import selectors as signals_selectors
 from analytics.signals.storage import signals_storage
 from paths import selectors as paths_selectors
@@ -101,7 +101,31 @@ def activation_tables(filters: DashboardFilters) -> list[t.Table]:
         [[day.day, day.tta_p50_hours, day.tta_p90_hours] for day in days],
         chart=t.Chart("day", ("tta_p50_hours", "tta_p90_hours"), "line", "Time to activation p50 and p90"),
     )
-    return [activation, tta]
+    return [activation, tta, tta_distribution_table(filters)]
+
+
+def tta_distribution_table(filters: DashboardFilters) -> t.Table:
+    """Time to activation over the whole range, a bar per log bucket (as the API answers it)."""
+    distribution = activation_distribution(filters.rollup_query())
+    bounds = [
+        (b.lower_hours * SECONDS_PER_HOUR, b.upper_hours * SECONDS_PER_HOUR) for b in distribution.buckets
+    ]
+    return t.Table(
+        "tta_distribution",
+        "Time to activation distribution",
+        [
+            t.Column("range", "time to activation", t.TEXT),
+            t.Column("from_seconds", "from", t.SECONDS),
+            t.Column("to_seconds", "to (exclusive)", t.SECONDS),
+            t.Column("activated", "activated"),
+        ],
+        [
+            [f"{t.shown(low, t.SECONDS)} to {t.shown(high, t.SECONDS)}", low, high, bucket.count]
+            for (low, high), bucket in zip(bounds, distribution.buckets, strict=True)
+        ],
+        chart=t.Chart("range", ("activated",), "bar", "Activated enrollments per time to activation"),
+        note=f"{distribution.activated} activated within the window; eight log buckets per doubling.",
+    )
 
 
 def headline(filters: DashboardFilters) -> dict:

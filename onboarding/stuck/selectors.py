@@ -30,6 +30,7 @@ class StepStuckShare:
     path_version_id: int | None = None
     # The median of how long the stuck ones have been on the step so far (None: nobody stuck).
     median_time_in_step: timedelta | None = None
+    path_key: str = ""
 
     @property
     def share_of_step(self) -> float:
@@ -43,7 +44,8 @@ def _active_on_a_step(workspaces: Iterable[Workspace]) -> QuerySet[Enrollment]:
 
 
 def _steps_described(path_version_ids: set[int]) -> dict[tuple[int, str], tuple]:
-    """(path version, step key) -> (workspace, path id, path name, version number, position, title)."""
+    """(path version, step key) -> (workspace, path id, path name, version number, position, title,
+    path key)."""
     steps = (
         Step.objects.filter(path_version_id__in=path_version_ids)
         .order_by("path_version_id", "order", "pk")
@@ -55,11 +57,12 @@ def _steps_described(path_version_ids: set[int]) -> dict[tuple[int, str], tuple]
             "path_version__path_id",
             "path_version__path__name",
             "path_version__path__workspace__name",
+            "path_version__path__key",
         )
     )
     described: dict[tuple[int, str], tuple] = {}
     positions: dict[int, int] = {}
-    for path_version_id, key, title, version_number, path_id, path_name, workspace_name in steps:
+    for path_version_id, key, title, version_number, path_id, path_name, workspace_name, path_key in steps:
         positions[path_version_id] = positions.get(path_version_id, 0) + 1
         described[(path_version_id, key)] = (
             workspace_name,
@@ -68,6 +71,7 @@ def _steps_described(path_version_ids: set[int]) -> dict[tuple[int, str], tuple]
             version_number,
             positions[path_version_id],
             title,
+            path_key,
         )
     return described
 
@@ -126,8 +130,8 @@ def stuck_shares_by_step(
     shares = []
     for row in counts:
         pair = (row["path_version_id"], row["current_step_key"])
-        workspace_name, path_id, path_name, version_number, position, title = described.get(
-            pair, ("", None, "", 0, 0, row["current_step_key"])
+        workspace_name, path_id, path_name, version_number, position, title, path_key = described.get(
+            pair, ("", None, "", 0, 0, row["current_step_key"], "")
         )
         shares.append(
             StepStuckShare(
@@ -143,6 +147,7 @@ def stuck_shares_by_step(
                 path_id=path_id,
                 path_version_id=row["path_version_id"],
                 median_time_in_step=medians.get(pair),
+                path_key=path_key,
             )
         )
     return sorted(

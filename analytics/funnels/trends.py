@@ -1,7 +1,9 @@
 """Per enrolment day, from the rollups in two GROUP BY queries: enrolled, started, the start rate,
 activation (mature days only, as analytics.funnels.metrics.activation_rate counts it: a day is
 mature once its end plus the workspace's activation window has passed) and time to activation
-p50 / p90 (from the days' log buckets, as time_to_activation_p50_hours computes it)."""
+p50 / p90 (from the days' log buckets, as time_to_activation_p50_hours computes it); and the
+time-to-activation distribution over the whole range. One query, two callers: the Product
+dashboard and GET /api/v1/analytics/activation read these functions, so their numbers agree."""
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -12,7 +14,7 @@ from django.utils import timezone
 from analytics.funnels.path_funnel import ratio
 from analytics.funnels.query import RollupQuery
 from analytics.models import ActivationTimeBucket, EnrollmentRollup
-from analytics.rollups.buckets import merged, quantile_seconds
+from analytics.rollups.buckets import BUCKETS_PER_DOUBLING, merged, quantile_seconds
 from analytics.rollups.services import activation_window_days
 
 SECONDS_PER_HOUR = 3600
@@ -76,3 +78,44 @@ def daily_trend(query: RollupQuery, *, now: datetime | None = None) -> list[DayT
             )
         )
     return days
+
+
+@dataclass(frozen=True)
+class DurationBucket:
+    """One log bucket of the distribution: durations in [lower, upper) hours."""
+
+    bucket: int
+    lower_hours: float
+    upper_hours: float
+    count: int
+
+
+@dataclass(frozen=True)
+class ActivationDistribution:
+    buckets: list[DurationBucket]  # the non-empty buckets, shortest first
+    activated: int
+    p50_hours: float | None
+    p90_hours: float | None
+
+
+def activation_distribution(query: RollupQuery) -> ActivationDistribution:
+    """Time to activation over the whole range, per log bucket (analytics.rollups.buckets), with
+    the p50 and p90 read from the same counts as time_to_activation_p50_hours: one GROUP BY."""
+    rows = (
+        ActivationTimeBucket.objects.filter(query.rows(ActivationTimeBucket))
+        .values("bucket")
+        .annotate(total=Sum("count"))
+        .order_by()
+    )
+    counts = merged((row["bucket"], row["total"]) for row in rows)
+    buckets = [
+        DurationBucket(
+            bucket=bucket,
+            lower_hours=2 ** (bucket / BUCKETS_PER_DOUBLING) / SECONDS_PER_HOUR,
+            upper_hours=2 ** ((bucket + 1) / BUCKETS_PER_DOUBLING) / SECONDS_PER_HOUR,
+            count=count,
+        )
+        for bucket, count in sorted(counts.items())
+        if count
+    ]
+    return ActivationDistribution(buckets, sum(counts.values()), _hours(counts, 0.5), _hours(counts, 0.9))
