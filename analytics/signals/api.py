@@ -54,7 +54,7 @@ class SignalCreateApi(APIView):
         # (429 with Retry-After, nothing stored); end-user tokens are not counted there.
         guards.request_admit(request=request, call_type="track")
 
-    class InputSerializer(serializers.Serializer):
+    class SignalInputSerializer(serializers.Serializer):
         stage = serializers.ChoiceField(choices=("pre", "post"))
         user_id = serializers.CharField(max_length=128)
         session_id = serializers.CharField(max_length=128)
@@ -83,15 +83,15 @@ class SignalCreateApi(APIView):
                         raise serializers.ValidationError({name: "required on a post signal"})
             return attrs
 
-    class OutputSerializer(serializers.Serializer):
+    class SignalOutputSerializer(serializers.Serializer):
         accepted = serializers.BooleanField()
         signal_id = serializers.CharField()
         correlation_key = serializers.CharField()
 
     @extend_schema(
-        request=InputSerializer,
+        request=SignalInputSerializer,
         responses={
-            202: OutputSerializer,
+            202: SignalOutputSerializer,
             400: OpenApiResponse(description="Malformed, or carries personal data: `errors` names the field"),
             413: OpenApiResponse(description="Body over SIGNALS_MAX_BODY_BYTES"),
             429: OpenApiResponse(description="The key is over its event rate limit; nothing stored"),
@@ -99,7 +99,7 @@ class SignalCreateApi(APIView):
         },
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.SignalInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             stored = services.signal_record(
@@ -122,4 +122,4 @@ class SignalCreateApi(APIView):
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
         output = {"accepted": True, "signal_id": stored.signal_id, "correlation_key": stored.correlation_key}
-        return Response(self.OutputSerializer(output).data, status=status.HTTP_202_ACCEPTED)
+        return Response(self.SignalOutputSerializer(output).data, status=status.HTTP_202_ACCEPTED)
