@@ -7,6 +7,7 @@ class AnalyticsConfig(AppConfig):
 
     def ready(self) -> None:
         from analytics.metrics.exporter import COLLECTOR  # models are loaded only once apps are ready
+        from analytics.signals import gdpr  # noqa: F401  (registers the signals' export and erasure sections)
         from core.metrics import register_collector
 
         register_collector(COLLECTOR)

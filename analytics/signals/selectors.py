@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import orjson
 
@@ -19,6 +19,37 @@ def signals_day_prefix(*, workspace_id: int, day: date) -> str:
 
 def report_prefix(*, workspace_id: int, label: str) -> str:
     return f"reports/{workspace_id}/{label}/"
+
+
+def user_id_in_name(user_id: str) -> str:
+    """A user id as object names start with it: percent-encoded, `-` too (as %2D), so the first
+    literal `-` of a name ends the user id and one user id is never read as another's prefix."""
+    return quote(user_id, safe="").replace("-", "%2D")
+
+
+def signal_object_name(*, user_id: str, session_id: str, signal_id: str) -> str:
+    """`<user id>-<session id>-<uuid>.json`, each part percent-encoded; unquoting the part before
+    the uuid gives the correlation key `<user id>-<session id>`."""
+    return f"{user_id_in_name(user_id)}-{quote(session_id, safe='')}-{signal_id}.json"
+
+
+def signals_of_user(
+    *, storage: EnvironmentStorage, workspace_id: int, user_id: str
+) -> list[tuple[str, dict]]:
+    """Every signal object of one person in a workspace, as (key, payload), oldest day first.
+
+    Listed by the workspace's prefix (S3 pages through it), filtered on the object names, then
+    confirmed on each payload's `user_id`: objects written before the names encoded `-` in the
+    user id (`quote(user id)-...`) cannot tell user "u1" with session "x-1" from user "u1-x" with
+    session "1", so the name only picks candidates and the payload decides."""
+    starts = tuple({user_id_in_name(user_id) + "-", quote(user_id, safe="") + "-"})
+    found = []
+    for key in storage.list_keys(f"signals/{workspace_id}/"):
+        if key.rsplit("/", 1)[-1].startswith(starts):
+            document = orjson.loads(storage.get(key))
+            if document.get("user_id") == user_id:
+                found.append((key, document))
+    return found
 
 
 def signal_workspace_ids(*, storage: EnvironmentStorage) -> list[int]:

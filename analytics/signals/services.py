@@ -7,15 +7,16 @@ and the caller is told which field. Objects are laid out by stage, day and surve
     <env>/reports/<workspace id>/<yyyy-mm-dd | all>/summary.json and report.html
 
 The day is the server's UTC receipt day (a client's clock can be wrong); the correlation key is
-`<user id>-<session id>`, percent-encoded in the object name.
+`<user id>-<session id>`, percent-encoded in the object name, with a `-` inside the user id
+written %2D so that the first `-` ends the user id (names written before did not encode it:
+see selectors.signals_of_user, which the GDPR erasure uses).
 """
 
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
-from urllib.parse import quote
+from datetime import date, datetime, timedelta
 
 import orjson
 from django.utils import timezone
@@ -86,10 +87,10 @@ def signal_record(
         "environment": storage.environment,
     }
     day = received_at.date()
-    key = (
-        f"{selectors.signals_day_prefix(workspace_id=workspace_id, day=day)}{payload['stage']}/"
-        f"{quote(key_of_session, safe='')}-{signal_id}.json"
+    name = selectors.signal_object_name(
+        user_id=payload["user_id"], session_id=payload["session_id"], signal_id=signal_id
     )
+    key = f"{selectors.signals_day_prefix(workspace_id=workspace_id, day=day)}{payload['stage']}/{name}"
     full_key = storage.put(key, orjson.dumps(document), content_type="application/json")
     logger.info("signals.stored", extra={"stage": payload["stage"], "workspace_id": workspace_id})
     return StoredSignal(key=full_key, signal_id=signal_id, correlation_key=key_of_session)
@@ -152,3 +153,25 @@ def signals_reports_write(
         signals_report_write(storage=storage, workspace_id=workspace_id, day=day, on_progress=on_progress)
         for workspace_id in selectors.signal_workspace_ids(storage=storage)
     ]
+
+
+def signals_of_user_erase(*, storage: EnvironmentStorage, workspace_id: int, user_id: str) -> int:
+    """Delete one person's signal objects (GDPR erasure) and rewrite the reports that merged them,
+    since a report's feedback quotes their free text. Returns how many objects were deleted."""
+    found = selectors.signals_of_user(storage=storage, workspace_id=workspace_id, user_id=user_id)
+    days: set[date] = set()
+    for key, _document in found:
+        storage.delete(key)
+        year, month, day = key.split("/")[2:5]
+        days.add(date(int(year), int(month), int(day)))
+    # A day's report also reads the next day's posts and the previous day's pre keys.
+    touched = {day + timedelta(days=shift) for day in days for shift in (-1, 0, 1)}
+    for label in selectors.report_labels(storage=storage, workspace_id=workspace_id) if found else []:
+        if label == "all" or date.fromisoformat(label) in touched:
+            signals_report_write(
+                storage=storage,
+                workspace_id=workspace_id,
+                day=None if label == "all" else date.fromisoformat(label),
+            )
+    logger.info("signals.erased", extra={"workspace_id": workspace_id, "objects": len(found)})
+    return len(found)

@@ -41,6 +41,8 @@ class ObjectStorage(Protocol):
 
     def children(self, prefix: str) -> list[str]: ...
 
+    def delete(self, key: str) -> None: ...
+
 
 def _checked(key: str) -> str:
     """Refuse keys that could escape their prefix (`..`, absolute, empty or odd parts)."""
@@ -86,6 +88,10 @@ class LocalDirectoryStorage:
     def children(self, prefix: str) -> list[str]:
         start = self.root / _prefix_checked(prefix) if prefix else self.root
         return sorted(entry.name for entry in start.iterdir() if entry.is_dir()) if start.is_dir() else []
+
+    def delete(self, key: str) -> None:
+        """Remove one object; a missing one is not an error (an erasure may run twice)."""
+        (self.root / _checked(key)).unlink(missing_ok=True)
 
 
 class S3Storage:
@@ -152,6 +158,9 @@ class S3Storage:
             ]
         return sorted(names)
 
+    def delete(self, key: str) -> None:
+        self._call("delete_object", Key=self.prefix + _checked(key))
+
 
 class EnvironmentStorage:
     """A store seen through one deployment stage's prefix: every key is `<environment>/<key>`."""
@@ -181,6 +190,9 @@ class EnvironmentStorage:
 
     def children(self, prefix: str) -> list[str]:
         return self.backend.children(f"{self.environment}/{prefix}")
+
+    def delete(self, key: str) -> None:
+        self.backend.delete(f"{self.environment}/{key}")
 
 
 def backend_from_url(url: str) -> ObjectStorage:
