@@ -714,9 +714,29 @@ def progress_batches(active: list, count: int, first_user: int) -> list[tuple[in
     ]
 
 
+def _run_refresh(env: dict, timeout: float) -> dict | None:
+    """One refresh_rollups_job() in its own process, timed inside it; None if it outlasts `timeout`."""
+    try:
+        done = subprocess.run(
+            [PYTHON, "manage.py", "shell", "-c", TIMED_REFRESH],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def incremental_refresh(port: int, keys: dict, env: dict, active: list, options) -> float:
     print("\nincremental refresh:", flush=True)
-    settle = json.loads(_manage(env, "shell", "-c", TIMED_REFRESH).strip().splitlines()[-1])
+    settle = _run_refresh(env, options.refresh_timeout)
+    if settle is None:
+        print(f"  settling refresh: not finished within {options.refresh_timeout:.0f} s, stopped")
+        return options.refresh_timeout
     print(
         f"  settling refresh after the ingestion phases: {settle['seconds']:.1f} s, {settle['slices']} slices"
     )
@@ -736,7 +756,13 @@ def incremental_refresh(port: int, keys: dict, env: dict, active: list, options)
             (f"{int(elapsed) + 5} seconds",),
         ).fetchone()
     print(f"  step completions recorded by them: {changed:,}")
-    timed = json.loads(_manage(env, "shell", "-c", TIMED_REFRESH).strip().splitlines()[-1])
+    timed = _run_refresh(env, options.refresh_timeout)
+    if timed is None:
+        print(
+            f"  incremental refresh: not finished within {options.refresh_timeout:.0f} s, stopped"
+            " (target < 30 s)"
+        )
+        return options.refresh_timeout
     verdict = "ok" if timed["seconds"] < 30 else "OVER 30 s"
     print(
         f"  incremental refresh: {timed['seconds']:.1f} s (target < 30 s, {verdict});"
@@ -761,6 +787,9 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--refresh-every", type=float, default=10, help="seconds between refreshes when on")
     parser.add_argument(
         "--progress-events", type=int, default=100_000, help="events before the timed refresh"
+    )
+    parser.add_argument(
+        "--refresh-timeout", type=float, default=1800, help="seconds before the timed refresh is stopped"
     )
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--seed", type=int, default=14)
