@@ -131,6 +131,26 @@ def test_rebuild_gives_the_rows_of_the_incremental_refreshes(history):
     assert counts(snapshot()) == incremental
 
 
+def test_writes_split_into_batches_store_the_same_rows(history, monkeypatch):
+    """Rows are created and updated in batches (one UPDATE of thousands of CASE branches took
+    PostgreSQL minutes); refreshes writing one row a batch store what a one-batch rebuild does."""
+    workspace, _, enrollments = history
+    monkeypatch.setattr("analytics.rollups.sync.WRITE_BATCH_SIZE", 1)
+    services.rollups_refresh(workspace=workspace)
+    complete(enrollments["e4"], "s1", "api", 300)
+    complete(enrollments["e7"], "s1", "api", 100)
+    services.rollups_refresh(workspace=workspace)
+    batched = counts(snapshot())
+
+    monkeypatch.setattr("analytics.rollups.sync.WRITE_BATCH_SIZE", 100_000)
+    for model in TABLES:
+        model.objects.all().delete()
+    services.rollups_rebuild(workspace=workspace)
+
+    assert len(batched) > 2
+    assert counts(snapshot()) == batched
+
+
 def test_rebuild_drops_the_rows_of_deleted_enrollments_and_keeps_other_workspaces(history):
     workspace, _, enrollments = history
     other = WorkspaceFactory()
