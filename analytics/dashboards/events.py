@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from analytics.dashboards import tables as t
 from analytics.dashboards.filters import DashboardFilters
 from analytics.events import inputs
-from analytics.events.cohorts import CohortQuery, cohort_retention
+from analytics.events.cohorts import cohort_retention
 from analytics.events.funnel_sql import FunnelQuery
 from analytics.events.funnel_sql import FunnelStep as EventStep
 from analytics.events.funnels import event_funnel
@@ -56,15 +56,7 @@ def cohort_table(request: HttpRequest, filters: DashboardFilters) -> Section:
     if not serializer.is_valid():
         return [], _errors("cohort_", serializer.errors), {"asked": True, "values": values}
     valid = serializer.validated_data
-    query = CohortQuery(
-        workspace=filters.workspace,
-        by=valid["by"],
-        weeks=valid["weeks"],
-        start=valid["start"],
-        end=valid["end"],
-        event=valid.get("event"),
-        segment=inputs.segment_of(valid),
-    )
+    query = inputs.cohort_query(workspace=filters.workspace, data=valid)
     try:
         result = cohort_retention(query)
     except RawQueryUnavailable as error:

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.events import inputs
-from analytics.events.cohorts import BY, MAX_WEEKS, CohortQuery, cohort_retention
+from analytics.events.cohorts import BY, MAX_WEEKS, cohort_retention
 from analytics.events.funnel_sql import FunnelQuery, FunnelStep
 from analytics.events.funnels import ORDERS, event_funnel
 from analytics.events.raw import RawQueryUnavailable
@@ -151,15 +151,7 @@ class CohortRetentionApi(_SecretKeyApi):
         serializer = inputs.CohortInputSerializer(data=request.query_params)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        query = CohortQuery(
-            workspace=request.user.workspace,
-            by=data["by"],
-            weeks=data["weeks"],
-            start=data["start"],
-            end=data["end"],
-            event=data.get("event"),
-            segment=inputs.segment_of(data),
-        )
+        query = inputs.cohort_query(workspace=request.user.workspace, data=data)
         try:
             result = cohort_retention(query)
         except RawQueryUnavailable as error:

@@ -6,8 +6,9 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
-from analytics.events.cohorts import BY, MAX_WEEKS
+from analytics.events.cohorts import BY, MAX_WEEKS, CohortQuery
 from analytics.events.funnels import ORDERS
+from tenancy.models import Workspace
 from tenancy.selectors import SEGMENT_TRAITS
 
 MIN_STEPS, MAX_STEPS = 2, 10
@@ -141,3 +142,16 @@ class CohortInputSerializer(serializers.Serializer):
 
 def segment_of(data: dict) -> dict[str, str]:
     return {name: data[name] for name in SEGMENT_TRAITS if name in data}
+
+
+def cohort_query(*, workspace: Workspace, data: dict) -> CohortQuery:
+    """The cohort query of a validated CohortInputSerializer's data (the API and the dashboard)."""
+    return CohortQuery(
+        workspace=workspace,
+        by=data["by"],
+        weeks=data["weeks"],
+        start=data["start"],
+        end=data["end"],
+        event=data.get("event"),
+        segment=segment_of(data),
+    )
