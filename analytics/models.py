@@ -101,6 +101,62 @@ class StepTimeBucket(_Segmented):
         indexes = [models.Index(fields=["workspace", "day"], name="steptimebucket_day_idx")]
 
 
+class EnrollmentFact(models.Model):
+    """What one enrollment contributes to the rollups (analytics/rollups/facts.py computes it): the
+    refresh subtracts an enrollment's stored fact and adds its new one, so its cost follows the
+    enrollments that changed. `enrollment_id` is no foreign key: the fact of a deleted enrollment
+    stays until a refresh finds it and subtracts it."""
+
+    enrollment_id = models.BigIntegerField(primary_key=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    path_version = models.ForeignKey(
+        "paths.PathVersion", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField(help_text="The UTC day the enrollment was enrolled.")
+    persona = models.CharField(max_length=100, blank=True)
+    signup_source = models.CharField(max_length=100, blank=True)
+    company_size = models.CharField(max_length=100, blank=True)
+    use_case = models.CharField(max_length=100, blank=True)
+    started = models.BooleanField(help_text="A step of the version advanced past (not reverted).")
+    completed = models.BooleanField()
+    completed_day = models.DateField(null=True, blank=True, help_text="UTC day of completion, if completed.")
+    activated = models.BooleanField(help_text="Completed within the workspace's activation window.")
+    activation_bucket = models.SmallIntegerField(null=True, blank=True, help_text="Log bucket, if activated.")
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "day"], name="enrollmentfact_day_idx")]
+
+    def __str__(self) -> str:
+        return f"fact of enrollment {self.enrollment_id}"
+
+
+class StepFact(models.Model):
+    """One step an enrollment entered (the step before it advanced past, or the first step):
+    whether it advanced past it, completed it (not skipped) and the time it took (log bucket)."""
+
+    enrollment_id = models.BigIntegerField()
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    path_version = models.ForeignKey(
+        "paths.PathVersion", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField(help_text="The UTC day the enrollment was enrolled.")
+    persona = models.CharField(max_length=100, blank=True)
+    signup_source = models.CharField(max_length=100, blank=True)
+    company_size = models.CharField(max_length=100, blank=True)
+    use_case = models.CharField(max_length=100, blank=True)
+    step_key = models.CharField(max_length=80)
+    advanced = models.BooleanField()
+    completed = models.BooleanField()
+    bucket = models.SmallIntegerField(null=True, blank=True, help_text="Time to complete, if completed.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["enrollment_id", "step_key"], name="stepfact_unique")]
+        indexes = [models.Index(fields=["workspace", "day"], name="stepfact_day_idx")]
+
+    def __str__(self) -> str:
+        return f"fact of enrollment {self.enrollment_id} step {self.step_key}"
+
+
 class RollupCursor(models.Model):
     """How far the incremental refresh has read a workspace's changes; advanced only after the
     rows of a chunk are committed, so an interrupted refresh resumes where it stopped."""
