@@ -231,14 +231,17 @@ def test_the_simulation_is_deterministic():
 def test_a_user_who_signs_up_in_the_demo_gets_a_welcome_nudge_in_the_inbox(
     seeded, api_client, django_capture_on_commit_callbacks, settings
 ):
-    """The demo's in-app nudges: only new sign-ups are welcomed (not the simulated history)."""
+    """The demo's in-app nudges: the simulated history is written as history (nudges.demo_history),
+    and a new sign-up is welcomed by the real pipeline."""
     from nudges.models import ChannelProvider, Nudge
     from nudges.triggers import receivers as hooks
 
     settings.JOBS_RUN_INLINE = True  # as in the demo (no Redis): the welcome job runs at once
     credentials, output = seeded
     assert "Created the demo's in-app nudges" in output
-    assert Nudge.objects.count() == 0
+    history = Nudge.objects.all()
+    assert history.exists()
+    assert all(nudge.trace[-1]["stage"] == "demo" for nudge in history)
     assert not ChannelProvider.objects.exists()  # in-app is built in: the demo configures none
     hooks.forget()
     with django_capture_on_commit_callbacks(execute=True):

@@ -26,6 +26,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from analytics.rollups.services import rollups_rebuild
 from nudges.demo import demo_nudges_create
+from nudges.demo_history import demo_nudge_history_seed
 from onboarding.demo import journeys
 from onboarding.demo import services as demo_services
 from tenancy import selectors, services
@@ -124,6 +125,13 @@ class Command(BaseCommand):
             _write_private(path, credentials)
         if demo_nudges_create(workspace=workspace):
             self.stdout.write("Created the demo's in-app nudges: welcome, stuck and halfway-there triggers.")
+            simulation = credentials["simulation"]
+            written = demo_nudge_history_seed(
+                workspace=workspace,
+                seed=simulation["seed"],
+                clock=datetime.fromisoformat(simulation["clock"]),
+            )
+            self.stdout.write(f"Wrote the simulated nudge history: {written:,} in-app nudges.")
         self._print_credentials(credentials, path)
 
     def _create(self, *, path: Path, username: str, users: int, days: int, seed: int) -> dict[str, Any]:
