@@ -22,6 +22,7 @@ BY_MODEL = {
     ("nudges", "channelprovider"): SETTINGS,
     ("nudges", "nudgesettings"): SETTINGS,
     ("guardrails", "workspacesecret"): SETTINGS,
+    ("analytics", "analyticssettings"): SETTINGS,
     ("django_rq", "dashboard"): SETTINGS,
 }
 BY_APP = {

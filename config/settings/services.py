@@ -62,6 +62,8 @@ PERIODIC_JOBS_IN_PROCESS = env.bool("PERIODIC_JOBS_IN_PROCESS", default=JOBS_RUN
 # Nudges never use it: nudges/gateways/email.py builds each workspace's backend (anymail or SMTP).
 # EMAIL_URL: smtp://user:password@host:587, smtp+tls:// (STARTTLS), smtp+ssl:// (465), consolemail://.
 # Unset: Django's defaults, SMTP to localhost:25 with no credentials.
+# A mail server that stops answering must not hold an alert job (or a worker) for ever.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 if env.str("EMAIL_URL", default=""):
     globals().update(
         {
