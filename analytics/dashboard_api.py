@@ -2,6 +2,10 @@
 
 - GET activation?from=&to=&path=&version=&persona=&signup_source=&company_size=&use_case=
 - GET stuck?path=&version=
+- GET ops?from=&to=&bucket=minute|hour
+
+The Ops dashboard's instance-wide figures (API latency, error rate, RQ queue depths) belong to the
+operator of the whole installation, not to one customer's key: they are on /metrics, not here.
 
 The same functions the Product dashboard and the Overview call (analytics.funnels.trends,
 onboarding.stuck.selectors), so the numbers agree. Query parsing, authentication and the error
@@ -27,6 +31,7 @@ from analytics.api import (
 )
 from analytics.funnels.query import RollupQuery
 from analytics.funnels.trends import activation_distribution, daily_trend
+from analytics.ops import queries as ops_queries
 from analytics.rollups.services import activation_window_days
 from onboarding.stuck import selectors as stuck_selectors
 from paths import selectors as paths_selectors
@@ -187,5 +192,62 @@ class StuckApi(_AnalyticsApi):
                 **chosen,
                 "total_stuck": sum(share.stuck for share in every),
                 "steps": [_stuck_step(share) for share in steps],
+            }
+        )
+
+
+class OpsInputSerializer(RangeInputSerializer):
+    def get_fields(self):
+        fields = {name: field for name, field in super().get_fields().items() if name in ("from", "to")}
+        return {**fields, "bucket": serializers.ChoiceField(choices=["minute", "hour"], required=False)}
+
+
+class OpsApi(_AnalyticsApi):
+    """The key's workspace's part of the Ops dashboard: events received per minute (last hour) or
+    per hour (last 24 hours), the nudge pipeline of the nudges created in the range (by status,
+    still in the pipeline, dead letters, in doubt) and how fresh the rollups are."""
+
+    @extend_schema(
+        operation_id="analytics_ops",
+        parameters=[
+            *[parameter for parameter in RANGE_PARAMETERS if parameter.name in ("from", "to")],
+            _parameter("bucket", str, "minute (the last hour, the default) or hour (the last 24 hours)."),
+        ],
+        responses={
+            200: OpenApiResponse(
+                description="`ingestion` (buckets with start, events, events_per_minute), "
+                "`nudge_pipeline` (by_status, in_pipeline, dead_letters, in_doubt) and `rollups` "
+                "(refreshed_at, age_seconds, stale)"
+            ),
+            400: ERRORS[400],
+        },
+    )
+    def get(self, request):
+        serializer = OpsInputSerializer(data=_given(request))
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        workspace = request.user.workspace
+        buckets = ops_queries.ingestion_rate(workspace=workspace, bucket=data.get("bucket", "minute"))
+        pipeline = ops_queries.nudge_pipeline(workspace=workspace, date_from=data["from"], date_to=data["to"])
+        [freshness] = ops_queries.rollup_freshness(workspaces=[workspace])
+        return Response(
+            {
+                "from": data["from"],
+                "to": data["to"],
+                "ingestion": [
+                    {"start": b.start, "events": b.events, "events_per_minute": round(b.events_per_minute, 3)}
+                    for b in buckets
+                ],
+                "nudge_pipeline": {
+                    "by_status": pipeline.by_status,
+                    "in_pipeline": pipeline.in_pipeline,
+                    "dead_letters": pipeline.dead_letters,
+                    "in_doubt": pipeline.in_doubt,
+                },
+                "rollups": {
+                    "refreshed_at": freshness.refreshed_at,
+                    "age_seconds": freshness.age.total_seconds() if freshness.age is not None else None,
+                    "stale": freshness.stale,
+                },
             }
         )

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from analytics.api import MetricApi, PathFunnelApi
-from analytics.dashboard_api import ActivationApi, StuckApi
+from analytics.dashboard_api import ActivationApi, OpsApi, StuckApi
 from analytics.events.api import CohortRetentionApi, EventFunnelApi
 from analytics.nudges.api import NudgeAnalyticsApi
 
@@ -12,6 +12,7 @@ urlpatterns: list = [
     path("metrics", MetricApi.as_view(), name="analytics-metrics"),
     path("activation", ActivationApi.as_view(), name="analytics-activation"),
     path("stuck", StuckApi.as_view(), name="analytics-stuck"),
+    path("ops", OpsApi.as_view(), name="analytics-ops"),
     path("funnels/events", EventFunnelApi.as_view(), name="analytics-event-funnel"),
     path("cohorts", CohortRetentionApi.as_view(), name="analytics-cohorts"),
     path("nudges", NudgeAnalyticsApi.as_view(), name="analytics-nudges"),
