@@ -232,3 +232,89 @@ class Alert(models.Model):
     def __str__(self) -> str:
         step = f" step {self.step_key}" if self.step_key else ""
         return f"{self.metric}{step} of version {self.path_version_id} on {self.day}"
+
+
+# --- Event rollups (analytics/events/rollups.py): cohorts and event volumes without raw scans ----
+
+
+class _CohortColumns(models.Model):
+    """A person's cohort keys and segment, as of the last refresh that saw them change: the signup
+    day (EndUser.created_at, UTC) and the day of their first enrolment in the workspace, each with
+    its week number (analytics.events.raw.week_number: Monday-to-Sunday UTC weeks since 1970)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    signup_day = models.DateField()
+    signup_week = models.IntegerField()
+    first_enrolled_day = models.DateField(null=True, blank=True)
+    first_enrolled_week = models.IntegerField(null=True, blank=True)
+    persona = models.CharField(max_length=100, blank=True)
+    signup_source = models.CharField(max_length=100, blank=True)
+    company_size = models.CharField(max_length=100, blank=True)
+    use_case = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class CohortMember(_CohortColumns):
+    """One row per end user: the cohorts' sizes, counting people who never sent an event."""
+
+    end_user = models.OneToOneField("onboarding.EndUser", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "signup_day"], name="cohortmember_signup_idx"),
+            models.Index(fields=["workspace", "first_enrolled_day"], name="cohortmember_enrolled_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"cohort member {self.end_user_id}"
+
+
+class ActivityWeek(_CohortColumns):
+    """One row per end user and week in which they had any event (by event timestamp); the cohort
+    columns are copied from CohortMember so a retention matrix is one GROUP BY without a join."""
+
+    end_user = models.ForeignKey("onboarding.EndUser", on_delete=models.CASCADE, related_name="+")
+    week = models.IntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["end_user", "week"], name="activityweek_unique")]
+        indexes = [
+            models.Index(fields=["workspace", "signup_day", "week"], name="activityweek_signup_idx"),
+            models.Index(
+                fields=["workspace", "first_enrolled_day", "week"], name="activityweek_enrolled_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.end_user_id} active in week {self.week}"
+
+
+class EventDayRollup(models.Model):
+    """How many events of one name a workspace stored per UTC day (of the event's timestamp)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    event_name = models.CharField(max_length=255)
+    events = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "day", "event_name"], name="eventdayrollup_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} on {self.day}: {self.events}"
+
+
+class EventRollupCursor(models.Model):
+    """Events received (and people changed) before `seen_until` are in the event rollups; it moves
+    in the transaction that writes a window's rows, so each event is counted exactly once."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
+    seen_until = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"event rollups of {self.workspace_id} until {self.seen_until}"

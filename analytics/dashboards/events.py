@@ -14,6 +14,7 @@ from analytics.events.funnel_sql import FunnelQuery
 from analytics.events.funnel_sql import FunnelStep as EventStep
 from analytics.events.funnels import event_funnel
 from analytics.events.raw import RawQueryUnavailable
+from analytics.events.volumes import TOP_NAMES, event_names_by_volume
 
 Section = tuple[list[t.Table], dict[str, str], dict[str, Any]]
 HOUR = 3600
@@ -115,10 +116,25 @@ def _funnel_data(values: dict[str, str], filters: DashboardFilters) -> dict[str,
     return data
 
 
+def event_names_table(filters: DashboardFilters) -> t.Table:
+    """The event names sent in the range and how many of each (EventDayRollup), for the builder."""
+    names = event_names_by_volume(
+        workspace=filters.workspace, first_day=filters.date_from, last_day=filters.date_to
+    )
+    return t.Table(
+        "event_names",
+        "Events sent in the range",
+        [t.Column("event", "event", t.TEXT), t.Column("events", "events")],
+        [list(row) for row in names],
+        note=f"The {TOP_NAMES} most frequent names by event timestamp, from the event rollups "
+        "(refreshed every five minutes); name 2 to 10 of them above to build a funnel.",
+    )
+
+
 def event_funnel_section(request: HttpRequest, filters: DashboardFilters) -> Section:
     values = {name: request.GET.get(f"funnel_{name}", "").strip() for name in FUNNEL_FIELDS}
     if not values["steps"]:
-        return [], {}, {"asked": False, "values": values}
+        return [event_names_table(filters)], {}, {"asked": False, "values": values}
     serializer = inputs.FunnelQueryStringSerializer(data=_funnel_data(values, filters))
     if not serializer.is_valid():
         errors = _errors("funnel_", serializer.errors)
@@ -159,4 +175,4 @@ def event_funnel_section(request: HttpRequest, filters: DashboardFilters) -> Sec
                 _funnel_rows(each["steps"]),
             )
         )
-    return found, {}, _state(result, values)
+    return [*found, event_names_table(filters)], {}, _state(result, values)

@@ -1,21 +1,27 @@
 """Cohort retention and activation cohorts, aggregated in SQL.
 
-Retention: end users grouped by the UTC week (Monday to Sunday) they signed up in
-(EndUser.created_at) or first enrolled in (their first Enrollment.enrolled_at); a user is retained
-in week k (0 = the cohort's own week) when they have any event, or an event of the chosen name,
-in the k-th calendar week after it. Activation cohorts: enrollments grouped by the week they were
-enrolled in, and how many have completed their path so far, cumulated per week since.
+Retention: end users who signed up (EndUser.created_at) or first enrolled (their first
+Enrollment.enrolled_at) in the range, with the segment traits they have now, grouped by the UTC
+week (Monday to Sunday) of that moment; a user is retained in week k (0 = the cohort's own week,
+the whole of it, also the days before the range's first) when they have any event, or an event of
+the chosen name, in the k-th calendar week after it (by event timestamp). Activation cohorts:
+enrollments grouped by the week they were enrolled in, and how many have completed their path so
+far, cumulated per week since.
 
-These scan the events of the range on every call (an index serves them only with an event name);
-at 10M events a cohort rollup refreshed with the others is the next step if they are slow.
+"Any event" is read from the event rollups (CohortMember for the sizes, ActivityWeek for the
+weeks: analytics/events/rollups.py, refreshed every five minutes), so it is as fresh as they are;
+a chosen event name is read from the events (event_funnel_idx serves it).
 """
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db.models import Count, ExpressionWrapper, F, IntegerField, Value
+
 from analytics.events import raw
+from analytics.models import SEGMENT_FIELDS, ActivityWeek, CohortMember
 from onboarding.ingestion import selectors as event_selectors
 from onboarding.progress import selectors as enrollment_selectors
 from tenancy import selectors as tenancy_selectors
@@ -34,6 +40,12 @@ class CohortQuery:
     end: datetime  # ...to here (exclusive: the day after `to`)
     event: str | None = None
     segment: dict[str, str] = field(default_factory=dict)
+
+
+def _week_start_of(moment: datetime) -> datetime:
+    """Midnight UTC of the Monday of `moment`'s week: a cohort's own week counts whole."""
+    midnight = datetime.combine(moment.date(), datetime.min.time(), tzinfo=UTC)
+    return midnight - timedelta(days=moment.weekday())
 
 
 def _compiled(queryset) -> tuple[str, tuple]:
@@ -76,7 +88,7 @@ def retention_statement(query: CohortQuery) -> tuple[str, list[Any]]:
         event_selectors.events_matching(
             workspace=query.workspace,
             name=query.event,
-            start=query.start,
+            start=_week_start_of(query.start),
             end=query.end + timedelta(weeks=query.weeks + 1),
         )
     )
@@ -91,6 +103,38 @@ def retention_statement(query: CohortQuery) -> tuple[str, list[Any]]:
         "GROUP BY c.cohort_week, a.week - c.cohort_week"
     )
     return sql, [*cohort_params, *events_params, query.weeks]
+
+
+def retention_rows_from_rollups(query: CohortQuery) -> list[tuple]:
+    """retention_statement's rows for "any event", from CohortMember and ActivityWeek."""
+    day, week = (
+        ("signup_day", "signup_week")
+        if query.by == "signup"
+        else ("first_enrolled_day", "first_enrolled_week")
+    )
+    in_range = {
+        "workspace": query.workspace,
+        f"{day}__gte": query.start.date(),
+        f"{day}__lt": query.end.date(),
+        **{trait: value for trait, value in query.segment.items() if trait in SEGMENT_FIELDS},
+    }
+    sizes = (
+        CohortMember.objects.filter(**in_range)
+        .values(week)
+        .annotate(users=Count("*"))
+        .values_list(week, Value(-1), "users")
+        .order_by()
+    )
+    since = ExpressionWrapper(F("week") - F(week), output_field=IntegerField())
+    retained = (
+        ActivityWeek.objects.filter(**in_range, week__gte=F(week), week__lte=F(week) + query.weeks)
+        .annotate(since=since)
+        .values(week, "since")
+        .annotate(users=Count("*"))
+        .values_list(week, "since", "users")
+        .order_by()
+    )
+    return [*sizes, *retained]
 
 
 def activation_statement(query: CohortQuery) -> tuple[str, list[Any]]:
@@ -196,8 +240,11 @@ def cohort_retention(query: CohortQuery) -> dict[str, Any]:
     activation_sql, activation_params = activation_statement(query)
 
     def compute(cursor) -> dict[str, Any]:
-        cursor.execute(retention_sql, retention_params)
-        retention = cursor.fetchall()
+        if query.event is None:
+            retention = retention_rows_from_rollups(query)
+        else:
+            cursor.execute(retention_sql, retention_params)
+            retention = cursor.fetchall()
         cursor.execute(activation_sql, activation_params)
         return _cohorts_out(query, retention, cursor.fetchall())
 

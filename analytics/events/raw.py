@@ -53,6 +53,13 @@ def epoch_seconds(column: str) -> str:
     return f"ROUND((julianday({column}) - 2440587.5) * 86400.0, 3)"
 
 
+def utc_day(column: str) -> str:
+    """SQL for the UTC date of a timestamp column (stored in UTC on both databases)."""
+    if connection.vendor == "postgresql":
+        return f"CAST(({column} AT TIME ZONE 'UTC') AS date)"
+    return f"date({column})"
+
+
 def week_number(epoch: str) -> str:
     """SQL for the number of the Monday-to-Sunday UTC week holding `epoch` (seconds since 1970)."""
     weeks = f"(({epoch}) - {_FIRST_MONDAY_EPOCH}) / {_WEEK_SECONDS}.0"

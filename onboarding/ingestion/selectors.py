@@ -3,9 +3,9 @@
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, Min, QuerySet
 from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import Trunc
+from django.db.models.functions import Trunc, TruncDate
 
 from onboarding.models import Event
 from tenancy.models import EndUser, Workspace
@@ -59,3 +59,38 @@ def events_received_per_bucket(
         .order_by("bucket")
     )
     return {row["bucket"]: row["events"] for row in rows}
+
+
+# --- Reads for analytics' event rollups (aggregated there, in the database) ----------------------
+
+
+def events_received_between(*, workspace: Workspace, start: datetime, end: datetime) -> QuerySet:
+    """(end_user_id, timestamp) of the events received (stored) in [start, end); on PostgreSQL the
+    BRIN index on received_at bounds the scan to the window's blocks."""
+    return Event.objects.filter(workspace=workspace, received_at__gte=start, received_at__lt=end).values(
+        "end_user_id", "timestamp"
+    )
+
+
+def events_of_end_users(*, workspace: Workspace, end_user_ids: QuerySet) -> QuerySet:
+    """(end_user_id, timestamp) of every event of the end users in `end_user_ids` (a values query
+    of ids); served by event_user_time_idx."""
+    return Event.objects.filter(workspace=workspace, end_user_id__in=end_user_ids).values(
+        "end_user_id", "timestamp"
+    )
+
+
+def event_counts_by_day_and_name(*, workspace: Workspace, start: datetime, end: datetime) -> QuerySet:
+    """(day, event_name, events): the events received in [start, end) counted per UTC day of their
+    timestamp and name."""
+    return (
+        Event.objects.filter(workspace=workspace, received_at__gte=start, received_at__lt=end)
+        .annotate(day=TruncDate("timestamp", tzinfo=UTC), event_name=F("name"))
+        .values("day", "event_name")
+        .annotate(events=Count("pk"))
+        .order_by()
+    )
+
+
+def first_event_received_at(*, workspace: Workspace) -> datetime | None:
+    return Event.objects.filter(workspace=workspace).aggregate(first=Min("received_at"))["first"]

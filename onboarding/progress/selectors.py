@@ -10,7 +10,8 @@ from onboarding.models import Enrollment, StepCompletion
 from onboarding.progress.inputs import completions_for
 from onboarding.progress.state import CompletionState
 from paths import rules
-from tenancy.models import Workspace
+from tenancy.models import EndUser, Workspace
+from tenancy.selectors import SEGMENT_TRAITS
 
 Method = StepCompletion.Method
 
@@ -125,6 +126,37 @@ def enrollments_enrolled_between(*, workspace: Workspace, start: datetime, end: 
     """(end_user_id, enrolled_at, completed_at, status) of the enrollments enrolled in [start, end)."""
     return Enrollment.objects.filter(workspace=workspace, enrolled_at__gte=start, enrolled_at__lt=end).values(
         "end_user_id", "enrolled_at", "completed_at", "status"
+    )
+
+
+def cohort_people(*, workspace: Workspace, among: list[QuerySet] | None = None) -> QuerySet:
+    """(id, created_at, first_enrolled_at, segment traits) of the workspace's end users, or of
+    those in any of `among` (values queries of end user ids); first_enrolled_at is their earliest
+    enrolment in the workspace, None if never enrolled. For analytics' cohort rollups."""
+    people = EndUser.objects.filter(workspace=workspace)
+    if among is not None:
+        matches = Q(pk__in=[])
+        for ids in among:
+            matches |= Q(pk__in=ids)
+        people = people.filter(matches)
+    return (
+        people.annotate(first_enrolled_at=Min("enrollments__enrolled_at"))
+        .values("id", "created_at", "first_enrolled_at", *SEGMENT_TRAITS)
+        .order_by()
+    )
+
+
+def people_changed_between(*, workspace: Workspace, start: datetime, end: datetime) -> QuerySet:
+    """Ids of the end users saved in [start, end) (traits, a merge into them, a new profile)."""
+    return EndUser.objects.filter(workspace=workspace, updated_at__gte=start, updated_at__lt=end).values("id")
+
+
+def people_with_enrollments_changed_between(
+    *, workspace: Workspace, start: datetime, end: datetime
+) -> QuerySet:
+    """Ids of the end users with an enrollment saved in [start, end) (a new one among them)."""
+    return Enrollment.objects.filter(workspace=workspace, updated_at__gte=start, updated_at__lt=end).values(
+        "end_user_id"
     )
 
 

@@ -4,6 +4,7 @@ minutes); prints a progress line per workspace."""
 from collections import Counter
 from collections.abc import Iterable
 
+from analytics.events import rollups as event_rollups
 from analytics.rollups import services as rollups
 from core.commands import PeriodicPassCommand
 from core.progress_bar import progress_line
@@ -24,6 +25,9 @@ class Command(PeriodicPassCommand):
         report = rollups.rollups_rebuild(
             workspace=workspace,
             on_progress=progress_line(self.stderr, f"{workspace.slug}: day x version slices"),
+        )
+        event_rollups.event_rollups_rebuild(
+            workspace=workspace, on_progress=progress_line(self.stderr, f"{workspace.slug}: days of events")
         )
         written = report.written
         self.stdout.write(
