@@ -1,38 +1,44 @@
 """Keeping the rollups up to date: the incremental refresh the scheduler runs every five minutes
 and the full rebuild of `manage.py rebuild_rollups`.
 
-The refresh reads which (path version, enrolment day) slices have changed since the workspace's
-cursor (onboarding's `enrollments_changed_since`: completions, reverts, skips and status changes
-all save the enrollment; trait changes move its segment), recomputes those slices from the source
-in the database and writes the difference (sync.py). Each chunk of slices commits with the cursor
-moved to the newest change it covered, so an interrupted refresh resumes there. The cursor is
-read back with an overlap, so a change committed late by a slow transaction is still seen;
-re-reading a slice writes nothing when nothing changed.
+Both go through the enrollment facts (facts.py: what each enrollment contributes to the rollups).
+The refresh reads which enrollments changed since the workspace's cursor (onboarding's
+`enrollments_changed_since`: completions, reverts, skips and status changes all save the
+enrollment; trait changes move its segment) and the facts whose enrollment was deleted (an
+anti-join), and per chunk of them: the rollup rows of their stored facts (old), their facts
+rewritten, the rows of the new facts (new), and new - old added to the rollups (increments.py).
+Its cost follows the enrollments changed, not the days or segments they fall in. Each chunk commits
+with the cursor moved to the newest change it covered, so an interrupted refresh resumes there;
+the cursor is read back with an overlap, so a change committed late by a slow transaction is still
+seen, and re-reading an enrollment adds nothing (its new facts are its old ones).
 
-Not seen incrementally: deleted enrollments (erasure); the nightly-or-on-demand rebuild drops them.
+The rebuild rewrites every fact of the workspace, then writes the rollups as GROUP BYs over them
+through the diff writer (sync.py): over correct rollups it writes nothing. Every transaction that
+writes a workspace's facts or rollups first locks its cursor row, so a refresh and a rebuild (an
+activation window change) take turns chunk by chunk instead of overwriting each other's sums.
 """
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Max
-from django.db.models.functions import Greatest, TruncDate
+from django.db.models import Exists, OuterRef
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from analytics.models import AnalyticsSettings, RollupCursor
-from analytics.rollups import compute, sync
+from analytics.models import AnalyticsSettings, EnrollmentFact, RollupCursor, StepFact
+from analytics.rollups import aggregate, facts, increments, sync
 from analytics.rollups.sync import TABLES, Written
 from onboarding.progress import selectors as progress_selectors
-from paths import selectors as paths_selectors
 from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
 
-SLICES_PER_CHUNK = 200
+ENROLLMENTS_PER_CHUNK = 5000
+DAYS_PER_SYNC = 200
 CURSOR_OVERLAP = timedelta(minutes=2)
 
 Slice = tuple[int, date]  # (path version id, enrolment day)
@@ -40,7 +46,8 @@ Slice = tuple[int, date]  # (path version id, enrolment day)
 
 @dataclass
 class RefreshReport:
-    slices: int = 0
+    slices: int = 0  # (path version, day) slices touched
+    enrollments: int = 0  # enrollments re-read (changed or deleted)
     chunks: int = 0
     written: Written = field(default_factory=Written)
 
@@ -58,95 +65,174 @@ def activation_window_set(*, workspace: Workspace, days: int) -> None:
     rollups_rebuild(workspace=workspace)
 
 
-def _slices_with_last_change(queryset) -> list[tuple[Slice, datetime]]:
-    rows = (
-        queryset.annotate(day=TruncDate("enrolled_at", tzinfo=UTC))
-        .values("path_version_id", "day")
-        .annotate(last=Max(Greatest("updated_at", "end_user__updated_at")))
-        .order_by("last", "path_version_id", "day")
-    )
-    return [((row["path_version_id"], row["day"]), row["last"]) for row in rows]
-
-
 def _without_jit() -> None:
-    """PostgreSQL's JIT spends a second or more compiling each of these GROUP BY queries, more than
-    it saves on them; off for the current transaction only."""
+    """PostgreSQL's JIT spends a second or more compiling GROUP BY queries over many rows, more
+    than it saves on them; off for the current transaction only."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL jit = off")
 
 
-def _recompute(workspace: Workspace, slices: Iterable[Slice], window_days: int) -> Written:
+def _locked_cursor(workspace: Workspace) -> RollupCursor:
+    """The workspace's cursor row, locked until the transaction ends (see the module docstring)."""
     _without_jit()
-    days_by_version: dict[int, set[date]] = defaultdict(set)
-    for path_version_id, day in slices:
-        days_by_version[path_version_id].add(day)
-    steps = paths_selectors.steps_of_versions(workspace=workspace, path_version_ids=days_by_version)
-    written = Written()
-    for path_version_id, days in days_by_version.items():
-        rows = compute.version_rows(
-            workspace, path_version_id, days, steps.get(path_version_id, []), window_days
-        )
-        written.add(
-            sync.sync_version(
-                workspace=workspace,
-                path_version_id=path_version_id,
-                days=days,
-                rows=rows,
-                window_days=window_days,
-            )
-        )
-    return written
+    cursor, _ = RollupCursor.objects.select_for_update().get_or_create(workspace=workspace)
+    return cursor
+
+
+def _changed_enrollments(workspace: Workspace, since: datetime) -> list[tuple[int, datetime | None]]:
+    """(enrollment id, last change) to re-read: the facts of deleted enrollments first (no time),
+    then the enrollments changed since `since`, oldest change first."""
+    enrollments = progress_selectors.enrollments_of_workspace(workspace=workspace)
+    vanished = (
+        EnrollmentFact.objects.filter(workspace=workspace)
+        .filter(~Exists(enrollments.filter(pk=OuterRef("enrollment_id"))))
+        .values_list("enrollment_id", flat=True)
+    )
+    changed = (
+        progress_selectors.enrollments_changed_since(workspace=workspace, since=since)
+        .annotate(last=Greatest("updated_at", "end_user__updated_at"))
+        .order_by("last", "pk")
+        .values_list("pk", "last")
+    )
+    return [(enrollment_id, None) for enrollment_id in vanished] + list(changed)
+
+
+def _facts_of(workspace: Workspace, enrollment_ids: list[int]) -> dict[int, aggregate.VersionRows]:
+    return aggregate.rows_of_facts(
+        EnrollmentFact.objects.filter(workspace=workspace, enrollment_id__in=enrollment_ids),
+        StepFact.objects.filter(workspace=workspace, enrollment_id__in=enrollment_ids),
+    )
+
+
+def _refresh_chunk(workspace: Workspace, enrollment_ids: list[int]) -> tuple[Written, set[Slice]]:
+    """Replace the enrollments' facts and add (new rows - old rows) to the rollups."""
+    window_days = activation_window_days(workspace=workspace)
+    old = _facts_of(workspace, enrollment_ids)
+    found = facts.facts_of_enrollments(
+        workspace=workspace, enrollment_ids=enrollment_ids, window_days=window_days
+    )
+    facts.facts_replace(workspace=workspace, enrollment_ids=enrollment_ids, facts=found)
+    new = _facts_of(workspace, enrollment_ids)
+    moved = increments.differences(new, old)
+    written = increments.increments_apply(workspace=workspace, moved=moved, window_days=window_days)
+    touched = {
+        (version_id, key[0])
+        for rows in (old, new)
+        for version_id, each in rows.items()
+        for key in each.enrollments
+    }
+    return written, touched
 
 
 def rollups_refresh(*, workspace: Workspace) -> RefreshReport:
-    """Recompute the slices changed since the cursor, one committed chunk at a time."""
+    """Re-read the enrollments changed since the cursor (and deleted ones), a committed chunk at a time."""
     cursor, _ = RollupCursor.objects.get_or_create(workspace=workspace)
     if cursor.changes_seen_until is None:
         return rollups_rebuild(workspace=workspace)
-    since = cursor.changes_seen_until - CURSOR_OVERLAP
-    changed = progress_selectors.enrollments_changed_since(workspace=workspace, since=since)
-    found = _slices_with_last_change(changed)
-    window_days = activation_window_days(workspace=workspace)
-    report = RefreshReport(slices=len(found))
-    for start in range(0, len(found), SLICES_PER_CHUNK):
-        chunk = found[start : start + SLICES_PER_CHUNK]
+    found = _changed_enrollments(workspace, cursor.changes_seen_until - CURSOR_OVERLAP)
+    report = RefreshReport(enrollments=len(found))
+    touched: set[Slice] = set()
+    for start in range(0, len(found), ENROLLMENTS_PER_CHUNK):
+        chunk = found[start : start + ENROLLMENTS_PER_CHUNK]
         with transaction.atomic():
-            report.written.add(_recompute(workspace, [each for each, _ in chunk], window_days))
-            newest = max(cursor.changes_seen_until, chunk[-1][1])
-            RollupCursor.objects.filter(pk=cursor.pk).update(changes_seen_until=newest)
-            cursor.changes_seen_until = newest
+            locked = _locked_cursor(workspace)
+            written, slices = _refresh_chunk(workspace, [enrollment_id for enrollment_id, _ in chunk])
+            report.written.add(written)
+            touched |= slices
+            seen = [at for _, at in chunk if at is not None]
+            if locked.changes_seen_until is not None and seen:
+                newest = max(locked.changes_seen_until, seen[-1])
+                RollupCursor.objects.filter(pk=locked.pk).update(changes_seen_until=newest)
         report.chunks += 1
+    report.slices = len(touched)
     RollupCursor.objects.filter(pk=cursor.pk).update(refreshed_at=timezone.now())
     logger.info(
         "analytics.rollups.refreshed",
-        extra={"workspace_id": workspace.pk, "slices": report.slices, "changed": report.written.changed},
+        extra={
+            "workspace_id": workspace.pk,
+            "enrollments": report.enrollments,
+            "changed": report.written.changed,
+        },
     )
     return report
+
+
+def _facts_rewrite(workspace: Workspace, on_progress: Callable[[int, int], None] | None) -> int:
+    """Every fact of the workspace computed again, a committed batch of enrollments at a time (by
+    id, so the facts of deleted enrollments between them go too); the number of enrollments."""
+    enrollments = progress_selectors.enrollments_of_workspace(workspace=workspace)
+    total, done, after = enrollments.count(), 0, 0
+    if on_progress:
+        on_progress(0, total)
+    while True:
+        ids = list(
+            enrollments.filter(pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:ENROLLMENTS_PER_CHUNK]
+        )
+        upto = {"enrollment_id__lte": ids[-1]} if ids else {}
+        with transaction.atomic():
+            _locked_cursor(workspace)
+            window_days = activation_window_days(workspace=workspace)
+            for model in (EnrollmentFact, StepFact):
+                model.objects.filter(workspace=workspace, enrollment_id__gt=after, **upto).delete()
+            facts.facts_write(
+                facts.facts_of_enrollments(workspace=workspace, enrollment_ids=ids, window_days=window_days)
+            )
+        if not ids:
+            return total
+        after, done = ids[-1], done + len(ids)
+        if on_progress:
+            on_progress(min(done, total), total)
+
+
+def _sync_version_days(workspace: Workspace, path_version_id: int, days: set[date]) -> Written:
+    with transaction.atomic():
+        _locked_cursor(workspace)
+        rows = aggregate.rows_of_facts(
+            EnrollmentFact.objects.filter(workspace=workspace, path_version_id=path_version_id, day__in=days),
+            StepFact.objects.filter(workspace=workspace, path_version_id=path_version_id, day__in=days),
+        ).get(path_version_id, aggregate.VersionRows())
+        return sync.sync_version(
+            workspace=workspace,
+            path_version_id=path_version_id,
+            days=days,
+            rows=rows,
+            window_days=activation_window_days(workspace=workspace),
+        )
 
 
 def rollups_rebuild(
     *, workspace: Workspace, on_progress: Callable[[int, int], None] | None = None
 ) -> RefreshReport:
-    """Recompute every slice of the workspace and drop the rows of slices with no enrollment left;
-    the cursor then starts from the moment the rebuild began."""
+    """Rewrite the workspace's facts, then its rollups from them (writing only the rows that
+    differ) and drop the rows of slices with no enrollment left; the cursor then starts from the
+    moment the rebuild began. `on_progress(done, total)` counts enrollments."""
     started_at = timezone.now()
-    enrollments = progress_selectors.enrollments_of_workspace(workspace=workspace)
-    found = [each for each, _ in _slices_with_last_change(enrollments)]
-    window_days = activation_window_days(workspace=workspace)
-    report = RefreshReport(slices=len(found))
-    if on_progress:
-        on_progress(0, len(found))
-    for start in range(0, len(found), SLICES_PER_CHUNK):
-        with transaction.atomic():
-            report.written.add(_recompute(workspace, found[start : start + SLICES_PER_CHUNK], window_days))
-        report.chunks += 1
-        if on_progress:
-            on_progress(min(start + SLICES_PER_CHUNK, len(found)), len(found))
-    report.written.deleted += _delete_vanished_slices(workspace, set(found))
-    RollupCursor.objects.update_or_create(
-        workspace=workspace, defaults={"changes_seen_until": started_at, "refreshed_at": timezone.now()}
+    report = RefreshReport(enrollments=_facts_rewrite(workspace, on_progress))
+    found = set(
+        EnrollmentFact.objects.filter(workspace=workspace)
+        .order_by()
+        .values_list("path_version_id", "day")
+        .distinct()
     )
+    days_by_version: dict[int, list[date]] = defaultdict(list)
+    for path_version_id, day in sorted(found):
+        days_by_version[path_version_id].append(day)
+    for path_version_id, days in days_by_version.items():
+        for start in range(0, len(days), DAYS_PER_SYNC):
+            report.written.add(
+                _sync_version_days(workspace, path_version_id, set(days[start : start + DAYS_PER_SYNC]))
+            )
+            report.chunks += 1
+    report.slices = len(found)
+    with transaction.atomic():
+        _locked_cursor(workspace)
+        report.written.deleted += _delete_vanished_slices(workspace, found)
+        RollupCursor.objects.filter(workspace=workspace).update(
+            changes_seen_until=started_at, refreshed_at=timezone.now()
+        )
     return report
 
 
@@ -162,3 +248,15 @@ def _delete_vanished_slices(workspace: Workspace, kept: set[Slice]) -> int:
             ).delete()
             deleted += count
     return deleted
+
+
+def rollups_enrollments_reread(*, workspace: Workspace, enrollment_ids: list[int]) -> int:
+    """Re-read these enrollments now, in the caller's transaction (the GDPR eraser: the erasure
+    empties the profile's traits without moving its updated_at, so no refresh would see it); how
+    many were re-read. Nothing to do before the first rebuild, which reads every enrollment."""
+    with transaction.atomic():
+        if _locked_cursor(workspace).changes_seen_until is None:
+            return 0
+        for start in range(0, len(enrollment_ids), ENROLLMENTS_PER_CHUNK):
+            _refresh_chunk(workspace, enrollment_ids[start : start + ENROLLMENTS_PER_CHUNK])
+    return len(enrollment_ids)

@@ -1,6 +1,7 @@
-"""Writing computed rollup rows over what is stored: insert the new keys, update the changed
-values, delete the keys that vanished, touch nothing else. Running it twice writes nothing the
-second time, and a refresh changes only the rows whose numbers changed."""
+"""The rollup tables, and writing the rows a rebuild aggregates from the facts over what is
+stored: insert the new keys, update the changed values, delete the keys that vanished, touch
+nothing else. A rebuild over correct rollups writes nothing. (The incremental refresh writes
+differences instead: increments.py.)"""
 
 from dataclasses import dataclass
 from datetime import date
@@ -14,7 +15,7 @@ from analytics.models import (
     StepRollup,
     StepTimeBucket,
 )
-from analytics.rollups.compute import VersionRows
+from analytics.rollups.aggregate import VersionRows
 from tenancy.models import Workspace
 
 
@@ -35,7 +36,7 @@ class Written:
 
 
 @dataclass(frozen=True)
-class _Table:
+class RollupTable:
     model: type[Model]
     extra_key: tuple[str, ...]
     values: tuple[str, ...]
@@ -45,16 +46,16 @@ class _Table:
         return ("day", *SEGMENT_FIELDS, *self.extra_key)
 
 
-ENROLLMENTS = _Table(
+ENROLLMENTS = RollupTable(
     EnrollmentRollup, (), ("enrolled", "started", "completed", "activated", "activation_window_days")
 )
-ACTIVATION_BUCKETS = _Table(ActivationTimeBucket, ("bucket",), ("count",))
-STEPS = _Table(StepRollup, ("step_key",), ("entered", "advanced", "completed"))
-STEP_BUCKETS = _Table(StepTimeBucket, ("step_key", "bucket"), ("count",))
+ACTIVATION_BUCKETS = RollupTable(ActivationTimeBucket, ("bucket",), ("count",))
+STEPS = RollupTable(StepRollup, ("step_key",), ("entered", "advanced", "completed"))
+STEP_BUCKETS = RollupTable(StepTimeBucket, ("step_key", "bucket"), ("count",))
 TABLES = (ENROLLMENTS, ACTIVATION_BUCKETS, STEPS, STEP_BUCKETS)
 
 
-def _as_values(table: _Table, value) -> dict:
+def _as_values(table: RollupTable, value) -> dict:
     return value if isinstance(value, dict) else {"count": value}
 
 
@@ -65,7 +66,7 @@ WRITE_BATCH_SIZE = 1000
 
 
 def sync_table(
-    table: _Table,
+    table: RollupTable,
     *,
     workspace: Workspace,
     path_version_id: int,

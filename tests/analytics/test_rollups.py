@@ -223,16 +223,16 @@ def test_an_interrupted_refresh_keeps_its_committed_chunks_and_resumes(history, 
     services.rollups_refresh(workspace=workspace)
     complete(enrollments["e4"], "s1", "api", 300)  # day 1 changes first
     complete(enrollments["e7"], "s1", "api", 100)  # then day 2
-    monkeypatch.setattr(services, "SLICES_PER_CHUNK", 1)
-    recompute, calls = services._recompute, []
+    monkeypatch.setattr(services, "ENROLLMENTS_PER_CHUNK", 1)
+    recompute = services._refresh_chunk
 
-    def failing_on_the_second_chunk(*args):
-        calls.append(args)
-        if len(calls) == 2:
+    def failing_on_the_chunk_of_e7(workspace, enrollment_ids):
+        # Chunks follow the changes' order: those created in the cursor's overlap, then e4, then e7.
+        if enrollments["e7"].pk in enrollment_ids:
             raise RuntimeError("worker killed")
-        return recompute(*args)
+        return recompute(workspace, enrollment_ids)
 
-    monkeypatch.setattr(services, "_recompute", failing_on_the_second_chunk)
+    monkeypatch.setattr(services, "_refresh_chunk", failing_on_the_chunk_of_e7)
     with pytest.raises(RuntimeError):
         services.rollups_refresh(workspace=workspace)
 
@@ -242,7 +242,7 @@ def test_an_interrupted_refresh_keeps_its_committed_chunks_and_resumes(history, 
     assert EnrollmentRollup.objects.get(day=DAY_2, persona="pm").started == 1  # e7's change not yet counted
     assert StepRollup.objects.get(day=DAY_2, persona="pm", step_key="s1").advanced == 0
 
-    monkeypatch.setattr(services, "_recompute", recompute)
+    monkeypatch.setattr(services, "_refresh_chunk", recompute)
     services.rollups_refresh(workspace=workspace)
 
     assert StepRollup.objects.get(day=DAY_2, persona="pm", step_key="s1").advanced == 1

@@ -13,7 +13,9 @@ from tenancy.models import Workspace
 
 
 class Command(PeriodicPassCommand):
-    help = "Recompute every analytics rollup row from the enrollments and step completions."
+    help = (
+        "Recompute every enrollment fact and analytics rollup row from the enrollments and step completions."
+    )
 
     def workspace_by_slug(self, slug: str) -> Workspace | None:
         return selectors.workspace_get_by_slug(slug=slug)
@@ -24,15 +26,15 @@ class Command(PeriodicPassCommand):
     def run_pass(self, workspace: Workspace) -> dict[str, int]:
         report = rollups.rollups_rebuild(
             workspace=workspace,
-            on_progress=progress_line(self.stderr, f"{workspace.slug}: day x version slices"),
+            on_progress=progress_line(self.stderr, f"{workspace.slug}: enrollments"),
         )
         event_rollups.event_rollups_rebuild(
             workspace=workspace, on_progress=progress_line(self.stderr, f"{workspace.slug}: days of events")
         )
         written = report.written
         self.stdout.write(
-            f"{workspace.slug}: {report.slices} slices, {written.created} rows created, "
-            f"{written.updated} updated, {written.deleted} deleted"
+            f"{workspace.slug}: {report.slices} slices, {report.enrollments} enrollments, "
+            f"{written.created} rows created, {written.updated} updated, {written.deleted} deleted"
         )
         return {"slices": report.slices, "changed": written.changed}
 

@@ -1,0 +1,151 @@
+"""What each enrollment contributes to the rollups, the one definition of the rollups' counts
+(docs/analytics.md): an EnrollmentFact per enrollment and a StepFact per step it entered.
+
+- started: a step of the version advanced past (a non-reverted completion, skip included);
+- completed: status completed with a completion time; activated: completed within the
+  workspace's activation window of N days, with the time to activation's log bucket;
+- a step is entered when it is the first one or the step before it was advanced past; advanced:
+  its own non-reverted completion; completed: advanced and not a skip, with the time from
+  entering it (enrolment, else the previous step's completion) to its completion's log bucket.
+
+Computed in Python from one query per batch (the enrollments, their end users' segment fields and
+their non-reverted completions joined, a row per completion): the rebuild and the incremental
+refresh both go through `facts_of_enrollments`, and the rollups are GROUP BYs over the facts
+(aggregate.py).
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.db.models import FilteredRelation, Q
+
+from analytics.models import SEGMENT_FIELDS, EnrollmentFact, StepFact
+from analytics.rollups.buckets import bucket_of
+from core.db import bulk
+from onboarding.models import Enrollment, StepCompletion
+from onboarding.progress import selectors as progress_selectors
+from paths import selectors as paths_selectors
+from tenancy.models import Workspace
+
+SKIP = StepCompletion.Method.SKIP
+COMPLETED = Enrollment.Status.COMPLETED
+_BASE_FIELDS = ("enrollment_id", "workspace", "path_version", "day", *SEGMENT_FIELDS)
+ENROLLMENT_FACT_FIELDS = (
+    *_BASE_FIELDS,
+    "started",
+    "completed",
+    "completed_day",
+    "activated",
+    "activation_bucket",
+)
+STEP_FACT_FIELDS = (*_BASE_FIELDS, "step_key", "advanced", "completed", "bucket")
+_ENROLLMENT_COLUMNS = (
+    "pk",
+    "path_version_id",
+    "enrolled_at",
+    "status",
+    "completed_at",
+    *(f"end_user__{name}" for name in SEGMENT_FIELDS),
+)
+_COMPLETION_COLUMNS = ("done__step_key", "done__method", "done__completed_at")
+
+
+@dataclass
+class Facts:
+    """Rows in ENROLLMENT_FACT_FIELDS and STEP_FACT_FIELDS order."""
+
+    enrollments: list[tuple] = field(default_factory=list)
+    steps: list[tuple] = field(default_factory=list)
+
+
+@dataclass
+class _Enrollment:
+    row: tuple
+    done: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # step key: (method, at)
+
+
+def _seconds(end: datetime, start: datetime) -> float:
+    return (end - start).total_seconds()
+
+
+def _utc_day(moment: datetime):
+    return moment.astimezone(UTC).date()
+
+
+def _enrollment_fact(workspace_id: int, each: _Enrollment, step_keys: list[str], window: timedelta):
+    enrollment_id, path_version_id, enrolled_at, status, completed_at, *segment = each.row
+    base = (enrollment_id, workspace_id, path_version_id, _utc_day(enrolled_at), *(v or "" for v in segment))
+    completed = status == COMPLETED and completed_at is not None
+    activated = completed and completed_at <= enrolled_at + window
+    return base, (
+        *base,
+        any(key in each.done for key in step_keys),
+        completed,
+        _utc_day(completed_at) if completed else None,
+        activated,
+        bucket_of(_seconds(completed_at, enrolled_at)) if activated else None,
+    )
+
+
+def _step_facts(base: tuple, each: _Enrollment, step_keys: list[str]) -> Iterable[tuple]:
+    for index, key in enumerate(step_keys):
+        if index == 0:
+            entered_at = each.row[2]  # enrolment
+        elif step_keys[index - 1] in each.done:
+            entered_at = each.done[step_keys[index - 1]][1]
+        else:
+            continue  # the step before was not advanced past: this one was not entered
+        method, done_at = each.done.get(key, (None, None))
+        completed = done_at is not None and method != SKIP
+        bucket = bucket_of(_seconds(done_at, entered_at)) if completed else None
+        yield (*base, key, done_at is not None, completed, bucket)
+
+
+def _joined_rows(workspace: Workspace, enrollment_ids: list[int]) -> dict[int, _Enrollment]:
+    rows = (
+        progress_selectors.enrollments_of_workspace(workspace=workspace)
+        .filter(pk__in=enrollment_ids)
+        .annotate(done=FilteredRelation("completions", condition=Q(completions__reverted_at__isnull=True)))
+        .order_by()
+        .values_list(*_ENROLLMENT_COLUMNS, *_COMPLETION_COLUMNS)
+    )
+    found: dict[int, _Enrollment] = {}
+    width = len(_ENROLLMENT_COLUMNS)
+    for row in rows:
+        each = found.get(row[0])
+        if each is None:
+            each = found[row[0]] = _Enrollment(row[:width])
+        step_key, method, done_at = row[width:]
+        if step_key is not None:
+            each.done[step_key] = (method, done_at)
+    return found
+
+
+def facts_of_enrollments(*, workspace: Workspace, enrollment_ids: list[int], window_days: int) -> Facts:
+    """The facts of those of the enrollments that exist (a deleted one has none)."""
+    joined = _joined_rows(workspace, enrollment_ids)
+    version_ids = {each.row[1] for each in joined.values()}
+    steps = paths_selectors.steps_of_versions(workspace=workspace, path_version_ids=version_ids)
+    step_keys = {version_id: [step.key for step in found] for version_id, found in steps.items()}
+    window = timedelta(days=window_days)
+    facts = Facts()
+    for each in joined.values():
+        keys = step_keys.get(each.row[1], [])
+        base, enrollment_fact = _enrollment_fact(workspace.pk, each, keys, window)
+        facts.enrollments.append(enrollment_fact)
+        facts.steps.extend(_step_facts(base, each, keys))
+    return facts
+
+
+def facts_replace(*, workspace: Workspace, enrollment_ids: Iterable[int], facts: Facts) -> None:
+    """Drop the stored facts of the enrollments and write `facts` (theirs, as computed now)."""
+    ids = list(enrollment_ids)
+    EnrollmentFact.objects.filter(workspace=workspace, enrollment_id__in=ids).delete()
+    StepFact.objects.filter(workspace=workspace, enrollment_id__in=ids).delete()
+    facts_write(facts)
+
+
+def facts_write(facts: Facts) -> None:
+    bulk.insert(EnrollmentFact, ENROLLMENT_FACT_FIELDS, facts.enrollments)
+    bulk.insert(StepFact, STEP_FACT_FIELDS, facts.steps)
