@@ -1,6 +1,7 @@
 """RQ entry points for analytics: ids in, load, call one service. Safe to run twice."""
 
 import logging
+import time
 
 from analytics.events import rollups as event_rollups
 from analytics.rollups import services as rollups
@@ -16,11 +17,20 @@ def refresh_rollups_job(workspace_id: int | None = None) -> dict[str, int]:
     workspaces = Workspace.objects.order_by("pk")
     if workspace_id is not None:
         workspaces = workspaces.filter(pk=workspace_id)
-    totals = {"workspaces": 0, "slices": 0, "rows_changed": 0, "event_windows": 0, "failed": 0}
+    totals = {
+        "workspaces": 0,
+        "slices": 0,
+        "rows_changed": 0,
+        "event_windows": 0,
+        "event_rollups_ms": 0,
+        "failed": 0,
+    }
     for workspace in workspaces.iterator():
         try:
             report = rollups.rollups_refresh(workspace=workspace)
+            started = time.monotonic()
             totals["event_windows"] += event_rollups.event_rollups_refresh(workspace=workspace).windows
+            totals["event_rollups_ms"] += round(1000 * (time.monotonic() - started))
         except Exception:
             logger.exception("analytics.rollups.refresh_failed", extra={"workspace_id": workspace.pk})
             totals["failed"] += 1

@@ -1,6 +1,7 @@
 """Rebuild the analytics rollups in full (the scheduler refreshes them incrementally every five
 minutes); prints a progress line per workspace."""
 
+import time
 from collections import Counter
 from collections.abc import Iterable
 
@@ -28,8 +29,13 @@ class Command(PeriodicPassCommand):
             workspace=workspace,
             on_progress=progress_line(self.stderr, f"{workspace.slug}: enrollments"),
         )
-        event_rollups.event_rollups_rebuild(
+        started = time.monotonic()
+        events = event_rollups.event_rollups_rebuild(
             workspace=workspace, on_progress=progress_line(self.stderr, f"{workspace.slug}: days of events")
+        )
+        self.stdout.write(
+            f"{workspace.slug}: event rollups: {events.members} people, {events.activity_weeks} active "
+            f"weeks, {events.windows} days of events in {time.monotonic() - started:.1f} s"
         )
         written = report.written
         self.stdout.write(
