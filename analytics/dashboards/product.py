@@ -15,7 +15,13 @@ from analytics.dashboards.events import cohort_table, event_funnel_section
 from analytics.dashboards.filters import DashboardFilters
 from analytics.funnels import metrics as rollup_metrics
 from analytics.funnels.path_funnel import path_funnel
-from analytics.funnels.trends import SECONDS_PER_HOUR, activation_distribution, daily_trend
+from analytics.funnels.trends import (
+    SECONDS_PER_HOUR,
+    ActivationDistribution,
+    DayTrend,
+    activation_distribution,
+    daily_trend,
+)
 from analytics.signals import selectors as signals_selectors
 from analytics.signals.storage import signals_storage
 from paths import selectors as paths_selectors
@@ -75,8 +81,7 @@ def funnel_table(filters: DashboardFilters, version: PathVersion) -> t.Table:
     )
 
 
-def activation_tables(filters: DashboardFilters) -> list[t.Table]:
-    days = daily_trend(filters.rollup_query())
+def activation_tables(days: list[DayTrend], distribution: ActivationDistribution) -> list[t.Table]:
     activation = t.Table(
         "activation_trend",
         "Activation per enrolment day",
@@ -101,12 +106,11 @@ def activation_tables(filters: DashboardFilters) -> list[t.Table]:
         [[day.day, day.tta_p50_hours, day.tta_p90_hours] for day in days],
         chart=t.Chart("day", ("tta_p50_hours", "tta_p90_hours"), "line", "Time to activation p50 and p90"),
     )
-    return [activation, tta, tta_distribution_table(filters)]
+    return [activation, tta, tta_distribution_table(distribution)]
 
 
-def tta_distribution_table(filters: DashboardFilters) -> t.Table:
+def tta_distribution_table(distribution: ActivationDistribution) -> t.Table:
     """Time to activation over the whole range, a bar per log bucket (as the API answers it)."""
-    distribution = activation_distribution(filters.rollup_query())
     bounds = [
         (b.lower_hours * SECONDS_PER_HOUR, b.upper_hours * SECONDS_PER_HOUR) for b in distribution.buckets
     ]
@@ -126,16 +130,6 @@ def tta_distribution_table(filters: DashboardFilters) -> t.Table:
         chart=t.Chart("range", ("activated",), "bar", "Activated enrollments per time to activation"),
         note=f"{distribution.activated} activated within the window; eight log buckets per doubling.",
     )
-
-
-def headline(filters: DashboardFilters) -> dict:
-    query = filters.rollup_query()
-    return {
-        "activation": rollup_metrics.activation_rate(query),
-        "tta_p50": rollup_metrics.time_to_activation_p50_hours(query),
-        "tta_p90": rollup_metrics.time_to_activation_p90_hours(query),
-        "starts": rollup_metrics.onboarding_start_rate(query),
-    }
 
 
 def _signals_links(filters: DashboardFilters) -> dict[str, str | None]:
@@ -161,11 +155,13 @@ def _signals_links(filters: DashboardFilters) -> dict[str, str | None]:
 def build(request: HttpRequest, filters: DashboardFilters) -> dict:
     version = funnel_version(filters)
     funnel = [funnel_table(filters, version)] if version is not None else []
-    trends = activation_tables(filters)
+    query = filters.rollup_query()
+    days, distribution = daily_trend(query), activation_distribution(query)
+    trends = activation_tables(days, distribution)
     cohorts, cohort_errors, cohort_state = cohort_table(request, filters)
     event_funnel, funnel_errors, funnel_state = event_funnel_section(request, filters)
     return {
-        "headline": headline(filters),
+        "headline": rollup_metrics.headline_from_trend(days, distribution),
         "funnel_version": version,
         "tables": [*funnel, *trends, *cohorts, *event_funnel],
         "funnel_tables": funnel,

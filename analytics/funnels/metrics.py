@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from analytics.funnels.path_funnel import ratio, step_totals
 from analytics.funnels.query import RollupQuery
+from analytics.funnels.trends import ActivationDistribution, DayTrend
 from analytics.models import ActivationTimeBucket, EnrollmentRollup
 from analytics.rollups.buckets import merged, quantile_seconds
 from analytics.rollups.services import activation_window_days
@@ -113,3 +114,27 @@ def step_completion_rate(query: RollupQuery, *, step_key: str | None = None) -> 
 def drop_off_rate_by_step(query: RollupQuery, *, step_key: str | None = None) -> MetricValue:
     """(entered - advanced) / entered for the step; without one, summed over the steps (with `steps`)."""
     return _per_step(query, step_key, lambda counts: counts["entered"] - counts["advanced"])
+
+
+def headline_from_trend(days: list[DayTrend], distribution: ActivationDistribution) -> dict[str, MetricValue]:
+    """activation_rate, time_to_activation_p50/p90_hours and onboarding_start_rate of the range,
+    the same values, summed from what the Product page has already read (the per-day trend and the
+    time-to-activation distribution of the same query) instead of five more rollup queries."""
+    window = {"activation_window_days": days[0].window_days} if days else {}
+    mature = [day for day in days if day.mature]
+    activated = sum(day.activated or 0 for day in mature)
+    mature_enrolled = sum(day.enrolled for day in mature)
+    enrolled = sum(day.enrolled for day in days)
+    started = sum(day.started for day in days)
+    return {
+        "activation": MetricValue(
+            ratio(activated, mature_enrolled),
+            activated,
+            mature_enrolled,
+            pending=enrolled - mature_enrolled,
+            extra=window,
+        ),
+        "tta_p50": MetricValue(distribution.p50_hours, denominator=distribution.activated, extra=window),
+        "tta_p90": MetricValue(distribution.p90_hours, denominator=distribution.activated, extra=window),
+        "starts": MetricValue(ratio(started, enrolled), started, enrolled),
+    }

@@ -31,6 +31,7 @@ class DayTrend:
     activation_rate: float | None
     tta_p50_hours: float | None
     tta_p90_hours: float | None
+    window_days: int  # the workspace's activation window that judged `mature`
 
 
 def _hours(counts: dict[int, int], quantile: float) -> float | None:
@@ -40,9 +41,8 @@ def _hours(counts: dict[int, int], quantile: float) -> float | None:
 
 def daily_trend(query: RollupQuery, *, now: datetime | None = None) -> list[DayTrend]:
     """One row per day of the range, zero on days without enrollments."""
-    last_mature_day = (now or timezone.now()).date() - timedelta(
-        days=activation_window_days(workspace=query.workspace) + 1
-    )
+    window_days = activation_window_days(workspace=query.workspace)
+    last_mature_day = (now or timezone.now()).date() - timedelta(days=window_days + 1)
     sums = {
         row["day"]: row
         for row in EnrollmentRollup.objects.filter(query.rows(EnrollmentRollup))
@@ -75,6 +75,7 @@ def daily_trend(query: RollupQuery, *, now: datetime | None = None) -> list[DayT
                 activation_rate=ratio(row["activated"], row["enrolled"]) if mature else None,
                 tta_p50_hours=_hours(times, 0.5),
                 tta_p90_hours=_hours(times, 0.9),
+                window_days=window_days,
             )
         )
     return days

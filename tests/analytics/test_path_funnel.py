@@ -9,6 +9,7 @@ import pytest
 from analytics.funnels import metrics
 from analytics.funnels.path_funnel import path_funnel
 from analytics.funnels.query import RollupQuery
+from analytics.funnels.trends import activation_distribution, daily_trend
 from analytics.rollups import services
 from analytics.rollups.buckets import bucket_middle_seconds, bucket_of
 from tests.analytics.rollup_data import DAY_1, DAY_2, SPECS, build_history
@@ -168,3 +169,27 @@ def test_time_to_activation_percentiles(history):
     assert p50.value == p90.value == bucket_middle_seconds(bucket_of(4700)) / 3600
     assert p50.value == pytest.approx(4700 / 3600, rel=0.045)
     assert p50.denominator == 1
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2026, 3, 1, tzinfo=UTC),  # every window closed
+        datetime(2026, 1, 20, 12, tzinfo=UTC),  # day 1's closed, day 2's pending
+        datetime(2026, 1, 19, 23, tzinfo=UTC),  # none closed
+    ],
+)
+def test_the_product_headline_summed_from_the_trend_is_the_metric_functions(history, now):
+    """The Product page reads its headline from the per-day trend and the distribution it has
+    already read, instead of five more queries: the same MetricValues as the metric functions."""
+    workspace, _ = history
+    query = RollupQuery(workspace, DAY_1, DAY_2)
+
+    headline = metrics.headline_from_trend(daily_trend(query, now=now), activation_distribution(query))
+
+    assert headline == {
+        "activation": metrics.activation_rate(query, now=now),
+        "tta_p50": metrics.time_to_activation_p50_hours(query),
+        "tta_p90": metrics.time_to_activation_p90_hours(query),
+        "starts": metrics.onboarding_start_rate(query),
+    }
