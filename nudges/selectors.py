@@ -170,6 +170,21 @@ def nudge_outcome_counts(
     ]
 
 
+def nudge_counts_in_statuses(*, workspace: Workspace, statuses: tuple[str, ...]) -> dict[str, int]:
+    """How many of the workspace's nudges, whenever created, are in each of `statuses` now (0 when
+    none). Range scans of the (workspace, status, created_at) index over those statuses only: for
+    the rare ones (failed, in_doubt) it never counts the whole table."""
+    rows = (
+        Nudge.objects.filter(workspace=workspace, status__in=statuses)
+        .values("status")
+        .annotate(nudges=Count("pk"))
+        .order_by("status")
+    )
+    counts = dict.fromkeys(statuses, 0)
+    counts.update({row["status"]: row["nudges"] for row in rows})
+    return counts
+
+
 def nudge_status_counts(
     *, workspace: Workspace, created_from: date | None = None, created_to: date | None = None
 ) -> dict[str, int]:

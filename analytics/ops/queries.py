@@ -40,20 +40,34 @@ class IngestionBucket:
     events_per_minute: float
 
 
-def ingestion_rate(
-    *, workspace: Workspace, bucket: Literal["minute", "hour"], now: datetime | None = None
-) -> list[IngestionBucket]:
-    """Events received per minute over the last hour, or per hour over the last 24 hours (the
-    current, partial bucket last), every bucket present (0 when none arrived)."""
-    window, width = INGESTION_WINDOWS[bucket]
+def ingestion_rates(*, workspace: Workspace, now: datetime | None = None) -> dict[str, list[IngestionBucket]]:
+    """{"minute": the last hour per minute, "hour": the last 24 hours per hour}, each bucket present
+    (0 when none arrived), the current, partial one last. One scan of the 24 hours, per minute:
+    the hours are summed from its minutes rather than read again."""
     now = (now or timezone.now()).astimezone(UTC)
-    current = now.replace(second=0, microsecond=0)
-    if bucket == "hour":
-        current = current.replace(minute=0)
-    first = current - window + width
-    counts = ingestion_selectors.events_received_per_bucket(
-        workspace=workspace, start=first, end=current + width, bucket=bucket
+    current = {
+        "minute": now.replace(second=0, microsecond=0),
+        "hour": now.replace(minute=0, second=0, microsecond=0),
+    }
+    firsts = {name: current[name] - window + width for name, (window, width) in INGESTION_WINDOWS.items()}
+    per_minute = ingestion_selectors.events_received_per_bucket(
+        workspace=workspace,
+        start=min(firsts.values()),
+        end=current["minute"] + INGESTION_WINDOWS["minute"][1],
+        bucket="minute",
     )
+    per_hour: dict[datetime, int] = {}
+    for minute, events in per_minute.items():
+        hour = minute.replace(minute=0)
+        per_hour[hour] = per_hour.get(hour, 0) + events
+    counts = {"minute": per_minute, "hour": per_hour}
+    return {name: _buckets(firsts[name], INGESTION_WINDOWS[name], counts[name]) for name in INGESTION_WINDOWS}
+
+
+def _buckets(
+    first: datetime, window_and_width: tuple[timedelta, timedelta], counts: dict[datetime, int]
+) -> list[IngestionBucket]:
+    window, width = window_and_width
     minutes = width.total_seconds() / 60
     starts = [first + width * index for index in range(int(window / width))]
     return [
@@ -62,6 +76,14 @@ def ingestion_rate(
         )
         for start in starts
     ]
+
+
+def ingestion_rate(
+    *, workspace: Workspace, bucket: Literal["minute", "hour"], now: datetime | None = None
+) -> list[IngestionBucket]:
+    """Events received per minute over the last hour, or per hour over the last 24 hours (the
+    current, partial bucket last), every bucket present (0 when none arrived)."""
+    return ingestion_rates(workspace=workspace, now=now)[bucket]
 
 
 @dataclass(frozen=True)
@@ -153,7 +175,8 @@ def nudge_pipeline(*, workspace: Workspace, date_from: date, date_to: date) -> N
     by_status = nudge_selectors.nudge_status_counts(
         workspace=workspace, created_from=date_from, created_to=date_to
     )
-    every = nudge_selectors.nudge_status_counts(workspace=workspace)
+    # Only the two statuses shown for all time: counting every status would read the whole table.
+    every = nudge_selectors.nudge_counts_in_statuses(workspace=workspace, statuses=("failed", "in_doubt"))
     return NudgePipeline(
         by_status=by_status,
         in_pipeline=sum(by_status[status] for status in PIPELINE_PENDING),
