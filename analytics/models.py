@@ -257,38 +257,67 @@ class _CohortColumns(models.Model):
 
 
 class CohortMember(_CohortColumns):
-    """One row per end user: the cohorts' sizes, counting people who never sent an event."""
+    """One row per end user. `end_user_id` is no foreign key: the row of a profile deleted (merged
+    into another) stays until a refresh finds it and subtracts it from CohortCount."""
 
-    end_user = models.OneToOneField("onboarding.EndUser", on_delete=models.CASCADE, related_name="+")
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["workspace", "signup_day"], name="cohortmember_signup_idx"),
-            models.Index(fields=["workspace", "first_enrolled_day"], name="cohortmember_enrolled_idx"),
-        ]
+    end_user_id = models.BigIntegerField(unique=True)
 
     def __str__(self) -> str:
         return f"cohort member {self.end_user_id}"
 
 
 class ActivityWeek(_CohortColumns):
-    """One row per end user and week in which they had any event (by event timestamp); the cohort
-    columns are copied from CohortMember so a retention matrix is one GROUP BY without a join."""
+    """One row per end user and week in which they had any event (by event timestamp), with
+    CohortMember's columns copied; `counted` once its CohortCount contributions are added."""
 
-    end_user = models.ForeignKey("onboarding.EndUser", on_delete=models.CASCADE, related_name="+")
+    end_user_id = models.BigIntegerField()
     week = models.IntegerField()
+    counted = models.BooleanField(default=False)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["end_user", "week"], name="activityweek_unique")]
+        constraints = [models.UniqueConstraint(fields=["end_user_id", "week"], name="activityweek_unique")]
         indexes = [
-            models.Index(fields=["workspace", "signup_day", "week"], name="activityweek_signup_idx"),
             models.Index(
-                fields=["workspace", "first_enrolled_day", "week"], name="activityweek_enrolled_idx"
-            ),
+                fields=["workspace"], condition=models.Q(counted=False), name="activityweek_uncounted_idx"
+            )
         ]
 
     def __str__(self) -> str:
         return f"{self.end_user_id} active in week {self.week}"
+
+
+class CohortCount(models.Model):
+    """The cohort matrices: per cohort kind (S signup, E first enrolment), cohort day, segment and
+    weeks since the cohort's week, how many of its people were active that week; `since` -1 holds
+    the cohort's size. Kept by adding the differences of CohortMember and ActivityWeek."""
+
+    SIZE = -1
+
+    class Kind(models.TextChoices):
+        SIGNUP = "S", "signup"
+        ENROLLMENT = "E", "first enrolment"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=1, choices=Kind.choices)
+    cohort_day = models.DateField()
+    cohort_week = models.IntegerField()
+    since = models.IntegerField()
+    persona = models.CharField(max_length=100, blank=True)
+    signup_source = models.CharField(max_length=100, blank=True)
+    company_size = models.CharField(max_length=100, blank=True)
+    use_case = models.CharField(max_length=100, blank=True)
+    users = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "kind", "cohort_day", "since", *SEGMENT_FIELDS],
+                name="cohortcount_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} cohort of {self.cohort_day}, week {self.since}: {self.users}"
 
 
 class EventDayRollup(models.Model):

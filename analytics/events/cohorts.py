@@ -8,20 +8,21 @@ the chosen name, in the k-th calendar week after it (by event timestamp). Activa
 enrollments grouped by the week they were enrolled in, and how many have completed their path so
 far, cumulated per week since.
 
-"Any event" is read from the event rollups (CohortMember for the sizes, ActivityWeek for the
-weeks: analytics/events/rollups.py, refreshed every five minutes), so it is as fresh as they are;
-a chosen event name is read from the events (event_funnel_idx serves it).
+"Any event" is read from the cohort matrices (CohortCount: analytics/events/rollups.py, refreshed
+every five minutes), so it is as fresh as they are;
+a chosen event name is read from the events (event_funnel_idx serves it). Activation cohorts are
+read from EnrollmentFact (analytics/rollups/facts.py, refreshed with the enrollment rollups).
 """
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, ExpressionWrapper, F, IntegerField, Value
+from django.db.models import Count, Sum
 
 from analytics.events import raw
-from analytics.models import SEGMENT_FIELDS, ActivityWeek, CohortMember
+from analytics.models import SEGMENT_FIELDS, CohortCount, EnrollmentFact
 from onboarding.ingestion import selectors as event_selectors
 from onboarding.progress import selectors as enrollment_selectors
 from tenancy import selectors as tenancy_selectors
@@ -106,40 +107,31 @@ def retention_statement(query: CohortQuery) -> tuple[str, list[Any]]:
 
 
 def retention_rows_from_rollups(query: CohortQuery) -> list[tuple]:
-    """retention_statement's rows for "any event", from CohortMember and ActivityWeek."""
-    day, week = (
-        ("signup_day", "signup_week")
-        if query.by == "signup"
-        else ("first_enrolled_day", "first_enrolled_week")
-    )
-    in_range = {
-        "workspace": query.workspace,
-        f"{day}__gte": query.start.date(),
-        f"{day}__lt": query.end.date(),
-        **{trait: value for trait, value in query.segment.items() if trait in SEGMENT_FIELDS},
-    }
-    sizes = (
-        CohortMember.objects.filter(**in_range)
-        .values(week)
-        .annotate(users=Count("*"))
-        .values_list(week, Value(-1), "users")
+    """retention_statement's rows for "any event", from the cohort matrices (CohortCount)."""
+    kind = CohortCount.Kind.SIGNUP if query.by == "signup" else CohortCount.Kind.ENROLLMENT
+    rows = (
+        CohortCount.objects.filter(
+            workspace=query.workspace,
+            kind=kind,
+            cohort_day__gte=query.start.date(),
+            cohort_day__lt=query.end.date(),
+            since__gte=CohortCount.SIZE,
+            since__lte=query.weeks,
+            **{trait: value for trait, value in query.segment.items() if trait in SEGMENT_FIELDS},
+        )
+        .values("cohort_week", "since")
+        .annotate(total=Sum("users"))
+        .filter(total__gt=0)
+        .values_list("cohort_week", "since", "total")
         .order_by()
     )
-    since = ExpressionWrapper(F("week") - F(week), output_field=IntegerField())
-    retained = (
-        ActivityWeek.objects.filter(**in_range, week__gte=F(week), week__lte=F(week) + query.weeks)
-        .annotate(since=since)
-        .values(week, "since")
-        .annotate(users=Count("*"))
-        .values_list(week, "since", "users")
-        .order_by()
-    )
-    return [*sizes, *retained]
+    return list(rows)
 
 
 def activation_statement(query: CohortQuery) -> tuple[str, list[Any]]:
     """Rows (cohort_week, weeks_since, enrollments): weeks_since -1 carries the cohort's size, the
-    others the enrollments completed that many weeks after their enrolment week."""
+    others the enrollments completed that many weeks after their enrolment week. The definition
+    over the enrollments themselves; the API reads activation_rows_from_facts (the tests compare)."""
     enrollments_sql, enrollments_params = _compiled(
         enrollment_selectors.enrollments_enrolled_between(
             workspace=query.workspace, start=query.start, end=query.end
@@ -161,6 +153,38 @@ def activation_statement(query: CohortQuery) -> tuple[str, list[Any]]:
         "WHERE completed_week IS NOT NULL GROUP BY cohort_week, completed_week - cohort_week"
     )
     return sql, [*enrollments_params, *users_params]
+
+
+def _week_of_day(day: date) -> int:
+    return raw.week_number_of(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp())
+
+
+def activation_rows_from_facts(query: CohortQuery) -> list[tuple]:
+    """activation_statement's rows, from EnrollmentFact (one row per enrollment, kept by the rollup
+    refresh): enrollments per (enrolment day, completion day), then per week in Python."""
+    per_days = (
+        EnrollmentFact.objects.filter(
+            workspace=query.workspace,
+            day__gte=query.start.date(),
+            day__lt=query.end.date(),
+            **{trait: value for trait, value in query.segment.items() if trait in SEGMENT_FIELDS},
+        )
+        .values_list("day", "completed_day")
+        .annotate(enrollments=Count("*"))
+        .order_by()
+    )
+    counts: dict[tuple[int, int], int] = {}
+    for day, completed_day, enrollments in per_days:
+        week = _week_of_day(_as_date(day))
+        counts[(week, -1)] = counts.get((week, -1), 0) + enrollments
+        if completed_day is not None:
+            since = _week_of_day(_as_date(completed_day)) - week
+            counts[(week, since)] = counts.get((week, since), 0) + enrollments
+    return [(week, since, enrollments) for (week, since), enrollments in counts.items()]
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 def _matrix(rows: list[tuple], *, weeks: int, current_week: int) -> dict[int, tuple[int, list[int | None]]]:
@@ -237,7 +261,6 @@ def parameters_of(query: CohortQuery) -> dict[str, Any]:
 def cohort_retention(query: CohortQuery) -> dict[str, Any]:
     """Retention and activation cohorts, fresh or (on timeout) the last cached, marked stale."""
     retention_sql, retention_params = retention_statement(query)
-    activation_sql, activation_params = activation_statement(query)
 
     def compute(cursor) -> dict[str, Any]:
         if query.event is None:
@@ -245,8 +268,7 @@ def cohort_retention(query: CohortQuery) -> dict[str, Any]:
         else:
             cursor.execute(retention_sql, retention_params)
             retention = cursor.fetchall()
-        cursor.execute(activation_sql, activation_params)
-        return _cohorts_out(query, retention, cursor.fetchall())
+        return _cohorts_out(query, retention, activation_rows_from_facts(query))
 
     return raw.cached_or_fresh(
         workspace=query.workspace, kind="cohorts", parameters=parameters_of(query), compute=compute

@@ -146,6 +146,10 @@ def cohort_people(*, workspace: Workspace, among: list[QuerySet] | None = None) 
     )
 
 
+def end_users_of(*, workspace: Workspace) -> QuerySet[EndUser]:
+    return EndUser.objects.filter(workspace=workspace)
+
+
 def people_changed_between(*, workspace: Workspace, start: datetime, end: datetime) -> QuerySet:
     """Ids of the end users saved in [start, end) (traits, a merge into them, a new profile)."""
     return EndUser.objects.filter(workspace=workspace, updated_at__gte=start, updated_at__lt=end).values("id")

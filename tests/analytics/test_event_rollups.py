@@ -1,6 +1,7 @@
 """The event rollups (analytics/events/rollups.py): cohorts read from them equal the raw SQL over
 the events on generated data; an incremental refresh after new events, new people, trait
-changes, a first enrolment and a merge stores what a rebuild stores; a refresh run again adds
+changes, a first enrolment and a merge stores what a rebuild stores; activation cohorts read from
+the enrollment facts equal the raw SQL over enrollments; a refresh run again adds
 nothing; events inside the lag wait for the next refresh; an erasure leaves no segment value of
 the person in them; the event funnel builder lists the event names with their volume."""
 
@@ -16,7 +17,8 @@ from analytics.events import cohorts
 from analytics.events.cohorts import CohortQuery
 from analytics.events.rollups import LAG, event_rollups_rebuild, event_rollups_refresh
 from analytics.events.volumes import event_names_by_volume
-from analytics.models import ActivityWeek, CohortMember, EventDayRollup
+from analytics.models import ActivityWeek, CohortCount, CohortMember, EventDayRollup
+from analytics.rollups.services import rollups_refresh
 from guardrails.gdpr.erasure import erasure_start
 from onboarding.identity.resolution import merge_end_users
 from onboarding.models import Enrollment, Event
@@ -113,6 +115,21 @@ def test_cohorts_from_the_rollups_equal_the_raw_sql_over_events(generated, by, s
     assert expected and _from_rollups(query) == expected
 
 
+@pytest.mark.parametrize("segment", [{}, {"persona": "dev"}])
+@pytest.mark.parametrize(("first", "days"), [(0, 60), (9, 17)])
+def test_activation_cohorts_from_the_enrollment_facts_equal_the_raw_sql(generated, segment, first, days):
+    workspace = generated[0][0]
+    rollups_refresh(workspace=workspace)
+    start = START + timedelta(days=first)
+    query = CohortQuery(workspace, "signup", 8, start, start + timedelta(days=days), None, segment)
+    sql, params = cohorts.activation_statement(query)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        expected = sorted((int(week), int(since), int(count)) for week, since, count in cursor.fetchall())
+
+    assert expected and sorted(cohorts.activation_rows_from_facts(query)) == expected
+
+
 def _stored(workspace) -> dict[str, list]:
     columns = (
         "end_user_id",
@@ -126,6 +143,11 @@ def _stored(workspace) -> dict[str, list]:
     return {
         "members": sorted(CohortMember.objects.filter(workspace=workspace).values_list(*columns)),
         "weeks": sorted(ActivityWeek.objects.filter(workspace=workspace).values_list("week", *columns)),
+        "matrices": sorted(
+            CohortCount.objects.filter(workspace=workspace, users__gt=0).values_list(
+                "kind", "cohort_day", "cohort_week", "since", "persona", "use_case", "users"
+            )
+        ),
         "volumes": sorted(
             EventDayRollup.objects.filter(workspace=workspace).values_list("day", "event_name", "events")
         ),
@@ -155,8 +177,8 @@ def test_an_incremental_refresh_stores_what_a_rebuild_does(generated):
 
     assert incremental == _stored(workspace)
     assert not CohortMember.objects.filter(end_user_id=people[12].pk).exists()
-    assert CohortMember.objects.get(end_user=people[10]).persona == "pm"
-    assert CohortMember.objects.get(end_user=never_enrolled).first_enrolled_day == date(2026, 9, 22)
+    assert CohortMember.objects.get(end_user_id=people[10].pk).persona == "pm"
+    assert CohortMember.objects.get(end_user_id=never_enrolled.pk).first_enrolled_day == date(2026, 9, 22)
 
 
 def test_a_refresh_run_again_counts_nothing_twice(generated):
@@ -191,7 +213,7 @@ def test_an_erasure_leaves_the_persons_weeks_without_their_segment(generated):
     (workspace, *_), people, _, _ = generated
     _refreshed(workspace)
     person = next(
-        p for p in people if p.persona == "dev" and ActivityWeek.objects.filter(end_user=p).exists()
+        p for p in people if p.persona == "dev" and ActivityWeek.objects.filter(end_user_id=p.pk).exists()
     )
     everyone = CohortQuery(workspace, "signup", 8, START, START + timedelta(days=42))
     developers = CohortQuery(
@@ -202,7 +224,8 @@ def test_an_erasure_leaves_the_persons_weeks_without_their_segment(generated):
     erasure_start(workspace=workspace, user_id=person.external_id)
 
     for model in (CohortMember, ActivityWeek):
-        assert set(model.objects.filter(end_user=person).values_list("persona", "use_case")) == {("", "")}
+        rows = model.objects.filter(end_user_id=person.pk)
+        assert set(rows.values_list("persona", "use_case")) == {("", "")}
     assert _from_rollups(everyone) == before  # counts do not move, as with the kept events
     assert _from_rollups(developers) != developers_before
     _refreshed(workspace)

@@ -162,6 +162,7 @@ def test_what_stays_is_tombstoned_and_counted(tenant, people):
             "preferences": 1,
             "llm_calls": 1,
             "nudges": 0,
+            "event_rollups": 0,  # no refresh has run: the person has no cohort rows yet
             "signals": 0,
         },
         "events": {"total": 3, "erased": 3},

@@ -34,7 +34,7 @@ class Command(PeriodicPassCommand):
             workspace=workspace, on_progress=progress_line(self.stderr, f"{workspace.slug}: days of events")
         )
         self.stdout.write(
-            f"{workspace.slug}: event rollups: {events.members} people, {events.activity_weeks} active "
+            f"{workspace.slug}: event rollups: {events.people} people, {events.activity_weeks} active "
             f"weeks, {events.windows} days of events in {time.monotonic() - started:.1f} s"
         )
         written = report.written
