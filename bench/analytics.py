@@ -858,7 +858,8 @@ def _timed_rebuild(env: dict, timeout: float) -> None:
     with psycopg.connect(env["BENCH_DSN"]) as conn:
         rows = []
         tables = ("analytics_enrollmentrollup", "analytics_steprollup", "analytics_steptimebucket")
-        tables += ("analytics_cohortmember", "analytics_activityweek", "analytics_eventdayrollup")
+        tables += ("analytics_cohortmember", "analytics_activityweek", "analytics_cohortcount")
+        tables += ("analytics_eventdayrollup",)
         for table in tables:
             count = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
             rows.append(f"{conn.execute(count).fetchone()[0]:,} {table}")
