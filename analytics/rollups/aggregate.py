@@ -1,6 +1,8 @@
-"""The rollup rows of a set of facts: one GROUP BY per rollup table in the database, for the whole
-workspace's slices (rebuild) as for the few enrollments of a refresh chunk (their old and new
-contributions), so the two cannot disagree.
+"""The rollup rows of stored facts: one GROUP BY per rollup table in the database, over the facts
+of whole slices (the rebuild: millions of facts, never loaded into Python). The refresh sums the
+same counts in Python over the few fact rows that changed (increments.differences_of_facts);
+tests/analytics/test_rollup_facts.py checks that refreshes and a rebuild from scratch store the
+same rows.
 
 Rows are keyed (day, persona, signup_source, company_size, use_case) and, for steps, the step key;
 bucket rows add the bucket; they come grouped by path version. Only keys with something to count.

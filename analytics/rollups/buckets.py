@@ -4,7 +4,7 @@ without raw rows.
 Bucket i holds durations d (seconds, at least 1) with 2^(i/8) <= d < 2^((i+1)/8): eight buckets
 per doubling. A quantile is reported as the geometric middle of the bucket its rank falls in, so
 it is within 4.5% (2^(1/16) - 1) of the true value; durations under one second count as one
-second. The database computes the bucket (expressions.py) so no raw row reaches Python.
+second. `bucket_of` is the one computation of a bucket: the enrollment facts (facts.py) store it.
 """
 
 import math
@@ -14,7 +14,7 @@ BUCKETS_PER_DOUBLING = 8
 
 
 def bucket_of(seconds: float) -> int:
-    """The bucket of a duration, as the database computes it (for tests and checks)."""
+    """The bucket of a duration in seconds."""
     return math.floor(BUCKETS_PER_DOUBLING * math.log2(max(seconds, 1.0)))
 
 

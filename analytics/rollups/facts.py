@@ -16,8 +16,9 @@ refresh both go through `facts_of_enrollments`, and the rollups are GROUP BYs ov
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+from django.db import connection
 from django.db.models import FilteredRelation, Q
 
 from analytics.models import SEGMENT_FIELDS, EnrollmentFact, StepFact
@@ -138,12 +139,69 @@ def facts_of_enrollments(*, workspace: Workspace, enrollment_ids: list[int], win
     return facts
 
 
-def facts_replace(*, workspace: Workspace, enrollment_ids: Iterable[int], facts: Facts) -> None:
-    """Drop the stored facts of the enrollments and write `facts` (theirs, as computed now)."""
-    ids = list(enrollment_ids)
-    EnrollmentFact.objects.filter(workspace=workspace, enrollment_id__in=ids).delete()
-    StepFact.objects.filter(workspace=workspace, enrollment_id__in=ids).delete()
-    facts_write(facts)
+def facts_stored(*, workspace: Workspace, enrollment_ids: list[int]) -> Facts:
+    """The stored facts of the enrollments, as rows in the fields' order."""
+    return Facts(
+        _stored(EnrollmentFact, ENROLLMENT_FACT_FIELDS, workspace, enrollment_ids),
+        _stored(StepFact, STEP_FACT_FIELDS, workspace, enrollment_ids),
+    )
+
+
+def _stored(model, fields: tuple[str, ...], workspace: Workspace, enrollment_ids: list[int]) -> list[tuple]:
+    if not enrollment_ids:
+        return []
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(model._meta.get_field(name).column) for name in fields)
+    table = quote(model._meta.db_table)
+    if connection.vendor == "postgresql":  # one array parameter, not thousands
+        matched, params = "enrollment_id = ANY(%s::bigint[])", [workspace.pk, list(enrollment_ids)]
+    else:
+        matched = f"enrollment_id IN ({', '.join(['%s'] * len(enrollment_ids))})"
+        params = [workspace.pk, *enrollment_ids]
+    statement = f"SELECT {columns} FROM {table} WHERE workspace_id = %s AND {matched}"  # noqa: S608
+    day = fields.index("day")
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        rows = cursor.fetchall()
+    if rows and isinstance(rows[0][day], str):  # a driver that returns the day as text
+        rows = [(*row[:day], date.fromisoformat(row[day]), *row[day + 1 :]) for row in rows]
+    return rows
+
+
+def facts_changed(old: Facts, new: Facts) -> tuple[Facts, Facts]:
+    """(rows only in old, rows only in new): most of a changed enrollment's facts stay as they were
+    (the steps before the one it just completed), and those are neither rewritten nor counted."""
+    old_enrollments, new_enrollments = set(old.enrollments), set(new.enrollments)
+    old_steps, new_steps = set(old.steps), set(new.steps)
+    return (
+        Facts(list(old_enrollments - new_enrollments), list(old_steps - new_steps)),
+        Facts(list(new_enrollments - old_enrollments), list(new_steps - old_steps)),
+    )
+
+
+def facts_apply(*, workspace: Workspace, removed: Facts, added: Facts) -> None:
+    """Delete the removed rows, then insert the added ones (a changed row is in both)."""
+    enrollment_ids = [row[0] for row in removed.enrollments]
+    for start in range(0, len(enrollment_ids), bulk.ROWS_PER_STATEMENT):
+        chunk = enrollment_ids[start : start + bulk.ROWS_PER_STATEMENT]
+        EnrollmentFact.objects.filter(workspace=workspace, enrollment_id__in=chunk).delete()
+    step_key = STEP_FACT_FIELDS.index("step_key")
+    steps = [(row[0], row[step_key]) for row in removed.steps]
+    for start in range(0, len(steps), bulk.ROWS_PER_STATEMENT):
+        _steps_delete(workspace, steps[start : start + bulk.ROWS_PER_STATEMENT])
+    facts_write(added)
+
+
+def _steps_delete(workspace: Workspace, keys: list[tuple[int, str]]) -> None:
+    table = connection.ops.quote_name(StepFact._meta.db_table)
+    if connection.vendor == "postgresql":
+        matched = "(enrollment_id, step_key) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))"
+        params = [[key[0] for key in keys], [key[1] for key in keys]]
+    else:
+        matched = f"(enrollment_id, step_key) IN (VALUES {', '.join(['(%s, %s)'] * len(keys))})"
+        params = [value for key in keys for value in key]
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s AND {matched}", [workspace.pk, *params])  # noqa: S608
 
 
 def facts_write(facts: Facts) -> None:

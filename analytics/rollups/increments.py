@@ -1,5 +1,5 @@
-"""Applying a difference of rollup rows (new facts' rows - old facts' rows of the enrollments a
-refresh chunk re-read) to the stored rollups as increments: a row's counts move by the difference,
+"""Applying a difference of rollup rows (what a refresh chunk's changed fact rows count now minus
+what they counted before) to the stored rollups as increments: a row's counts move by the difference,
 a key not stored yet is inserted, a row whose count fell to zero is deleted. Only the keys the
 chunk's enrollments touch are read or written, so a refresh costs what changed.
 
@@ -17,13 +17,21 @@ from functools import cache
 import orjson
 from django.db import connection
 
-from analytics.rollups.aggregate import VersionRows
-from analytics.rollups.sync import TABLES, RollupTable, Written
+from analytics.models import SEGMENT_FIELDS
+from analytics.rollups.facts import ENROLLMENT_FACT_FIELDS, STEP_FACT_FIELDS, Facts
+from analytics.rollups.sync import (
+    ACTIVATION_BUCKETS,
+    ENROLLMENTS,
+    STEP_BUCKETS,
+    STEPS,
+    TABLES,
+    RollupTable,
+    Written,
+)
 from core.db import bulk
 from tenancy.models import Workspace
 
 ROWS_PER_STATEMENT = 1000
-_ROWS_OF = dict(zip(TABLES, ("enrollments", "activation_buckets", "steps", "step_buckets"), strict=True))
 _KEPT_VALUES = ("activation_window_days",)  # set, not added
 
 
@@ -36,27 +44,38 @@ def _counted(table: RollupTable) -> tuple[str, ...]:
     return tuple(name for name in table.values if name not in _KEPT_VALUES)
 
 
-def _as_counts(table: RollupTable, value) -> tuple[int, ...]:
-    if isinstance(value, dict):
-        return tuple(value[name] for name in _counted(table))
-    return (value,)
+_E = {name: index for index, name in enumerate(ENROLLMENT_FACT_FIELDS)}
+_S = {name: index for index, name in enumerate(STEP_FACT_FIELDS)}
+_VERSION_AND_KEY = slice(_E["path_version"], _E["day"] + 1 + len(SEGMENT_FIELDS))  # in both row kinds
 
 
-def differences(new: dict[int, VersionRows], old: dict[int, VersionRows]) -> dict[RollupTable, list[tuple]]:
-    """Per table, rows (path version id, *key, *count differences) whose counts moved."""
-    found: dict[RollupTable, list[tuple]] = {table: [] for table in TABLES}
-    for version_id in new.keys() | old.keys():
-        for table, attribute in _ROWS_OF.items():
-            now = getattr(new.get(version_id, VersionRows()), attribute)
-            before = getattr(old.get(version_id, VersionRows()), attribute)
-            zero = (0,) * len(_counted(table))
-            for key in now.keys() | before.keys():
-                after = _as_counts(table, now[key]) if key in now else zero
-                was = _as_counts(table, before[key]) if key in before else zero
-                moved = tuple(a - b for a, b in zip(after, was, strict=True))
-                if any(moved):
-                    found[table].append((version_id, *key, *moved))
-    return found
+def _add(sums: dict, key: tuple, sign: int, *values: int) -> None:
+    found = sums.get(key)
+    if found is None:
+        found = sums[key] = [0] * len(values)
+    for index, value in enumerate(values):
+        found[index] += sign * value
+
+
+def differences_of_facts(added: Facts, removed: Facts) -> dict[RollupTable, list[tuple]]:
+    """Per table, rows (path version id, *key, *count differences): what the added fact rows
+    count minus what the removed ones counted, by the rules of aggregate.rows_of_facts."""
+    sums: dict[RollupTable, dict] = {table: {} for table in TABLES}
+    for facts, sign in ((added, 1), (removed, -1)):
+        for row in facts.enrollments:
+            key = row[_VERSION_AND_KEY]
+            flags = (int(bool(row[_E[name]])) for name in ("started", "completed", "activated"))
+            _add(sums[ENROLLMENTS], key, sign, 1, *flags)
+            if row[_E["activated"]]:
+                _add(sums[ACTIVATION_BUCKETS], (*key, row[_E["activation_bucket"]]), sign, 1)
+        for row in facts.steps:
+            key = (*row[_VERSION_AND_KEY], row[_S["step_key"]])
+            _add(sums[STEPS], key, sign, 1, int(bool(row[_S["advanced"]])), int(bool(row[_S["completed"]])))
+            if row[_S["bucket"]] is not None:
+                _add(sums[STEP_BUCKETS], (*key, row[_S["bucket"]]), sign, 1)
+    return {
+        table: [(*key, *moved) for key, moved in found.items() if any(moved)] for table, found in sums.items()
+    }
 
 
 def _columns(table: RollupTable) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -5,8 +5,9 @@ Both go through the enrollment facts (facts.py: what each enrollment contributes
 The refresh reads which enrollments changed since the workspace's cursor (onboarding's
 `enrollments_changed_since`: completions, reverts, skips and status changes all save the
 enrollment; trait changes move its segment) and the facts whose enrollment was deleted (an
-anti-join), and per chunk of them: the rollup rows of their stored facts (old), their facts
-rewritten, the rows of the new facts (new), and new - old added to the rollups (increments.py).
+anti-join), and per chunk of them: their stored facts, their facts computed now, the fact rows
+that differ rewritten, and what those count now minus what they counted added to the rollups
+(increments.py). The facts of an enrollment that completed one more step mostly stay as they were.
 Its cost follows the enrollments changed, not the days or segments they fall in. Each chunk commits
 with the cursor moved to the newest change it covered, so an interrupted refresh resumes there;
 the cursor is read back with an overlap, so a change committed late by a slow transaction is still
@@ -98,30 +99,19 @@ def _changed_enrollments(workspace: Workspace, since: datetime) -> list[tuple[in
     return [(enrollment_id, None) for enrollment_id in vanished] + list(changed)
 
 
-def _facts_of(workspace: Workspace, enrollment_ids: list[int]) -> dict[int, aggregate.VersionRows]:
-    return aggregate.rows_of_facts(
-        EnrollmentFact.objects.filter(workspace=workspace, enrollment_id__in=enrollment_ids),
-        StepFact.objects.filter(workspace=workspace, enrollment_id__in=enrollment_ids),
-    )
-
-
 def _refresh_chunk(workspace: Workspace, enrollment_ids: list[int]) -> tuple[Written, set[Slice]]:
-    """Replace the enrollments' facts and add (new rows - old rows) to the rollups."""
+    """Rewrite the enrollments' fact rows that changed and add what they count now minus what they
+    counted to the rollups."""
     window_days = activation_window_days(workspace=workspace)
-    old = _facts_of(workspace, enrollment_ids)
-    found = facts.facts_of_enrollments(
+    old = facts.facts_stored(workspace=workspace, enrollment_ids=enrollment_ids)
+    new = facts.facts_of_enrollments(
         workspace=workspace, enrollment_ids=enrollment_ids, window_days=window_days
     )
-    facts.facts_replace(workspace=workspace, enrollment_ids=enrollment_ids, facts=found)
-    new = _facts_of(workspace, enrollment_ids)
-    moved = increments.differences(new, old)
+    removed, added = facts.facts_changed(old, new)
+    facts.facts_apply(workspace=workspace, removed=removed, added=added)
+    moved = increments.differences_of_facts(added, removed)
     written = increments.increments_apply(workspace=workspace, moved=moved, window_days=window_days)
-    touched = {
-        (version_id, key[0])
-        for rows in (old, new)
-        for version_id, each in rows.items()
-        for key in each.enrollments
-    }
+    touched = {(row[2], row[3]) for each in (added, removed) for row in each.enrollments}
     return written, touched
 
 
