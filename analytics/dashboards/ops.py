@@ -103,7 +103,11 @@ def _pipeline_table(filters: DashboardFilters, pipeline: queries.NudgePipeline) 
         [t.Column("status", "state", t.TEXT), t.Column("nudges", "nudges")],
         [[status, count] for status, count in pipeline.by_status.items()],
         chart=t.Chart("status", ("nudges",), "bar", "Nudges created in the range by their state now"),
-        note="queued, deferred, in_flight and in_doubt are still in the pipeline; failed is a dead letter.",
+        note=(
+            "queued, deferred, in_flight and in_doubt are still in the pipeline; failed is a dead letter."
+            " Exact counts: these over the date range only; the dead letters and in doubt above over all"
+            " time, counted for those two statuses alone (an index range each), never the whole table."
+        ),
     )
 
 
