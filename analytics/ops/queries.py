@@ -40,34 +40,18 @@ class IngestionBucket:
     events_per_minute: float
 
 
-def ingestion_rates(*, workspace: Workspace, now: datetime | None = None) -> dict[str, list[IngestionBucket]]:
-    """{"minute": the last hour per minute, "hour": the last 24 hours per hour}, each bucket present
-    (0 when none arrived), the current, partial one last. One scan of the 24 hours, per minute:
-    the hours are summed from its minutes rather than read again."""
+def _window(bucket: str, now: datetime | None) -> tuple[datetime, datetime]:
+    """[first bucket's start, end) of the bucket's window: the current, partial bucket last."""
+    window, width = INGESTION_WINDOWS[bucket]
     now = (now or timezone.now()).astimezone(UTC)
-    current = {
-        "minute": now.replace(second=0, microsecond=0),
-        "hour": now.replace(minute=0, second=0, microsecond=0),
-    }
-    firsts = {name: current[name] - window + width for name, (window, width) in INGESTION_WINDOWS.items()}
-    per_minute = ingestion_selectors.events_received_per_bucket(
-        workspace=workspace,
-        start=min(firsts.values()),
-        end=current["minute"] + INGESTION_WINDOWS["minute"][1],
-        bucket="minute",
-    )
-    per_hour: dict[datetime, int] = {}
-    for minute, events in per_minute.items():
-        hour = minute.replace(minute=0)
-        per_hour[hour] = per_hour.get(hour, 0) + events
-    counts = {"minute": per_minute, "hour": per_hour}
-    return {name: _buckets(firsts[name], INGESTION_WINDOWS[name], counts[name]) for name in INGESTION_WINDOWS}
+    current = now.replace(second=0, microsecond=0)
+    if bucket == "hour":
+        current = current.replace(minute=0)
+    return current - window + width, current + width
 
 
-def _buckets(
-    first: datetime, window_and_width: tuple[timedelta, timedelta], counts: dict[datetime, int]
-) -> list[IngestionBucket]:
-    window, width = window_and_width
+def _buckets(bucket: str, first: datetime, counts: dict[datetime, int]) -> list[IngestionBucket]:
+    window, width = INGESTION_WINDOWS[bucket]
     minutes = width.total_seconds() / 60
     starts = [first + width * index for index in range(int(window / width))]
     return [
@@ -83,7 +67,29 @@ def ingestion_rate(
 ) -> list[IngestionBucket]:
     """Events received per minute over the last hour, or per hour over the last 24 hours (the
     current, partial bucket last), every bucket present (0 when none arrived)."""
-    return ingestion_rates(workspace=workspace, now=now)[bucket]
+    first, end = _window(bucket, now)
+    counts = ingestion_selectors.events_received_per_bucket(
+        workspace=workspace, start=first, end=end, bucket=bucket
+    )
+    return _buckets(bucket, first, counts)
+
+
+def ingestion_rates(*, workspace: Workspace, now: datetime | None = None) -> dict[str, list[IngestionBucket]]:
+    """Both of ingestion_rate's answers, {"minute": ..., "hour": ...}, from one scan of the 24
+    hours per minute (the hours summed from their minutes) instead of a scan each."""
+    now = now or timezone.now()
+    first_minute, _ = _window("minute", now)
+    first_hour, end = _window("hour", now)  # the minutes' window lies within the hours'
+    per_minute = ingestion_selectors.events_received_per_bucket(
+        workspace=workspace, start=first_hour, end=end, bucket="minute"
+    )
+    per_hour: dict[datetime, int] = {}
+    for minute, events in per_minute.items():
+        per_hour[minute.replace(minute=0)] = per_hour.get(minute.replace(minute=0), 0) + events
+    return {
+        "minute": _buckets("minute", first_minute, per_minute),
+        "hour": _buckets("hour", first_hour, per_hour),
+    }
 
 
 @dataclass(frozen=True)

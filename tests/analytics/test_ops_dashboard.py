@@ -269,3 +269,17 @@ def test_every_table_exports_as_csv_equal_to_the_page(workspaces, grace, setting
     states = csv_rows(grace.get(PAGE, {**params, "export": "nudge_states"}))
     assert {status: int(count) for status, count in states[1:] if count != "0"} == ops_data.IN_RANGE_BY_STATUS
     assert csv_rows(grace.get(PAGE, {**params, "export": "rollup_freshness"}))[1][3] == "stale"
+
+
+def test_both_ingestion_tables_from_one_scan_are_each_table_read_alone(workspaces):
+    """The page reads the minutes and the hours in one scan (ingestion_rates): the same buckets
+    as reading each window on its own, at a minute boundary and within a minute."""
+    acme, globex = workspaces
+    ops_data.received_events(acme, globex)
+
+    for now in (NOW, NOW + timedelta(seconds=59), NOW - timedelta(minutes=31)):
+        both = queries.ingestion_rates(workspace=acme, now=now)
+
+        assert both["minute"] == queries.ingestion_rate(workspace=acme, bucket="minute", now=now)
+        assert both["hour"] == queries.ingestion_rate(workspace=acme, bucket="hour", now=now)
+    assert sum(bucket.events for bucket in both["hour"]) > 0
