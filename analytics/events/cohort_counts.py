@@ -95,9 +95,9 @@ def activity_columns_copy(cursor, end_user_ids: list[int]) -> None:
         )
 
 
-def weeks_insert(cursor, events_queryset) -> int:
-    """Insert (uncounted) the (person, week) of each event with the person's cohort columns; a week
-    already stored is left alone."""
+def weeks_insert(cursor, events_queryset, *, counted: bool = False) -> int:
+    """Insert the (person, week) of each event with the person's cohort columns, uncounted unless
+    the caller counts them itself (a rebuild); a week already stored is left alone."""
     events_sql, params = _compiled(events_queryset)
     week = raw.week_number(raw.epoch_seconds('q."timestamp"'))
     columns = ", ".join(COHORT_COLUMNS)
@@ -107,7 +107,7 @@ def weeks_insert(cursor, events_queryset) -> int:
         + ", ".join(f"m.{column}" for column in COHORT_COLUMNS)
         + f" FROM ({events_sql}) q JOIN {MEMBERS} m ON m.end_user_id = q.end_user_id WHERE 1 = 1 "
         "ON CONFLICT (end_user_id, week) DO NOTHING",
-        [False, *params],
+        [counted, *params],
     )
     return max(cursor.rowcount, 0)
 
@@ -147,6 +147,10 @@ def people_counts_add(cursor, workspace: Workspace, end_user_ids: list[int], sig
 
 def everyones_sizes_add(cursor, workspace: Workspace) -> None:
     _counts_add(cursor, workspace, sizes=True, where="1 = 1", params=[], sign=1)
+
+
+def everyones_weeks_add(cursor, workspace: Workspace) -> None:
+    _counts_add(cursor, workspace, sizes=False, where="1 = 1", params=[], sign=1)
 
 
 def new_weeks_count(cursor, workspace: Workspace) -> None:

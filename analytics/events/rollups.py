@@ -26,7 +26,7 @@ Not seen incrementally: a deleted enrollment that was someone's first (the rebui
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -39,6 +39,8 @@ from tenancy.models import Workspace
 
 LAG = timedelta(minutes=2)
 WINDOW = timedelta(days=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+REBUILD_STEPS = 4
 _VOLUMES = EventDayRollup._meta.db_table
 
 
@@ -91,26 +93,22 @@ def _people_apply(cursor, workspace: Workspace, among: list) -> int:
     return len(changed)
 
 
-def _window_apply(
-    workspace: Workspace, start: datetime, end: datetime, *, people_changed: bool
-) -> EventRollupReport:
-    """One window, in one transaction with the cursor moved to `end`. A rebuild's windows leave
-    people alone (`people_changed` False): it has just written everyone's cohort row."""
+def _window_apply(workspace: Workspace, start: datetime, end: datetime) -> EventRollupReport:
+    """One window, in one transaction with the cursor moved to `end`."""
     report = EventRollupReport(windows=1)
     window_events = event_selectors.events_received_between(workspace=workspace, start=start, end=end)
     with transaction.atomic(), connection.cursor() as cursor:
-        if people_changed:
-            saved = people_selectors.people_changed_between(workspace=workspace, start=start, end=end)
-            enrolled = people_selectors.people_with_enrollments_changed_between(
-                workspace=workspace, start=start, end=end
-            )
-            among = [window_events.values("end_user_id"), saved, enrolled]
-            report.people = _people_apply(cursor, workspace, among)
+        saved = people_selectors.people_changed_between(workspace=workspace, start=start, end=end)
+        enrolled = people_selectors.people_with_enrollments_changed_between(
+            workspace=workspace, start=start, end=end
+        )
+        report.people = _people_apply(
+            cursor, workspace, [window_events.values("end_user_id"), saved, enrolled]
+        )
         report.activity_weeks = counts.weeks_insert(cursor, window_events)
-        if people_changed:
-            report.activity_weeks += counts.weeks_insert(
-                cursor, event_selectors.events_of_end_users(workspace=workspace, end_user_ids=saved)
-            )
+        report.activity_weeks += counts.weeks_insert(
+            cursor, event_selectors.events_of_end_users(workspace=workspace, end_user_ids=saved)
+        )
         counts.new_weeks_count(cursor, workspace)
         report.day_names = _volumes_add(cursor, workspace, start, end)
         EventRollupCursor.objects.update_or_create(
@@ -127,22 +125,14 @@ def _windows(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     return windows
 
 
-def _run(
-    workspace: Workspace,
-    windows: list[tuple[datetime, datetime]],
-    *,
-    people_changed: bool,
-    on_progress: Callable[[int, int], None] | None,
-) -> EventRollupReport:
+def _run(workspace: Workspace, windows: list[tuple[datetime, datetime]]) -> EventRollupReport:
     total = EventRollupReport()
-    for done, (start, end) in enumerate(windows, start=1):
-        report = _window_apply(workspace, start, end, people_changed=people_changed)
+    for start, end in windows:
+        report = _window_apply(workspace, start, end)
         total.windows += 1
         total.people += report.people
         total.activity_weeks += report.activity_weeks
         total.day_names += report.day_names
-        if on_progress is not None:
-            on_progress(done, len(windows))
     return total
 
 
@@ -152,23 +142,37 @@ def event_rollups_rebuild(
     on_progress: Callable[[int, int], None] | None = None,
     now: datetime | None = None,
 ) -> EventRollupReport:
-    """Drop the workspace's event rollups and build them again from every event and person,
-    one window (a day of received_at) per transaction; resumable by the incremental refresh.
-    `now` (tests) stands for the clock when the bound is taken."""
+    """Drop the workspace's event rollups and build them again from every person and every event
+    received before the bound, in one transaction of four steps (people, weeks, matrices, day x
+    name counts; `on_progress` after each): one pass over the events each for the weeks and the
+    counts, which no index bounds. Interrupted, it leaves the rollups as they were, and the cursor:
+    the next refresh goes on from it, or rebuilds when there was none. `now` (tests) stands for the
+    clock when the bound is taken."""
     bound = window_bound(now)
+    every_event = event_selectors.events_received_between(workspace=workspace, start=EPOCH, end=bound)
+    report = EventRollupReport(windows=1)
     with transaction.atomic(), connection.cursor() as cursor:
         for model in (ActivityWeek, CohortMember, CohortCount, EventDayRollup):
             model.objects.filter(workspace=workspace).delete()
         counts.members_write(cursor, workspace, None)
         counts.everyones_sizes_add(cursor, workspace)
-        first = event_selectors.first_event_received_at(workspace=workspace)
-        start = min(first, bound) if first is not None else bound
+        _progress(on_progress, 1)
+        report.activity_weeks = counts.weeks_insert(cursor, every_event, counted=True)
+        _progress(on_progress, 2)
+        counts.everyones_weeks_add(cursor, workspace)
+        _progress(on_progress, 3)
+        report.day_names = _volumes_add(cursor, workspace, EPOCH, bound)
         EventRollupCursor.objects.update_or_create(
-            workspace=workspace, defaults={"seen_until": start, "refreshed_at": timezone.now()}
+            workspace=workspace, defaults={"seen_until": bound, "refreshed_at": timezone.now()}
         )
-    report = _run(workspace, _windows(start, bound), people_changed=False, on_progress=on_progress)
+    _progress(on_progress, REBUILD_STEPS)
     report.people = CohortMember.objects.filter(workspace=workspace).count()
     return report
+
+
+def _progress(on_progress: Callable[[int, int], None] | None, done: int) -> None:
+    if on_progress is not None:
+        on_progress(done, REBUILD_STEPS)
 
 
 def _gone_forget(workspace: Workspace) -> None:
@@ -188,4 +192,4 @@ def event_rollups_refresh(*, workspace: Workspace, now: datetime | None = None) 
     if seen_until is None:
         return event_rollups_rebuild(workspace=workspace, now=now)
     _gone_forget(workspace)
-    return _run(workspace, _windows(seen_until, window_bound(now)), people_changed=True, on_progress=None)
+    return _run(workspace, _windows(seen_until, window_bound(now)))

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from django.db.models import Count, F, Min, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Trunc, TruncDate
 
@@ -90,7 +90,3 @@ def event_counts_by_day_and_name(*, workspace: Workspace, start: datetime, end: 
         .annotate(events=Count("pk"))
         .order_by()
     )
-
-
-def first_event_received_at(*, workspace: Workspace) -> datetime | None:
-    return Event.objects.filter(workspace=workspace).aggregate(first=Min("received_at"))["first"]

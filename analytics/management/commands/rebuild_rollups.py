@@ -31,11 +31,11 @@ class Command(PeriodicPassCommand):
         )
         started = time.monotonic()
         events = event_rollups.event_rollups_rebuild(
-            workspace=workspace, on_progress=progress_line(self.stderr, f"{workspace.slug}: days of events")
+            workspace=workspace, on_progress=progress_line(self.stderr, f"{workspace.slug}: event rollups")
         )
         self.stdout.write(
             f"{workspace.slug}: event rollups: {events.people} people, {events.activity_weeks} active "
-            f"weeks, {events.windows} days of events in {time.monotonic() - started:.1f} s"
+            f"weeks, {events.day_names} day x name counts in {time.monotonic() - started:.1f} s"
         )
         written = report.written
         self.stdout.write(
