@@ -195,13 +195,20 @@ def facts_apply(*, workspace: Workspace, removed: Facts, added: Facts) -> None:
 def _steps_delete(workspace: Workspace, keys: list[tuple[int, str]]) -> None:
     table = connection.ops.quote_name(StepFact._meta.db_table)
     if connection.vendor == "postgresql":
-        matched = "(enrollment_id, step_key) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))"
-        params = [[key[0] for key in keys], [key[1] for key in keys]]
+        # Joined to the unpacked keys, so the unique index is probed once a key (a row-value IN over
+        # unnest scanned the table, and an extra enrollment_id = ANY(...) was searched on each probe).
+        statement = (
+            f"DELETE FROM {table} USING unnest(%s::bigint[], %s::text[]) AS k(enrollment_id, step_key) "  # noqa: S608
+            f"WHERE {table}.workspace_id = %s "
+            f"AND {table}.enrollment_id = k.enrollment_id AND {table}.step_key = k.step_key"
+        )
+        params = [[key[0] for key in keys], [key[1] for key in keys], workspace.pk]
     else:
         matched = f"(enrollment_id, step_key) IN (VALUES {', '.join(['(%s, %s)'] * len(keys))})"
-        params = [value for key in keys for value in key]
+        statement = f"DELETE FROM {table} WHERE workspace_id = %s AND {matched}"  # noqa: S608
+        params = [workspace.pk, *(value for key in keys for value in key)]
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s AND {matched}", [workspace.pk, *params])  # noqa: S608
+        cursor.execute(statement, params)
 
 
 def facts_write(facts: Facts) -> None:
