@@ -163,6 +163,7 @@ def test_what_stays_is_tombstoned_and_counted(tenant, people):
             "llm_calls": 1,
             "nudges": 0,
             "event_rollups": 0,  # no refresh has run: the person has no cohort rows yet
+            "rollup_facts": 0,  # no refresh has run: the workspace has no enrollment facts yet
             "signals": 0,
         },
         "events": {"total": 3, "erased": 3},
