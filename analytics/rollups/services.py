@@ -171,10 +171,19 @@ def _facts_rewrite(workspace: Workspace, on_progress: Callable[[int, int], None]
                 facts.facts_of_enrollments(workspace=workspace, enrollment_ids=ids, window_days=window_days)
             )
         if not ids:
+            _analyze_facts()
             return total
         after, done = ids[-1], done + len(ids)
         if on_progress:
             on_progress(min(done, total), total)
+
+
+def _analyze_facts() -> None:
+    """Fresh statistics for the rewritten fact tables: with those of an empty table, PostgreSQL
+    planned the refresh's lookups by enrollment as scans of the whole workspace."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {EnrollmentFact._meta.db_table}, {StepFact._meta.db_table}")
 
 
 def _sync_version_days(workspace: Workspace, path_version_id: int, days: set[date]) -> Written:
