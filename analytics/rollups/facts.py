@@ -8,8 +8,8 @@
   its own non-reverted completion; completed: advanced and not a skip, with the time from
   entering it (enrolment, else the previous step's completion) to its completion's log bucket.
 
-Computed in Python from one query per batch (the enrollments, their end users' segment fields and
-their non-reverted completions joined, a row per completion): the rebuild and the incremental
+Computed in Python from two queries per batch (the enrollments with their end users' segment
+fields, then their non-reverted completions): the rebuild and the incremental
 refresh both go through `facts_of_enrollments`, and the rollups are GROUP BYs over the facts
 (aggregate.py).
 """
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection
-from django.db.models import FilteredRelation, Q
 
 from analytics.models import SEGMENT_FIELDS, EnrollmentFact, StepFact
 from analytics.rollups.buckets import bucket_of
@@ -49,7 +48,6 @@ _ENROLLMENT_COLUMNS = (
     "completed_at",
     *(f"end_user__{name}" for name in SEGMENT_FIELDS),
 )
-_COMPLETION_COLUMNS = ("done__step_key", "done__method", "done__completed_at")
 
 
 @dataclass
@@ -107,22 +105,20 @@ def _step_facts(base: tuple, each: _Enrollment, step_keys: list[str]) -> Iterabl
 
 
 def _joined_rows(workspace: Workspace, enrollment_ids: list[int]) -> dict[int, _Enrollment]:
+    """The enrollments with their segment fields, then their standing completions: two lookups by
+    index (joined in one query, PostgreSQL hash-joined a scan of every completion: 0.24 s for
+    5,000 enrollments at 100k users, growing with the table)."""
     rows = (
         progress_selectors.enrollments_of_workspace(workspace=workspace)
         .filter(pk__in=enrollment_ids)
-        .annotate(done=FilteredRelation("completions", condition=Q(completions__reverted_at__isnull=True)))
         .order_by()
-        .values_list(*_ENROLLMENT_COLUMNS, *_COMPLETION_COLUMNS)
+        .values_list(*_ENROLLMENT_COLUMNS)
     )
-    found: dict[int, _Enrollment] = {}
-    width = len(_ENROLLMENT_COLUMNS)
-    for row in rows:
-        each = found.get(row[0])
-        if each is None:
-            each = found[row[0]] = _Enrollment(row[:width])
-        step_key, method, done_at = row[width:]
-        if step_key is not None:
-            each.done[step_key] = (method, done_at)
+    found = {row[0]: _Enrollment(row) for row in rows}
+    for enrollment_id, step_key, method, done_at in progress_selectors.completions_standing(
+        enrollment_ids=list(found)
+    ):
+        found[enrollment_id].done[step_key] = (method, done_at)
     return found
 
 

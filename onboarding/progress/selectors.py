@@ -167,6 +167,16 @@ def people_with_enrollments_changed_between(
 # --- Reads for analytics' rollups (aggregated there, in the database) -----------------------------
 
 
+def completions_standing(*, enrollment_ids: list[int]) -> QuerySet:
+    """(enrollment id, step key, method, completed_at) of the non-reverted step completions of these
+    enrollments, found by the enrollment index (analytics' enrollment facts)."""
+    return (
+        StepCompletion.objects.filter(enrollment_id__in=enrollment_ids, reverted_at__isnull=True)
+        .order_by()
+        .values_list("enrollment_id", "step_key", "method", "completed_at")
+    )
+
+
 def enrollments_of_workspace(*, workspace: Workspace) -> QuerySet[Enrollment]:
     return Enrollment.objects.filter(workspace=workspace)
 
