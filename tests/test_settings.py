@@ -23,10 +23,12 @@ def reload_services(monkeypatch):
 
 
 def test_without_email_url_django_defaults_stand(reload_services):
-    """Unset: no EMAIL_* setting of ours, so Django's SMTP to localhost:25 from root@localhost."""
+    """Unset: no EMAIL_* setting of ours but the timeout, so Django's SMTP to localhost:25 from
+    root@localhost, given up after 10 s of silence."""
     reloaded = reload_services()
 
-    assert not [name for name in vars(reloaded) if name.startswith("EMAIL_")]
+    assert [name for name in vars(reloaded) if name.startswith("EMAIL_")] == ["EMAIL_TIMEOUT"]
+    assert reloaded.EMAIL_TIMEOUT == 10
     assert reloaded.SERVER_EMAIL == "root@localhost"
     assert reloaded.DEFAULT_FROM_EMAIL == "webmaster@localhost"
 

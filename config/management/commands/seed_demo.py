@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from analytics.events.rollups import event_rollups_rebuild
 from analytics.rollups.services import rollups_rebuild
 from nudges.demo import demo_nudges_create
 from nudges.demo_history import demo_nudge_history_seed
@@ -120,6 +121,7 @@ class Command(BaseCommand):
             self._seed_events(workspace=workspace, credentials=credentials)
             # The Overview reads the rollups: build them now so it shows numbers at once.
             report = rollups_rebuild(workspace=workspace)
+            event_rollups_rebuild(workspace=workspace)
             self.stdout.write(f"Built the analytics rollups ({report.slices:,} path-version days).")
             credentials["seeded"] = True
             _write_private(path, credentials)
