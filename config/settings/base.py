@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "guardrails",
     "nudges",
     "analytics",
+    "experiments",
     "config.apps.ConfigConfig",
     "anymail",
 ]
