@@ -170,33 +170,22 @@ def nudge_outcome_counts(
     ]
 
 
-def nudge_counts_in_statuses(*, workspace: Workspace, statuses: tuple[str, ...]) -> dict[str, int]:
-    """How many of the workspace's nudges, whenever created, are in each of `statuses` now (0 when
-    none). Range scans of the (workspace, status, created_at) index over those statuses only: for
-    the rare ones (failed, in_doubt) it never counts the whole table."""
-    rows = (
-        Nudge.objects.filter(workspace=workspace, status__in=statuses)
-        .values("status")
-        .annotate(nudges=Count("pk"))
-        .order_by("status")
-    )
-    counts = dict.fromkeys(statuses, 0)
-    counts.update({row["status"]: row["nudges"] for row in rows})
-    return counts
-
-
 def nudge_status_counts(
-    *, workspace: Workspace, created_from: date | None = None, created_to: date | None = None
+    *,
+    workspace: Workspace,
+    created_from: date | None = None,
+    created_to: date | None = None,
+    statuses: tuple[str, ...] | None = None,
 ) -> dict[str, int]:
     """How many of the workspace's nudges (created within the UTC days given, bounds inclusive,
     None: open) are in each Nudge.Status now, every status present (0 when none). One GROUP BY
-    that the (workspace, status, created_at) index serves; `failed` is the dead-letter list."""
-    rows = (
-        Nudge.objects.filter(Q(workspace=workspace) & _in_days("created_at", created_from, created_to))
-        .values("status")
-        .annotate(nudges=Count("pk"))
-        .order_by("status")
-    )
-    counts = dict.fromkeys(Status.values, 0)
+    that the (workspace, status, created_at) index serves; `failed` is the dead-letter list.
+    `statuses` counts those only, by range scans of that index: for the rare ones (failed,
+    in_doubt) it never counts the whole table."""
+    wanted = Q(workspace=workspace) & _in_days("created_at", created_from, created_to)
+    if statuses is not None:
+        wanted &= Q(status__in=statuses)
+    rows = Nudge.objects.filter(wanted).values("status").annotate(nudges=Count("pk")).order_by("status")
+    counts = dict.fromkeys(statuses if statuses is not None else Status.values, 0)
     counts.update({row["status"]: row["nudges"] for row in rows})
     return counts

@@ -182,7 +182,7 @@ def nudge_pipeline(*, workspace: Workspace, date_from: date, date_to: date) -> N
         workspace=workspace, created_from=date_from, created_to=date_to
     )
     # Only the two statuses shown for all time: counting every status would read the whole table.
-    every = nudge_selectors.nudge_counts_in_statuses(workspace=workspace, statuses=("failed", "in_doubt"))
+    every = nudge_selectors.nudge_status_counts(workspace=workspace, statuses=("failed", "in_doubt"))
     return NudgePipeline(
         by_status=by_status,
         in_pipeline=sum(by_status[status] for status in PIPELINE_PENDING),

@@ -33,6 +33,7 @@ from django.utils import timezone
 from analytics.models import AnalyticsSettings, EnrollmentFact, RollupCursor, StepFact
 from analytics.rollups import aggregate, facts, increments, sync
 from analytics.rollups.sync import TABLES, Written
+from core.jobs import enqueue
 from onboarding.progress import selectors as progress_selectors
 from tenancy.models import Workspace
 
@@ -41,6 +42,8 @@ logger = logging.getLogger(__name__)
 ENROLLMENTS_PER_CHUNK = 5000
 DAYS_PER_SYNC = 200
 CURSOR_OVERLAP = timedelta(minutes=2)
+# The full rebuild a new activation window queues (by name: jobs sit above the services).
+REBUILD_JOB = "analytics.jobs.rebuild_rollups_job"
 
 Slice = tuple[int, date]  # (path version id, enrolment day)
 
@@ -60,10 +63,16 @@ def activation_window_days(*, workspace: Workspace) -> int:
     return next(iter(found), AnalyticsSettings.DEFAULT_ACTIVATION_WINDOW_DAYS)
 
 
-def activation_window_set(*, workspace: Workspace, days: int) -> None:
-    """Change N; the activated counts were taken with the old N, so the rollups are rebuilt."""
-    AnalyticsSettings.objects.update_or_create(workspace=workspace, defaults={"activation_window_days": days})
-    rollups_rebuild(workspace=workspace)
+def activation_window_set(*, workspace: Workspace, days: int) -> AnalyticsSettings:
+    """Change N. The activated counts were taken with the old N, so a full rebuild is queued once
+    this commits, not run here: at a million enrollments it takes minutes, and the dashboards
+    keep the previous N's numbers until it ends."""
+    with transaction.atomic():
+        saved, _ = AnalyticsSettings.objects.update_or_create(
+            workspace=workspace, defaults={"activation_window_days": days}
+        )
+        enqueue(REBUILD_JOB, workspace.pk, queue="low")
+    return saved
 
 
 def _without_jit() -> None:

@@ -167,11 +167,18 @@ def test_rebuild_drops_the_rows_of_deleted_enrollments_and_keeps_other_workspace
     assert EnrollmentRollup.objects.filter(workspace=other).count() == other_rows
 
 
-def test_changing_the_activation_window_recounts_activations(history):
+def test_changing_the_activation_window_recounts_activations(
+    history, settings, django_capture_on_commit_callbacks
+):
+    settings.JOBS_RUN_INLINE = True
     workspace, _, _ = history
     services.rollups_refresh(workspace=workspace)
 
-    services.activation_window_set(workspace=workspace, days=30)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        services.activation_window_set(workspace=workspace, days=30)
+    assert EnrollmentRollup.objects.get(day=DAY_2, persona="").activated == 0  # not in the request
+    for callback in queued:
+        callback()
 
     assert EnrollmentRollup.objects.get(day=DAY_2, persona="").activated == 1  # e6: 20 days <= 30
     assert services.activation_window_days(workspace=workspace) == 30
