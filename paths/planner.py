@@ -1,21 +1,29 @@
 """The path planner: which onboarding path a new end user starts on, and why.
 
 One entry point, `choose_path`, returning a PathDecision with a reason the admin shows on the
-end user's page. Today it is rules then the workspace default; experiments and the model go in
-front of the rules later, behind the same function.
+end user's page. The order: the registered deciders (paths.deciders: experiments, then the
+model), then the rules, then the workspace default. A decider that fails is skipped and the
+reason says so.
 """
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from paths import deciders
 from paths.models import Path, PathVersion
 from tenancy.models import EndUser
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class PathDecision:
     path_version: PathVersion | None
     reason: str
-    source: str  # "rules", "default" or "none"
+    source: str  # a decider's source ("experiment", "model"), "rules", "default" or "none"
+    record: Any = None  # what the deciding decider writes with the enrollment (record_choices)
 
 
 def _normalised(value) -> str:
@@ -57,15 +65,76 @@ def published_versions(*, workspace_id: int) -> list[PathVersion]:
     )
 
 
-def choose_path(*, end_user: EndUser, published: list[PathVersion] | None = None) -> PathDecision:
+def prepare(*, workspace_id: int, end_user_ids: Sequence[int]) -> dict[str, Any]:
+    """What each decider reads once for a batch of users, by source; a failing one is left out
+    (its decide() then gets None and should decline)."""
+    prepared: dict[str, Any] = {}
+    for decider in deciders.deciders():
+        try:
+            prepared[decider.source] = decider.prepare(workspace_id=workspace_id, end_user_ids=end_user_ids)
+        except Exception:
+            logger.exception("planner.decider.prepare_failed", extra={"source": decider.source})
+    return prepared
+
+
+def _decided(end_user: EndUser, published: list[PathVersion], prepared: dict[str, Any]) -> tuple:
+    """The first decider's decision, and the failures met before it (for the reason)."""
+    failures = []
+    for decider in deciders.deciders():
+        try:
+            choice = decider.decide(
+                end_user=end_user, published=published, prepared=prepared.get(decider.source)
+            )
+        except Exception as error:
+            logger.exception(
+                "planner.decider.failed", extra={"source": decider.source, "end_user_id": end_user.pk}
+            )
+            failures.append(f"{decider.source} failed ({type(error).__name__}: {error})")
+            continue
+        if choice is not None:
+            return PathDecision(choice.path_version, choice.reason, decider.source, choice.record), failures
+    return None, failures
+
+
+def choose_path(
+    *, end_user: EndUser, published: list[PathVersion] | None = None, prepared: dict[str, Any] | None = None
+) -> PathDecision:
+    """The registered deciders' choice, else the rules' choice (below), with the failure of any
+    decider in the reason. `published` and `prepared` let a caller deciding for many users read
+    the workspace's versions and the deciders' data once."""
+    if published is None:
+        published = published_versions(workspace_id=end_user.workspace_id)
+    if prepared is None:
+        prepared = prepare(workspace_id=end_user.workspace_id, end_user_ids=[end_user.pk])
+    decision, failures = _decided(end_user, published, prepared)
+    if decision is not None:
+        return decision
+    decision = choose_by_rules(end_user=end_user, published=published)
+    if failures:
+        reason = f"{'; '.join(failures)}; {decision.reason}"
+        return PathDecision(decision.path_version, reason, decision.source)
+    return decision
+
+
+def record_choices(chosen: list[tuple[Any, PathDecision]]) -> None:
+    """Let each decider write what its choices need for the enrollments just inserted, in the
+    caller's transaction; `chosen` pairs an inserted enrollment with its decision."""
+    by_source: dict[str, list[tuple[Any, Any]]] = {}
+    for enrollment, decision in chosen:
+        if decision.record is not None:
+            by_source.setdefault(decision.source, []).append((enrollment, decision.record))
+    for source, items in by_source.items():
+        decider = deciders.decider_of(source)
+        if decider is not None:
+            decider.record(chosen=items)
+
+
+def choose_by_rules(*, end_user: EndUser, published: list[PathVersion]) -> PathDecision:
     """The highest-priority published path whose audience matches, else the workspace default.
 
     A default path without any audience is only the fallback: it does not compete on priority.
-    Ties on priority go to the path key, so the choice is deterministic. `published` lets a
-    caller deciding for many users read the workspace's versions once.
+    Ties on priority go to the path key, so the choice is deterministic.
     """
-    if published is None:
-        published = published_versions(workspace_id=end_user.workspace_id)
     for path_version in published:
         path = path_version.path
         if path.is_default and not _audience(path):

@@ -1,5 +1,7 @@
 """Enrolling end users on the planner's path: one at a time (a service, the first identify of a
 person) or a batch's new users in one INSERT, each announced with onboarding.signals.enrollment_started.
+What the planner's deciders must write with an enrollment (an experiment's assignment) is written
+in the same savepoint (planner.record_choices), so neither exists without the other.
 """
 
 import logging
@@ -17,12 +19,14 @@ from tenancy.models import EndUser, Workspace
 logger = logging.getLogger(__name__)
 
 
-def _new_enrollment(*, end_user: EndUser, enrolled_at: datetime, published: list | None) -> Enrollment | None:
+def _new_enrollment(
+    *, end_user: EndUser, enrolled_at: datetime, published: list | None, prepared: dict | None = None
+) -> Enrollment | None:
     """The planner's enrollment for this user, not yet saved; None when no path matches. The
     choice is timed into path_selection_latency_p95_ms (a batch reads the published versions
-    once, before, so its users' times are the choice alone)."""
+    and the deciders' data once, before, so its users' times are the choice alone)."""
     started = perf_counter()
-    decision = planner.choose_path(end_user=end_user, published=published)
+    decision = planner.choose_path(end_user=end_user, published=published, prepared=prepared)
     PATH_SELECTION_LATENCY.labels(decision.source).observe((perf_counter() - started) * 1000)
     if decision.path_version is None:
         logger.info(
@@ -41,6 +45,7 @@ def _new_enrollment(*, end_user: EndUser, enrolled_at: datetime, published: list
         step_entered_at=enrolled_at,
     )
     enrollment.decision_source = decision.source
+    enrollment.decision = decision
     return enrollment
 
 
@@ -74,6 +79,7 @@ def _insert_alone(enrollment: Enrollment) -> bool:
     try:
         with transaction.atomic():
             enrollment.save(force_insert=True)
+            planner.record_choices([(enrollment, enrollment.decision)])
     except IntegrityError:
         return False
     return True
@@ -85,12 +91,22 @@ def enrol_many(
     """Enrol a batch's new users in one INSERT. Should a concurrent batch have enrolled one of
     them meanwhile, the INSERT rolls back to its savepoint and each user is enrolled on their
     own, the way `enrol` does."""
+    prepared = (
+        planner.prepare(
+            workspace_id=end_users[0].workspace_id, end_user_ids=[end_user.pk for end_user in end_users]
+        )
+        if end_users
+        else {}
+    )
     pending = [
         enrollment
         for end_user in end_users
         if (
             enrollment := _new_enrollment(
-                end_user=end_user, enrolled_at=enrolled_at[end_user.pk], published=published
+                end_user=end_user,
+                enrolled_at=enrolled_at[end_user.pk],
+                published=published,
+                prepared=prepared,
             )
         )
     ]
@@ -99,6 +115,7 @@ def enrol_many(
     try:
         with transaction.atomic():
             Enrollment.objects.bulk_create(pending)
+            planner.record_choices([(enrollment, enrollment.decision) for enrollment in pending])
     except IntegrityError:
         for enrollment in pending:  # the rolled-back INSERT left them looking saved
             enrollment.pk = None

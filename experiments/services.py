@@ -1,0 +1,297 @@
+"""Writes of experiments: create, start, stop, conclude, reweigh. Each one transaction, each
+refusal a ValidationError naming the field and the reason, with nothing changed.
+
+Status only moves forward: draft -> running -> stopped -> concluded (running -> concluded too).
+Arms of a path experiment are immutable versions of the experiment's path: the published one or
+one that was published before (archived); a draft is editable, so it cannot be an arm.
+"""
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from string import ascii_uppercase
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from analytics.metrics.definitions import METRICS
+from experiments.models import Experiment, Variant
+from paths.models import Path, PathVersion
+from tenancy.models import Workspace
+
+logger = logging.getLogger(__name__)
+
+Status = Experiment.Status
+FORWARD = {
+    Status.DRAFT: {Status.RUNNING},
+    Status.RUNNING: {Status.STOPPED, Status.CONCLUDED},
+    Status.STOPPED: {Status.CONCLUDED},
+    Status.CONCLUDED: set(),
+}
+STAMPS = {Status.RUNNING: "started_at", Status.STOPPED: "stopped_at", Status.CONCLUDED: "concluded_at"}
+
+
+def _normalised(values: Sequence[Any]) -> set[str]:
+    return {str(value).strip().casefold() for value in values}
+
+
+def audiences_overlap(first: Any, second: Any) -> bool:
+    """Some user could be in both: no feature has two set lists without a value in common."""
+    for field_name in Experiment.AUDIENCE_FIELDS.values():
+        mine, theirs = getattr(first, field_name), getattr(second, field_name)
+        if mine and theirs and not _normalised(mine) & _normalised(theirs):
+            return False
+    return True
+
+
+def _check_metrics(primary_metric: str, guardrail_metrics: Sequence[str]) -> None:
+    unknown = [name for name in (primary_metric, *guardrail_metrics) if name not in METRICS]
+    if unknown:
+        field = "primary_metric" if primary_metric in unknown else "guardrail_metrics"
+        raise ValidationError({field: f"unknown metric {unknown[0]!r}: see analytics' metric definitions"})
+
+
+def _check_weights(weights: Sequence[int]) -> None:
+    if not weights or len(weights) < 2:
+        raise ValidationError({"variants": "an experiment needs at least two variants"})
+    if any(weight < 0 or weight > 100 for weight in weights):
+        raise ValidationError({"variants": "each weight is a percent between 0 and 100"})
+    if sum(weights) != 100:
+        raise ValidationError({"variants": f"weights must sum to 100, not {sum(weights)}"})
+
+
+def _check_path_arm(workspace: Workspace, path: Path | None, version: PathVersion | None, key: str) -> None:
+    if path is None:
+        raise ValidationError({"path": "a path experiment needs its path"})
+    if version is None:
+        raise ValidationError({"variants": f"variant {key}: a path version is required"})
+    if version.path.workspace_id != workspace.pk:
+        raise ValidationError({"variants": f"variant {key}: the path version belongs to another workspace"})
+    if version.path_id != path.pk:
+        raise ValidationError(
+            {
+                "variants": f"variant {key}: v{version.number} is a version of "
+                f"'{version.path.key}', not '{path.key}'"
+            }
+        )
+
+
+def _check_payloads(experiment: Experiment, variants: Sequence[Variant]) -> None:
+    for variant in variants:
+        if experiment.kind == Experiment.Kind.PATH:
+            _check_path_arm(experiment.workspace, experiment.path, variant.path_version, variant.key)
+        elif experiment.kind == Experiment.Kind.TEMPLATE:
+            template_version = variant.template_version
+            if template_version is None:
+                raise ValidationError({"variants": f"variant {variant.key}: a template version is required"})
+            if template_version.template.workspace_id != experiment.workspace_id:
+                raise ValidationError(
+                    {"variants": f"variant {variant.key}: the template belongs to another workspace"}
+                )
+        elif not variant.model_version:
+            raise ValidationError({"variants": f"variant {variant.key}: a model version is required"})
+
+
+def _check_audience_and_variants(
+    audience: Mapping[str, Sequence[str]] | None, variants: Sequence[Mapping[str, Any]]
+) -> None:
+    unknown = set(audience or {}) - set(Experiment.AUDIENCE_FIELDS)
+    if unknown:
+        raise ValidationError({"audience": f"unknown feature {sorted(unknown)[0]!r}"})
+    _check_weights([int(variant["weight"]) for variant in variants])
+    keys = [variant["key"] for variant in variants]
+    if len(set(keys)) != len(keys):
+        raise ValidationError({"variants": "variant keys must be distinct"})
+
+
+def _arms(variants: Sequence[Mapping[str, Any]]) -> list[Variant]:
+    return [
+        Variant(
+            key=variant["key"],
+            position=position,
+            weight=int(variant["weight"]),
+            path_version=variant.get("path_version"),
+            template_version=variant.get("template_version"),
+            model_version=variant.get("model_version", ""),
+        )
+        for position, variant in enumerate(variants)
+    ]
+
+
+@transaction.atomic
+def experiment_create(
+    *,
+    workspace: Workspace,
+    key: str,
+    name: str,
+    kind: str = Experiment.Kind.PATH,
+    path: Path | None = None,
+    variants: Sequence[Mapping[str, Any]],
+    traffic_share: float = 1.0,
+    seed: str = "",
+    hypothesis: str = "",
+    audience: Mapping[str, Sequence[str]] | None = None,
+    primary_metric: str = "activation_rate",
+    guardrail_metrics: Sequence[str] = (),
+    minimum_sample_per_arm: int = 1000,
+    minimum_duration_days: int = 7,
+    maximum_duration_days: int = 30,
+    owner: AbstractBaseUser | None = None,
+) -> Experiment:
+    """A draft experiment with its arms, in order (the first is control). Each variant is
+    {"key", "weight", and "path_version" | "template_version" | "model_version"}."""
+    if Experiment.objects.filter(workspace=workspace, key=key).exists():
+        raise ValidationError({"key": f"an experiment {key!r} exists already in this workspace"})
+    if not 0 <= traffic_share <= 1:
+        raise ValidationError({"traffic_share": "must be between 0 and 1"})
+    if minimum_duration_days > maximum_duration_days:
+        raise ValidationError({"minimum_duration_days": "must not exceed maximum_duration_days"})
+    _check_metrics(primary_metric, guardrail_metrics)
+    _check_audience_and_variants(audience, variants)
+    experiment = Experiment(
+        workspace=workspace,
+        key=key,
+        name=name,
+        kind=kind,
+        path=path,
+        traffic_share=traffic_share,
+        seed=seed,
+        hypothesis=hypothesis,
+        primary_metric=primary_metric,
+        guardrail_metrics=list(guardrail_metrics),
+        minimum_sample_per_arm=minimum_sample_per_arm,
+        minimum_duration_days=minimum_duration_days,
+        maximum_duration_days=maximum_duration_days,
+        owner=owner,
+        **{Experiment.AUDIENCE_FIELDS[feature]: list(values) for feature, values in (audience or {}).items()},
+    )
+    arms = _arms(variants)
+    _check_payloads(experiment, arms)
+    experiment.save()
+    for arm in arms:
+        arm.experiment = experiment
+    Variant.objects.bulk_create(arms)
+    logger.info("experiments.created", extra={"experiment_id": experiment.pk, "kind": kind})
+    return experiment
+
+
+def create_path_experiment(
+    *,
+    path: Path,
+    versions: Sequence[PathVersion],
+    key: str,
+    name: str = "",
+    weights: Sequence[int] | None = None,
+    **options: Any,
+) -> Experiment:
+    """A draft experiment on a path with these versions as arms A, B, C... (A is control),
+    equal weights unless given (the remainder of 100 goes to the first arms)."""
+    if weights is None:
+        count = max(len(versions), 1)
+        weights = [100 // count + (1 if index < 100 % count else 0) for index in range(len(versions))]
+    if len(weights) != len(versions):
+        raise ValidationError({"variants": "one weight per version"})
+    variants = [
+        {"key": ascii_uppercase[index], "weight": weight, "path_version": version}
+        for index, (version, weight) in enumerate(zip(versions, weights, strict=True))
+    ]
+    return experiment_create(
+        workspace=path.workspace, key=key, name=name or key, path=path, variants=variants, **options
+    )
+
+
+def _locked(experiment: Experiment) -> Experiment:
+    return (
+        Experiment.objects.select_for_update(of=("self",))
+        .select_related("workspace", "path")
+        .get(pk=experiment.pk)
+    )
+
+
+def _move(locked: Experiment, to: str, at: datetime | None) -> Experiment:
+    if to not in FORWARD[locked.status]:
+        raise ValidationError(
+            {"status": f"a {locked.status} experiment cannot become {to}: status only moves forward"}
+        )
+    locked.status = to
+    setattr(locked, STAMPS[to], at or timezone.now())
+    locked.save(update_fields=["status", STAMPS[to]])
+    logger.info("experiments.status", extra={"experiment_id": locked.pk, "status": to})
+    return locked
+
+
+def _check_startable(locked: Experiment) -> None:
+    variants = list(locked.variants.select_related("path_version__path", "template_version__template"))
+    _check_weights([variant.weight for variant in variants])
+    _check_payloads(locked, variants)
+    if locked.kind != Experiment.Kind.PATH:
+        return
+    for variant in variants:
+        version = variant.path_version
+        if version.status == PathVersion.Status.DRAFT or version.published_at is None:
+            raise ValidationError(
+                {
+                    "variants": f"variant {variant.key}: v{version.number} was never published; a draft is "
+                    "editable, and an arm must not change while it runs: publish it first"
+                }
+            )
+    others = Experiment.objects.filter(path=locked.path, status=Status.RUNNING).exclude(pk=locked.pk)
+    for other in others:
+        if audiences_overlap(locked, other):
+            raise ValidationError(
+                {
+                    "audience": f"experiment {other.key} is running on path '{locked.path.key}' "
+                    "for an overlapping audience"
+                }
+            )
+
+
+@transaction.atomic
+def experiment_start(*, experiment: Experiment, at: datetime | None = None) -> Experiment:
+    locked = _locked(experiment)
+    if locked.path_id is not None:
+        Path.objects.select_for_update().get(pk=locked.path_id)  # serializes starts on one path
+    if locked.status == Status.DRAFT:
+        _check_startable(locked)
+    return _move(locked, Status.RUNNING, at)
+
+
+@transaction.atomic
+def experiment_stop(*, experiment: Experiment, at: datetime | None = None) -> Experiment:
+    return _move(_locked(experiment), Status.STOPPED, at)
+
+
+@transaction.atomic
+def experiment_conclude(*, experiment: Experiment, at: datetime | None = None) -> Experiment:
+    locked = _locked(experiment)
+    if Status.CONCLUDED in FORWARD[locked.status] and not locked.assignments.exists():
+        raise ValidationError({"status": "no user was assigned: there is nothing to conclude from"})
+    return _move(locked, Status.CONCLUDED, at)
+
+
+@transaction.atomic
+def experiment_allocation_update(
+    *, experiment: Experiment, weights: Mapping[str, int] | None = None, traffic_share: float | None = None
+) -> Experiment:
+    """New weights (by variant key) or traffic share, for users not yet assigned; an assigned
+    user keeps the stored arm."""
+    locked = _locked(experiment)
+    if locked.status == Status.CONCLUDED:
+        raise ValidationError({"status": "a concluded experiment does not change"})
+    variants = {variant.key: variant for variant in locked.variants.all()}
+    if weights is not None:
+        if set(weights) != set(variants):
+            raise ValidationError({"variants": f"give a weight for each of {sorted(variants)}"})
+        _check_weights([int(weight) for weight in weights.values()])
+        for key, weight in weights.items():
+            variants[key].weight = int(weight)
+        Variant.objects.bulk_update(list(variants.values()), ["weight"])
+    if traffic_share is not None:
+        if not 0 <= traffic_share <= 1:
+            raise ValidationError({"traffic_share": "must be between 0 and 1"})
+        locked.traffic_share = traffic_share
+        locked.save(update_fields=["traffic_share"])
+    return locked
