@@ -32,6 +32,7 @@ from experiments.stats.survival import (
     kaplan_meier,
     log_rank,
     median_time,
+    survival_at,
 )
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "sequential_t_test",
     "srm_check",
     "srm_p_value",
+    "survival_at",
     "too_little_data_check",
     "welch_t_test",
 ]

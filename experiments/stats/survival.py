@@ -82,6 +82,14 @@ def kaplan_meier(
     )
 
 
+def survival_at(curve: KaplanMeierCurve, times: Sequence[float]) -> list[float]:
+    """S(t) at the given times (1 before the first event), e.g. one point per day for a chart
+    instead of one per distinct duration (a million users give hundreds of thousands)."""
+    index = np.searchsorted(np.asarray(curve.times), np.asarray(times, dtype=float), side="right") - 1
+    values = np.concatenate([[1.0], np.asarray(curve.survival)])
+    return values[index + 1].tolist()
+
+
 def _first_time_at_or_below(times: Sequence[float], values: Sequence[float]) -> float | None:
     for time, value in zip(times, values, strict=True):
         if value <= 0.5:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from experiments.stats import StatsInputError, kaplan_meier, log_rank, median_time
+from experiments.stats import StatsInputError, kaplan_meier, log_rank, median_time, survival_at
 
 # Six users, days from path entry: activated on days 1, 2, 3 and 5; one still in the flow since
 # day 2 and one since day 4 (censored).
@@ -21,6 +21,11 @@ def test_kaplan_meier_by_hand():
     assert curve.survival == pytest.approx(expected)
     assert all(low <= s <= high for low, s, high in zip(curve.low, curve.survival, curve.high, strict=True))
     assert (curve.low[-1], curve.high[-1]) == (0.0, 0.0)
+
+
+def test_survival_at_chart_days():
+    curve = kaplan_meier(DURATIONS, ACTIVATED)
+    assert survival_at(curve, [0, 1, 2.5, 4, 10]) == pytest.approx([1.0, 5 / 6, 2 / 3, 4 / 9, 0.0])
 
 
 def test_censored_users_are_not_dropped():
