@@ -3,6 +3,7 @@ The tests carry no django_db mark, so any database access would fail them."""
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -135,8 +136,11 @@ def test_unreadable_and_malformed_input(tmp_path):
 
 
 def _manage(*args, stdin: str) -> subprocess.CompletedProcess:
+    # A database nobody listens on: the command must not need one.
+    env = {**os.environ, "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none"}
     return subprocess.run(  # noqa: S603 (our own manage.py)
         [sys.executable, "manage.py", "experiment_stats", *args],
+        env=env,
         input=stdin,
         capture_output=True,
         text=True,
