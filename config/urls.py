@@ -67,4 +67,5 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
     path("u/<str:token>", guardrails_views.unsubscribe, name="unsubscribe"),
     path("", include("nudges.urls")),
+    path("", include("experiments.urls")),
 ]

@@ -6,7 +6,12 @@ class ExperimentsConfig(AppConfig):
     verbose_name = "Experiments"
 
     def ready(self) -> None:
-        from experiments.deciding import DECIDER, ORDER  # models are loaded only once apps are ready
+        # Models are loaded only once apps are ready.
+        from experiments import gdpr  # noqa: F401  (registers the export section)
+        from experiments.deciding import DECIDER, ORDER
+        from experiments.selectors import enrollment_arms
+        from onboarding.progress.selectors import state_section_register
         from paths.deciders import decider_register
 
         decider_register(DECIDER, order=ORDER)
+        state_section_register("experiments", enrollment_arms)

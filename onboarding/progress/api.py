@@ -180,6 +180,12 @@ class StateOutputSerializer(serializers.Serializer):
     steps = serializers.ListField(child=serializers.DictField())
     enrolled_at = serializers.DateTimeField()
     completed_at = serializers.DateTimeField(allow_null=True)
+    experiments = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="The user's experiment arms [{experiment, variant, assigned_at, path_version}], "
+        "present only when the user is in an experiment (GET /api/v1/users/{id}/experiments).",
+    )
 
 
 _IF_MATCH = OpenApiParameter(

@@ -1,5 +1,6 @@
 """Reads of enrollments: the one a progress API call or socket is about, and the state its client sees."""
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,15 @@ _ENROLLMENTS_OF_USER = PreparedQuery(
 
 def _active_then_latest(enrollment: Enrollment) -> tuple:
     return (enrollment.status == Enrollment.Status.ACTIVE, enrollment.enrolled_at, enrollment.pk)
+
+
+# Sections a higher app adds to the state (experiments: the user's arms), registered at start so
+# onboarding never imports it. A section answering None is left out of the state.
+_STATE_SECTIONS: dict[str, Callable[[Enrollment], Any]] = {}
+
+
+def state_section_register(name: str, build: Callable[[Enrollment], Any]) -> None:
+    _STATE_SECTIONS[name] = build
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -85,7 +95,7 @@ def enrollment_state(
             }
         )
     percent = 100 * required_done // required if required else 100
-    return {
+    state = {
         "user_id": enrollment.end_user.external_id,
         "enrollment_id": enrollment.pk,
         "path": {
@@ -102,6 +112,11 @@ def enrollment_state(
         "enrolled_at": _iso(enrollment.enrolled_at),
         "completed_at": _iso(enrollment.completed_at),
     }
+    for name, build in _STATE_SECTIONS.items():
+        section = build(enrollment)
+        if section is not None:
+            state[name] = section
+    return state
 
 
 def saved_state(enrollment: Enrollment) -> dict[str, Any]:

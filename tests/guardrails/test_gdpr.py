@@ -33,6 +33,7 @@ SECTIONS = [
     "nudges",
     "push_subscriptions",
     "signals",
+    "experiments",
 ]
 
 
@@ -202,7 +203,7 @@ def test_the_command_writes_the_same_bundle_with_progress(tenant, people, tmp_pa
     assert len(bundle["events"]) == 3
     assert bundle["contact"]["email"] == ZELDA.email
     assert "events exported 3/3 (100%)" in stderr.getvalue()
-    assert stdout.getvalue().startswith("Exported 13 section(s), 3 event(s), ")
+    assert stdout.getvalue().startswith("Exported 14 section(s), 3 event(s), ")
     assert AuditLog.objects.get(action="data.export").actor_label == "manage.py gdpr_export"
     assert not list(tmp_path.glob(".*.partial"))
 
@@ -239,14 +240,14 @@ def test_a_registered_exporter_adds_its_section(tenant, people, monkeypatch):
     workspace, _, _ = tenant
     zelda, _ = people
     monkeypatch.setattr(gdpr, "EXPORTERS", dict(gdpr.EXPORTERS))
-    gdpr.exporter("experiments")(lambda subject: [{"end_user_id": subject.end_user.pk}])
+    gdpr.exporter("later_app")(lambda subject: [{"end_user_id": subject.end_user.pk}])
 
     stream = io.BytesIO()
     gdpr.gdpr_export(workspace=workspace, end_user=zelda, stream=stream)
 
     bundle = json.loads(stream.getvalue())
-    assert bundle["sections"] == [*SECTIONS, "experiments"]
-    assert bundle["experiments"] == [{"end_user_id": zelda.pk}]
+    assert bundle["sections"] == [*SECTIONS, "later_app"]
+    assert bundle["later_app"] == [{"end_user_id": zelda.pk}]
 
 
 def test_the_export_of_a_person_whose_event_time_was_unreadable_works_once_repaired(
