@@ -1,5 +1,5 @@
 """The admin's navigation, by the team's workflow rather than by app label: Overview, Paths,
-People & progress, Nudges, Analytics, Guardrails, Settings (Experiments joins with its issue).
+People & progress, Nudges, Experiments, Analytics, Guardrails, Settings.
 
 Each registered model is placed by (app label, model name), else by its app label, else under
 Settings; the dashboards of analytics.dashboards.registry go under their own section.
@@ -13,8 +13,8 @@ from analytics.dashboards.views import dashboard_url
 from tenancy import selectors as tenancy_selectors
 
 OVERVIEW, PATHS, PEOPLE, NUDGES = "Overview", "Paths", "People & progress", "Nudges"
-ANALYTICS, GUARDRAILS, SETTINGS = "Analytics", "Guardrails", "Settings"
-SECTIONS = (OVERVIEW, PATHS, PEOPLE, NUDGES, ANALYTICS, GUARDRAILS, SETTINGS)
+EXPERIMENTS, ANALYTICS, GUARDRAILS, SETTINGS = "Experiments", "Analytics", "Guardrails", "Settings"
+SECTIONS = (OVERVIEW, PATHS, PEOPLE, NUDGES, EXPERIMENTS, ANALYTICS, GUARDRAILS, SETTINGS)
 
 BY_MODEL = {
     ("onboarding", "workspace"): SETTINGS,
@@ -29,6 +29,7 @@ BY_APP = {
     "paths": PATHS,
     "onboarding": PEOPLE,
     "nudges": NUDGES,
+    "experiments": EXPERIMENTS,
     "analytics": ANALYTICS,
     "guardrails": GUARDRAILS,
     "axes": GUARDRAILS,
