@@ -112,6 +112,10 @@ def enrollment_state(
         "enrolled_at": _iso(enrollment.enrolled_at),
         "completed_at": _iso(enrollment.completed_at),
     }
+    return _with_sections(state, enrollment)
+
+
+def _with_sections(state: dict[str, Any], enrollment: Enrollment) -> dict[str, Any]:
     for name, build in _STATE_SECTIONS.items():
         section = build(enrollment)
         if section is not None:
