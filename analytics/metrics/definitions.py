@@ -21,7 +21,8 @@ class Source(StrEnum):
     ROLLUPS = "rollups"  # analytics.rollups, read by analytics.funnels.metrics
     NUDGES = "nudges"  # analytics.nudges.metrics, from the nudge rows
     PROMETHEUS = "prometheus"  # core.latency, histograms in the multiprocess files
-    NOT_YET_MEASURED = "not_yet_measured"  # the ML and experiments issues fill them
+    EXPERIMENTS = "experiments"  # experiments.consistency, from the assignments
+    NOT_YET_MEASURED = "not_yet_measured"  # the ML issue fills it
 
 
 ENROLLMENT_SEGMENTS = ("path", "path_version", "persona", "signup_source", "company_size", "use_case")
@@ -220,13 +221,14 @@ _DEFINITIONS = (
         name="experiment_allocation_consistency",
         unit="ratio",
         kind=Kind.GAUGE,
-        description="Share of experiment allocations that give a subject the same variant every "
-        "time. Not yet measured: filled by the experiments issue.",
-        numerator="allocations consistent with the subject's first allocation",
-        denominator="allocations",
-        window="allocations within the range",
-        segments=(*ENROLLMENT_SEGMENTS, "variant"),
-        source=Source.NOT_YET_MEASURED,
+        description="Share of experiment assignments whose arm, recomputed from the hash of (seed, "
+        "external user id), equals the stored one.",
+        numerator="assignments whose recomputed hash equals the stored one and falls in the stored "
+        "arm's slice of the experiment's weights",
+        denominator="assignments made by hashing (erased people excluded)",
+        window="assignments made within the range",
+        segments=("path",),
+        source=Source.EXPERIMENTS,
     ),
 )
 

@@ -172,7 +172,7 @@ def test_an_unknown_step_or_path_of_a_metric_is_404(server):
     assert server.get(METRIC, {"name": "activation_rate", "path": "nope"}).status_code == 404
 
 
-@pytest.mark.parametrize("name", ["ml_inference_latency_p95_ms", "experiment_allocation_consistency"])
+@pytest.mark.parametrize("name", ["ml_inference_latency_p95_ms"])
 def test_a_metric_not_yet_measured_is_null_with_the_reason(server, name):
     response = server.get(METRIC, {"name": name})
 
