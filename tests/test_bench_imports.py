@@ -17,6 +17,7 @@ PROJECT_PACKAGES = (
     "guardrails",
     "nudges",
     "analytics",
+    "experiments",
     "tests",
 )
 # `from onboarding.models import Event, Contact` or `import nudges.jobs`, at any indentation, in code or

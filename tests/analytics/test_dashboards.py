@@ -300,6 +300,7 @@ def test_the_navigation_follows_the_teams_workflow(acme_and_globex):
             "Paths",
             "People & progress",
             "Nudges",
+            "Experiments",
             "Analytics",
             "Guardrails",
             "Settings",
