@@ -12,9 +12,11 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from analytics.models import EnrollmentRollup
+from experiments.demo import DEMO_EXPERIMENT_KEY
+from experiments.models import Assignment, Experiment
 from onboarding.demo import funnel as demo_funnel
 from onboarding.demo import journeys, population
-from onboarding.models import AnonymousIdentity, Contact, Event
+from onboarding.models import AnonymousIdentity, Contact, Enrollment, Event
 from tenancy.keys import key_digest
 from tenancy.models import ApiKey, EndUser, Workspace
 from tests.conftest import basic_auth
@@ -263,3 +265,20 @@ def test_a_user_who_signs_up_in_the_demo_gets_a_welcome_nudge_in_the_inbox(
     assert item["cta_text"] in ("Let's go", "Start")
     click = api_client.get(item["cta_url"].removeprefix(settings.PUBLIC_BASE_URL))
     assert (click.status_code, click["Location"]) == (302, "https://demo-saas.example/app/projects/new")
+
+
+def test_the_demo_runs_an_experiment_that_assigned_its_developers_consistently(seeded, client):
+    workspace = Workspace.objects.get(slug="demo-saas")
+    experiment = Experiment.objects.get(workspace=workspace, key=DEMO_EXPERIMENT_KEY)
+    assignments = Assignment.objects.filter(experiment=experiment).select_related("variant", "enrollment")
+    on_the_path = Enrollment.objects.filter(workspace=workspace, path_version__path=experiment.path)
+
+    assert experiment.status == "running"
+    assert assignments.count() == on_the_path.count() > 0
+    assert {row.variant.key for row in assignments} <= {"A", "B"}
+    assert all(row.enrollment.path_version_id == row.variant.path_version_id for row in assignments)
+    body = client.get("/metrics").content.decode()
+    assert (
+        f'experiment_allocation_consistency{{experiment="{DEMO_EXPERIMENT_KEY}",workspace="demo-saas"}} 1.0'
+        in body
+    )

@@ -1,7 +1,8 @@
 """Seed the demo workspace: an admin login with TOTP, API keys, simulated end users, nudges.
 
 Composition of the layers' demo services (tenancy's workspace and admin, onboarding's paths and
-simulated events, nudges' demo triggers, analytics' rollup rebuild so the Overview shows numbers
+simulated events, the experiments' demo experiment (started before the events, so the planner
+assigns the sign-ups), nudges' demo triggers, analytics' rollup rebuild so the Overview shows numbers
 at once), which is why it lives in config. Idempotent: when the
 demo workspace exists, it only prints how to log in again. The keys, the password and the TOTP
 secret exist in plain only at creation, so they are kept (mode 0600) in
@@ -13,7 +14,7 @@ import os
 import secrets
 import shlex
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from analytics.events.rollups import event_rollups_rebuild
 from analytics.rollups.services import rollups_rebuild
+from experiments.demo import demo_experiment_create
 from nudges.demo import demo_nudges_create
 from nudges.demo_history import demo_nudge_history_seed
 from onboarding.demo import journeys
@@ -152,6 +154,9 @@ class Command(BaseCommand):
             device = services.totp_device_enrol(user=user)
             # Two published paths, so the simulated sign-ups are enrolled and tracked.
             demo_services.demo_paths_import(workspace=workspace)
+            clock = timezone.now().replace(microsecond=0)
+            # Running before the simulated sign-ups, so the planner assigns them as it would live.
+            demo_experiment_create(workspace=workspace, started_at=clock - timedelta(days=days))
             credentials = {
                 "workspace": workspace.name,
                 "workspace_slug": workspace.slug,
@@ -166,7 +171,7 @@ class Command(BaseCommand):
                     "users": users,
                     "days": days,
                     "seed": seed,
-                    "clock": timezone.now().replace(microsecond=0).isoformat(),
+                    "clock": clock.isoformat(),
                 },
                 "seeded": False,
             }
