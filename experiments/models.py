@@ -68,6 +68,19 @@ class Experiment(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     concluded_at = models.DateTimeField(null=True, blank=True)
+    # The decision job (experiments/decisions.py): its last verdict, the planned end it moved
+    # (minimum_duration_days until extended, never past maximum_duration_days), and the results
+    # frozen when the experiment was concluded, which its page then shows.
+    last_decision = models.JSONField(
+        default=dict, blank=True, help_text="{action, winner, reason, evaluated_at} of the last evaluation."
+    )
+    last_decision_at = models.DateTimeField(null=True, blank=True)
+    planned_duration_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The planned end after extensions; empty means the minimum duration."
+    )
+    final_results = models.JSONField(
+        null=True, blank=True, help_text="The results as they stood at the conclusion (JSON)."
+    )
 
     AUDIENCE_FIELDS = {
         "persona": "audience_personas",
