@@ -48,6 +48,13 @@ OPENED = SENT & (Q(opened_at__isnull=False) | Q(clicked_at__isnull=False) | Q(se
 CLICKED = SENT & Q(clicked_at__isnull=False)
 CONVERTED = SENT & Q(converted_at__isnull=False)
 
+
+def nudges_converted(*, workspace_id: int) -> QuerySet[Nudge]:
+    """The workspace's nudges that converted, by the counting rule (CONVERTED above): for a
+    higher layer's join (an experiment's arms) to count conversions as the dashboards do."""
+    return Nudge.objects.filter(CONVERTED, workspace_id=workspace_id)
+
+
 OUTCOMES: dict[str, Q | None] = {
     "created": None,
     "sent": SENT,
