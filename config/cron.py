@@ -16,6 +16,7 @@ from rq import cron
 from analytics.alerts.jobs import detect_anomalies_job
 from analytics.jobs import refresh_rollups_job
 from analytics.signals.jobs import merge_signals_job
+from experiments.jobs import evaluate_experiments_job
 from guardrails.jobs import detect_abuse_job
 from nudges.jobs import nudges_due_job, triggers_scan_job
 from onboarding.jobs import detect_stuck_job
@@ -47,6 +48,8 @@ SIGNALS_MERGE_INTERVAL_SECONDS = 24 * 60 * 60
 ROLLUP_REFRESH_INTERVAL_SECONDS = 5 * 60
 # Anomaly alerts (analytics/alerts) judge whole past days from the rollups: hourly is plenty.
 ANOMALY_DETECTION_INTERVAL_SECONDS = 60 * 60
+# The experiment decisions (experiments/decisions.py): winner, extend, stop or defer, hourly.
+EXPERIMENT_DECISIONS_INTERVAL_SECONDS = 60 * 60
 
 SCHEDULE = (
     Periodic(detect_stuck_job, "low", STUCK_DETECTION_INTERVAL_SECONDS, 30 * 60),
@@ -56,6 +59,7 @@ SCHEDULE = (
     Periodic(merge_signals_job, "low", SIGNALS_MERGE_INTERVAL_SECONDS, 60 * 60),
     Periodic(refresh_rollups_job, "low", ROLLUP_REFRESH_INTERVAL_SECONDS, 30 * 60),
     Periodic(detect_anomalies_job, "low", ANOMALY_DETECTION_INTERVAL_SECONDS, 30 * 60),
+    Periodic(evaluate_experiments_job, "low", EXPERIMENT_DECISIONS_INTERVAL_SECONDS, 30 * 60),
 )
 
 for periodic in SCHEDULE:

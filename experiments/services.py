@@ -8,6 +8,7 @@ one that was published before (archived); a draft is editable, so it cannot be a
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from string import ascii_uppercase
 from typing import Any
@@ -18,8 +19,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from analytics.metrics.definitions import METRICS
+from experiments import decisions
 from experiments.models import Experiment, Variant
+from experiments.results import ExperimentResults, compute_results, results_as_dict
+from nudges.content.versions import ActivationRefused, template_version_activate
+from nudges.models import TemplateVersion
+from paths import services as path_services
 from paths.models import Path, PathVersion
+from tenancy.audit import audit_record
 from tenancy.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -265,10 +272,19 @@ def experiment_stop(*, experiment: Experiment, at: datetime | None = None) -> Ex
 
 
 @transaction.atomic
-def experiment_conclude(*, experiment: Experiment, at: datetime | None = None) -> Experiment:
+def experiment_conclude(
+    *, experiment: Experiment, at: datetime | None = None, results: ExperimentResults | None = None
+) -> Experiment:
+    """Conclude, with the results frozen as they stand (or as given: the ones a rollout judged):
+    the experiment's page shows that copy from then on."""
     locked = _locked(experiment)
     if Status.CONCLUDED in FORWARD[locked.status] and not locked.assignments.exists():
         raise ValidationError({"status": "no user was assigned: there is nothing to conclude from"})
+    if Status.CONCLUDED in FORWARD[locked.status]:
+        at = at or timezone.now()
+        frozen = replace(results or compute_results(locked, at=at), status=Status.CONCLUDED)
+        locked.final_results = results_as_dict(frozen)
+        locked.save(update_fields=["final_results"])
     return _move(locked, Status.CONCLUDED, at)
 
 
@@ -295,3 +311,112 @@ def experiment_allocation_update(
         locked.traffic_share = traffic_share
         locked.save(update_fields=["traffic_share"])
     return locked
+
+
+# --- Decisions and rollout -------------------------------------------------------------------
+
+DECISION_JOB = "experiment decision job"
+
+
+def experiment_decide(*, experiment: Experiment, at: datetime | None = None) -> decisions.Decision:
+    """Evaluate a running experiment and act: record the decision; on "stop" stop it, on "extend"
+    move its planned end, both audited. A winner is recorded, never rolled out here. The analysis
+    runs before the lock (it reads for up to a couple of seconds); idempotent for one ``at``."""
+    decision = decisions.evaluate(experiment, at=at)
+    with transaction.atomic():
+        locked = _locked(experiment)
+        if locked.status != Status.RUNNING:
+            return decision
+        locked.last_decision, locked.last_decision_at = decision.as_dict(), decision.evaluated_at
+        locked.save(update_fields=["last_decision", "last_decision_at"])
+        if decision.action == decisions.EXTEND:
+            before = {"planned_duration_days": locked.planned_duration_days or locked.minimum_duration_days}
+            locked.planned_duration_days = decision.planned_duration_days
+            locked.save(update_fields=["planned_duration_days"])
+            after = {"planned_duration_days": locked.planned_duration_days}
+            _audit(locked, "experiment.extend", None, before, after, decision.reason)
+        elif decision.action == decisions.STOP:
+            _move(locked, Status.STOPPED, decision.evaluated_at)
+            _audit(
+                locked,
+                "experiment.stop",
+                None,
+                {"status": Status.RUNNING},
+                {"status": Status.STOPPED},
+                decision.reason,
+            )
+    logger.info(
+        "experiments.decided",
+        extra={"experiment_id": experiment.pk, "action": decision.action, "winner": decision.winner},
+    )
+    return decision
+
+
+def _audit(experiment: Experiment, action: str, actor, before: dict, after: dict, reason: str) -> None:
+    audit_record(
+        workspace=experiment.workspace,
+        action=action,
+        actor=actor,
+        actor_label="" if getattr(actor, "pk", None) else DECISION_JOB,
+        obj=experiment,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+
+
+def _publish_path_arm(variant: Variant, actor) -> dict[str, Any]:
+    version = variant.path_version
+    if version.status == PathVersion.Status.PUBLISHED:
+        return {"path_version": version.number, "published": False}
+    try:
+        path_services.path_version_republish(path_version=version, published_by=actor)
+    except path_services.PathError as error:
+        raise ValidationError({"winner": f"variant {variant.key}: {error}"}) from error
+    return {"path_version": version.number, "published": True}
+
+
+def _activate_template_arm(variant: Variant, actor) -> dict[str, Any]:
+    version = variant.template_version
+    if version.status == TemplateVersion.Status.ACTIVE:
+        return {"template_version": version.number, "activated": False}
+    try:
+        template_version_activate(version=version, actor=actor)
+    except ActivationRefused as error:
+        raise ValidationError({"winner": f"variant {variant.key}: {error}"}) from error
+    return {"template_version": version.number, "activated": True}
+
+
+def experiment_rollout(*, experiment: Experiment, actor: AbstractBaseUser | None) -> Experiment:
+    """Roll out the winner the decision rules name now: publish its path version (re-publish it
+    if archived; nothing to do if it is the published one) or activate its template version;
+    audited; then conclude with the results the decision was taken on, frozen. Refused, with
+    nothing changed, when there is no data, no winner, or the experiment is concluded."""
+    if experiment.status in (Status.DRAFT, Status.CONCLUDED):
+        raise ValidationError({"status": f"a {experiment.status} experiment has nothing to roll out"})
+    if not experiment.assignments.exists():
+        raise ValidationError({"status": "no user was assigned: there is no data to pick a winner from"})
+    if experiment.kind == Experiment.Kind.MODEL:
+        raise ValidationError({"kind": "a model experiment's winner is promoted in the model registry"})
+    decision = decisions.evaluate(experiment)
+    if decision.action != decisions.WINNER:
+        raise ValidationError({"winner": f"no winner to roll out ({decision.action}): {decision.reason}"})
+    with transaction.atomic():
+        variant = Variant.objects.select_related("path_version", "template_version").get(
+            experiment=experiment, key=decision.winner
+        )
+        if experiment.kind == Experiment.Kind.PATH:
+            done = _publish_path_arm(variant, actor)
+        else:
+            done = _activate_template_arm(variant, actor)
+        _audit(
+            experiment,
+            "experiment.rollout",
+            actor,
+            {"status": experiment.status},
+            {"winner": variant.key, **done},
+            decision.reason,
+        )
+        concluded = experiment_conclude(experiment=experiment, results=decision.results)
+    logger.info("experiments.rolled_out", extra={"experiment_id": experiment.pk, "winner": variant.key})
+    return concluded

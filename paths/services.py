@@ -198,6 +198,33 @@ def path_version_publish(
 
 
 @transaction.atomic
+def path_version_republish(
+    *, path_version: PathVersion, published_by: AbstractBaseUser | None = None
+) -> PathVersion:
+    """Publish again a version that was published before and archived (an experiment's winning
+    arm, say); it is immutable already, so nothing is re-checked. The published one is archived."""
+    _lock_path(path_version.path_id)
+    locked = PathVersion.objects.select_for_update().select_related("path").get(pk=path_version.pk)
+    if locked.status == PathVersion.Status.PUBLISHED:
+        return locked
+    if locked.status != PathVersion.Status.ARCHIVED or locked.published_at is None:
+        raise PathError(f"v{locked.number} was never published: publish the draft instead.")
+    now = timezone.now()
+    previous = PathVersion.objects.filter(path_id=locked.path_id, status=PathVersion.Status.PUBLISHED)
+    previous.update(status=PathVersion.Status.ARCHIVED, archived_at=now)
+    locked.status, locked.published_at, locked.published_by, locked.archived_at = (
+        PathVersion.Status.PUBLISHED,
+        now,
+        published_by,
+        None,
+    )
+    locked.save(update_fields=["status", "published_at", "published_by", "archived_at"])
+    tenancy_services.workspace_paths_published(workspace=locked.path.workspace, at=now)
+    logger.info("paths.version.republished", extra={"path_id": locked.path_id, "number": locked.number})
+    return locked
+
+
+@transaction.atomic
 def path_version_archive(*, path_version: PathVersion) -> PathVersion:
     """Retire a published version (no new enrollments) or discard a draft."""
     locked = PathVersion.objects.select_for_update().get(pk=path_version.pk)

@@ -51,6 +51,7 @@ def test_the_in_process_schedule_is_the_one_rq_cron_enqueues():
         "analytics.signals.jobs.merge_signals_job",
         "analytics.jobs.refresh_rollups_job",
         "analytics.alerts.jobs.detect_anomalies_job",
+        "experiments.jobs.evaluate_experiments_job",
     ]
 
 
