@@ -1,13 +1,19 @@
-"""The experiment manager, basic: experiments with their arms inline, scoped to the admin's
-granted workspaces; start, stop and conclude are actions calling experiments.services, which
-refuse bad input with the reason (shown as an error message). An experiment is edited only
-while it is a draft; assignments are read-only. The results page comes with the decision job.
+"""The experiment manager: experiments with their arms inline, scoped to the admin's granted
+workspaces. "New experiment" on a path or a nudge template, the Start / Stop / Conclude / "Roll out
+the winner" buttons and the results page are experiments/admin_views.py; start, stop and conclude
+are also changelist actions. All of them call experiments.services, which refuses bad input with
+the reason (shown as an error message). An experiment is edited only while it is a draft;
+assignments are read-only.
 """
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
+from analytics.dashboards.views import dashboard_url
 from experiments import services
+from experiments.admin_views import ExperimentPagesMixin
+from experiments.dashboard import DASHBOARD_KEY
 from experiments.models import Assignment, Experiment, Variant
 from paths.models import Path, PathVersion
 from tenancy import selectors as tenancy_selectors
@@ -64,7 +70,9 @@ def _transition(action: str, service, done: str):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(WorkspaceScopedAdmin):
+class ExperimentAdmin(ExperimentPagesMixin, WorkspaceScopedAdmin):
+    change_form_template = "admin/experiments/experiment/change_form.html"
+    change_list_template = "admin/experiments/experiment/change_list.html"
     list_display = ("key", "name", "workspace", "kind", "status", "path", "traffic_share", "started_at")
     list_filter = (WorkspaceFilter, "status", "kind")
     list_select_related = ("workspace", "path")
@@ -102,6 +110,19 @@ class ExperimentAdmin(WorkspaceScopedAdmin):
         if obj is not None and obj.status != Experiment.Status.DRAFT:
             return [field.name for field in Experiment._meta.fields]
         return self.readonly_fields
+
+    def get_urls(self):
+        return [*self.experiment_urls(), *super().get_urls()]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["status_buttons"] = self.status_buttons(request, obj)
+            context["results_url"] = reverse("admin:experiments_experiment_results", args=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "dashboard_url": dashboard_url(DASHBOARD_KEY)}
+        return super().changelist_view(request, extra_context)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "path":

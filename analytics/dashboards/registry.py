@@ -6,7 +6,8 @@ funnels, events, nudges, metrics) and lower apps' selectors, scoped to `filters.
 returns its template context with a `tables` list of `tables.Table` (each may carry a `Chart`:
 the include admin/analytics/includes/chart_table.html draws it and its table, and
 `?export=<table key>` serves any of them as CSV without more code); then add
-`Dashboard(key, title, order, build, template)` to `DASHBOARDS` below. The one
+`Dashboard(key, title, order, build, template)` to `DASHBOARDS` below (an app above analytics
+calls `register(Dashboard(...))` from its AppConfig.ready() instead). The one
 admin view (views.py) serves it at /admin/analytics/<key>/ behind the admin's password + TOTP,
 with the filters parsed from the URL (filters.py), and the navigation lists it under its section.
 The template extends admin/analytics/dashboard.html and fills `{% block dashboard %}`.
@@ -61,6 +62,14 @@ DASHBOARDS: tuple[Dashboard, ...] = (
         description="Ingestion, API latency and errors, job queues, nudge pipeline, rollup freshness",
     ),
 )
+
+
+def register(entry: Dashboard) -> None:
+    """Add a dashboard of a higher app (experiments registers its own in its AppConfig.ready(),
+    since analytics never imports it); registering the same key again replaces the entry. Call
+    it at start: the admin's URLs and navigation read the registry when they are built."""
+    global DASHBOARDS
+    DASHBOARDS = (*(each for each in DASHBOARDS if each.key != entry.key), entry)
 
 
 def dashboards() -> list[Dashboard]:
