@@ -13,7 +13,7 @@ from django.urls import reverse
 from analytics.dashboards.views import dashboard_url
 from experiments import services
 from experiments.admin_views import ExperimentPagesMixin
-from experiments.dashboard import DASHBOARD_KEY
+from experiments.dashboard import DASHBOARD_KEY, last_decision
 from experiments.models import Assignment, Experiment, Variant
 from paths.models import Path, PathVersion
 from tenancy import selectors as tenancy_selectors
@@ -102,14 +102,35 @@ class ExperimentAdmin(ExperimentPagesMixin, WorkspaceScopedAdmin):
                 )
             },
         ),
-        ("Status", {"fields": ("status", "started_at", "stopped_at", "concluded_at")}),
+        (
+            "Status",
+            {"fields": ("status", "started_at", "stopped_at", "concluded_at", "decision", "planned_end")},
+        ),
     )
-    readonly_fields = ("status", "started_at", "stopped_at", "concluded_at")
+    readonly_fields = ("status", "started_at", "stopped_at", "concluded_at", "decision", "planned_end")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != Experiment.Status.DRAFT:
-            return [field.name for field in Experiment._meta.fields]
+            return [*(field.name for field in Experiment._meta.fields), "decision", "planned_end"]
         return self.readonly_fields
+
+    @admin.display(description="last decision")
+    def decision(self, obj):
+        decided = last_decision(obj) if obj is not None else None
+        if not decided:
+            return "none yet (the decision job evaluates running experiments hourly)"
+        winner = f": {decided['winner']}" if decided.get("winner") else ""
+        return (
+            f"{decided['action']}{winner} at {decided.get('evaluated_at', '')[:16]} UTC. {decided['reason']}"
+        )
+
+    @admin.display(description="planned end")
+    def planned_end(self, obj):
+        if obj is None:
+            return ""
+        days = obj.planned_duration_days or obj.minimum_duration_days
+        extended = " (extended by the decision job)" if obj.planned_duration_days else ""
+        return f"after {days} days{extended}, at most {obj.maximum_duration_days}"
 
     def get_urls(self):
         return [*self.experiment_urls(), *super().get_urls()]

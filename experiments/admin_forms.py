@@ -16,6 +16,8 @@ from paths.editor.forms import CommaListField
 from paths.models import Path, PathVersion
 
 MAX_ARMS = 6
+# The guardrails the results compute per arm from the same enrollment facts (experiments/results.py).
+GUARDRAIL_METRICS = ("onboarding_start_rate", "activation_rate")
 _defaults = {field.name: field.default for field in Experiment._meta.fields}
 
 
@@ -26,24 +28,24 @@ class ExperimentSettingsForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Empty: the key.")
     hypothesis = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
     traffic_percent = forms.FloatField(
-        label="traffic (%)",
+        label="Traffic (%)",
         min_value=0,
         max_value=100,
         initial=100,
         help_text="Share of the audience entering the experiment; the others get the default.",
     )
     audience_personas = CommaListField(
-        required=False, label="personas", help_text="Comma-separated; empty: all."
+        required=False, label="Personas", help_text="Comma-separated; empty: all."
     )
-    audience_use_cases = CommaListField(required=False, label="use cases", help_text="Empty: all.")
-    audience_company_sizes = CommaListField(required=False, label="company sizes", help_text="Empty: all.")
-    audience_signup_sources = CommaListField(required=False, label="signup sources", help_text="Empty: all.")
+    audience_use_cases = CommaListField(required=False, label="Use cases", help_text="Empty: all.")
+    audience_company_sizes = CommaListField(required=False, label="Company sizes", help_text="Empty: all.")
+    audience_signup_sources = CommaListField(required=False, label="Signup sources", help_text="Empty: all.")
     primary_metric = forms.ChoiceField(choices=METRIC_CHOICES, initial="activation_rate")
     guardrail_metrics = forms.MultipleChoiceField(
-        choices=METRIC_CHOICES,
+        choices=[(name, name) for name in GUARDRAIL_METRICS],
         required=False,
-        widget=forms.SelectMultiple(attrs={"size": 5}),
-        help_text="The experiment stops when one of these is significantly harmed.",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The decision job stops the experiment when an arm significantly harms one of these.",
     )
     minimum_sample_per_arm = forms.IntegerField(min_value=1, initial=_defaults["minimum_sample_per_arm"])
     minimum_duration_days = forms.IntegerField(min_value=0, initial=_defaults["minimum_duration_days"])

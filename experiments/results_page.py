@@ -5,6 +5,7 @@ by the tests); the charts are drawn from the same numbers by static/experiments/
 """
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from analytics.dashboards import tables as t
@@ -261,4 +262,12 @@ def build(results: Mapping[str, Any]) -> dict:
         "health": health,
         "failing_health": [row for row in health if not row["ok"]],
         "log_rank_p_value": p_value(results.get("log_rank_p_value")),
+        "computed_at": _moment_text(results.get("computed_at")),
     }
+
+
+def _moment_text(value: Any) -> str:
+    if not value:
+        return ""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -79,7 +79,8 @@
             backgroundColor: colour,
             borderDash: DASHES[index % DASHES.length],
             pointStyle: POINTS[index % POINTS.length],
-            pointRadius: 2,
+            pointRadius: 0,
+            pointHitRadius: 6,
             borderWidth: 2
           };
         })

@@ -282,3 +282,33 @@ def test_the_dashboard_is_in_the_experiments_section(client, running):
     names = [entry["name"] for entry in sections["Experiments"]["models"]]
     assert names[0] == "Experiments dashboard"
     assert sections["Experiments"]["models"][0]["admin_url"] == DASHBOARD
+
+
+def test_the_decision_jobs_verdict_is_what_the_page_shows(client, running):
+    decision = services.experiment_decide(experiment=running)
+
+    response = client.get(results_url(running))
+
+    assert response.context["decision"]["action"] == decision.action
+    assert response.context["decision"]["reason"] == decision.reason
+    assert response.context["next_evaluation"] == decision.evaluated_at + timedelta(hours=1)
+
+
+def test_rolling_out_the_winner_concludes_with_frozen_results(client, make_experiment):
+    now = timezone.now()
+    experiment = services.experiment_start(
+        experiment=make_experiment(start=False, minimum_sample_per_arm=100), at=now - timedelta(days=20)
+    )
+    seed_arm(experiment, "A", users=400, activated=40, enrolled_at=now - timedelta(days=18))
+    seed_arm(experiment, "B", users=400, activated=100, enrolled_at=now - timedelta(days=18))
+    refresh_facts(experiment)
+
+    response = client.post(f"{CHANGELIST}{experiment.pk}/rollout/")
+
+    messages = [str(message) for message in response.wsgi_request._messages]
+    assert messages == ["onboarding-v2 rolled out and concluded."]
+    experiment.refresh_from_db()
+    assert experiment.status == "concluded"
+    page = client.get(results_url(experiment))
+    assert page.context["frozen"] is True
+    assert [row[2] for row in table(page, "arms").rows] == [400, 400]
