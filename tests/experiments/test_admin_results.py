@@ -312,3 +312,28 @@ def test_rolling_out_the_winner_concludes_with_frozen_results(client, make_exper
     page = client.get(results_url(experiment))
     assert page.context["frozen"] is True
     assert [row[2] for row in table(page, "arms").rows] == [400, 400]
+
+
+def test_a_draft_without_data_has_a_results_page_that_says_so(client, make_experiment):
+    experiment = make_experiment(start=False)
+
+    response = client.get(results_url(experiment))
+
+    assert response.status_code == 200
+    assert [row[2] for row in table(response, "arms").rows] == [0, 0]
+    assert table(response, "cumulative").rows == []
+    html = response.content.decode()
+    assert "No further evaluation: the experiment is draft." in html
+
+
+def test_a_failed_analysis_is_said_and_the_counts_still_shown(client, running, monkeypatch):
+    def broken(*args, **kwargs):
+        raise FloatingPointError("the engine is unavailable")
+
+    monkeypatch.setattr(experiment_results, "_analysed", broken)
+
+    response = client.get(results_url(running))
+
+    assert response.status_code == 200
+    assert "the analysis failed: FloatingPointError: the engine is unavailable" in response.content.decode()
+    assert [row[2:4] for row in table(response, "arms").rows] == [[200, 20], [210, 42]]
