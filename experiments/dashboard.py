@@ -65,42 +65,38 @@ def _when(value: datetime | None, otherwise: str) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else otherwise
 
 
-def build(request: HttpRequest, filters) -> dict:
-    experiments = experiments_collecting(workspace=filters.workspace)
-    summary_rows, summary_links, arm_rows, arm_links = [], [], [], []
-    for experiment in experiments:
-        url = reverse("admin:experiments_experiment_results", args=[experiment.pk])
-        results = experiment_results.results_as_dict(experiment_results.experiment_results(experiment))
-        decision = last_decision(experiment)
-        upcoming = next_evaluation(experiment, decision)
-        summary_rows.append(
-            [
-                experiment.key,
-                experiment.status,
-                experiment.primary_metric,
-                days_running(experiment),
-                sum(arm["users"] for arm in results["arms"]),
-                (decision or {}).get("action") or "none yet",
-                (decision or {}).get("reason") or results.get("error") or None,
-                _when(
-                    upcoming, "next hourly run" if experiment.status == Status.RUNNING else "none: stopped"
-                ),
-            ]
-        )
-        summary_links.append(url)
-        for arm in results["arms"]:
-            arm_rows.append(
-                [
-                    f"{experiment.key} \u00b7 {arm['key']}{' (control)' if arm['is_control'] else ''}",
-                    arm["users"],
-                    arm["conversions"],
-                    arm["rate"],
-                    None if arm["is_control"] else percent(arm["uplift_relative"], 1, True),
-                    None if arm["is_control"] else arm["chance_to_win"],
-                ]
-            )
-            arm_links.append(url)
-    summary = t.Table(
+def _summary_row(experiment: Experiment, results: dict) -> list:
+    decision = last_decision(experiment)
+    upcoming = next_evaluation(experiment, decision)
+    waiting = "next hourly run" if experiment.status == Status.RUNNING else "none: stopped"
+    return [
+        experiment.key,
+        experiment.status,
+        experiment.primary_metric,
+        days_running(experiment),
+        sum(arm["users"] for arm in results["arms"]),
+        (decision or {}).get("action") or "none yet",
+        (decision or {}).get("reason") or results.get("error") or None,
+        _when(upcoming, waiting),
+    ]
+
+
+def _arm_rows(experiment: Experiment, results: dict) -> list[list]:
+    return [
+        [
+            f"{experiment.key} \u00b7 {arm['key']}{' (control)' if arm['is_control'] else ''}",
+            arm["users"],
+            arm["conversions"],
+            arm["rate"],
+            None if arm["is_control"] else percent(arm["uplift_relative"], 1, True),
+            None if arm["is_control"] else arm["chance_to_win"],
+        ]
+        for arm in results["arms"]
+    ]
+
+
+def _summary_table(rows: list, links: list) -> t.Table:
+    return t.Table(
         "experiments",
         "Experiments collecting data",
         [
@@ -113,12 +109,15 @@ def build(request: HttpRequest, filters) -> dict:
             t.Column("reason", "why", t.TEXT),
             t.Column("next", "next decision", t.TEXT),
         ],
-        summary_rows,
-        links=summary_links,
+        rows,
+        links=links,
         note="Running and stopped experiments, whatever the date range; a concluded one keeps its frozen"
         " results on its results page.",
     )
-    arms = t.Table(
+
+
+def _arms_table(rows: list, links: list) -> t.Table:
+    return t.Table(
         "arms",
         "Users and primary metric per arm",
         [
@@ -129,10 +128,24 @@ def build(request: HttpRequest, filters) -> dict:
             t.Column("uplift", "uplift over control", t.TEXT),
             t.Column("chance_to_win", "chance to win", t.RATIO),
         ],
-        arm_rows,
+        rows,
         chart=t.Chart("arm", ("rate",), "bar", "Primary metric of each arm of each experiment"),
-        links=arm_links,
+        links=links,
     )
+
+
+def build(request: HttpRequest, filters) -> dict:
+    experiments = experiments_collecting(workspace=filters.workspace)
+    summary_rows, summary_links, arm_rows, arm_links = [], [], [], []
+    for experiment in experiments:
+        url = reverse("admin:experiments_experiment_results", args=[experiment.pk])
+        results = experiment_results.results_as_dict(experiment_results.experiment_results(experiment))
+        summary_rows.append(_summary_row(experiment, results))
+        summary_links.append(url)
+        rows = _arm_rows(experiment, results)
+        arm_rows += rows
+        arm_links += [url] * len(rows)
+    summary, arms = _summary_table(summary_rows, summary_links), _arms_table(arm_rows, arm_links)
     return {
         "tables": [summary, arms],
         "summary_table": summary,
