@@ -8,6 +8,7 @@ assignments are read-only.
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 
 from analytics.dashboards.views import dashboard_url
@@ -134,6 +135,11 @@ class ExperimentAdmin(ExperimentPagesMixin, WorkspaceScopedAdmin):
 
     def get_urls(self):
         return [*self.experiment_urls(), *super().get_urls()]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """New experiments are made by the services, from a path or a template (admin_views.py):
+        the model's own add form ("+ Add" in the navigation) leads there."""
+        return HttpResponseRedirect(reverse("admin:experiments_new_path"))
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:

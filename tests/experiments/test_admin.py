@@ -432,3 +432,10 @@ def test_rolling_out_without_a_winner_is_refused(client, make_experiment):
     experiment.refresh_from_db()
     assert (experiment.status, experiment.started_at) == ("running", started_at)
     assert started_at <= timezone.now()
+
+
+def test_the_models_add_form_leads_to_the_new_experiment_page(client):
+    response = client.get(f"{CHANGELIST}add/")
+
+    assert response.status_code == 302
+    assert response["Location"] == NEW_ON_PATH
