@@ -46,7 +46,12 @@
       options: {
         indexAxis: "x",
         scales: {
-          y: { ticks: { callback: percentTicks }, title: { display: true, text: "relative uplift over control" } }
+          y: {
+            ticks: { callback: percentTicks },
+            title: { display: true, text: "relative uplift over control" },
+            // No effect (0%) drawn darker: an interval entirely above it beats control.
+            grid: { color: function (context) { return context.tick && context.tick.value === 0 ? "#374151" : "rgba(0, 0, 0, 0.1)"; } }
+          }
         },
         plugins: {
           tooltip: {
