@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from analytics.dashboards import tables as t
+from experiments.stats.constants import SRM_P_VALUE_THRESHOLD
 
 METHODS = (
     ("frequentist", "Frequentist 95% CI", "ci_relative"),
@@ -229,8 +230,9 @@ def health_rows(results: Mapping[str, Any]) -> list[dict]:
     rows = []
     for check in results.get("health", []):
         detail = check["detail"]
-        if check["name"] == "srm" and results.get("srm_p_value") is not None and "p" not in detail:
-            detail = f"{detail} (p = {p_value(results['srm_p_value'])})"
+        if check["name"] == "srm" and results.get("srm_p_value") is not None:
+            shown = p_value(results["srm_p_value"])
+            detail = f"{detail} (chi-square p = {shown}; flagged below {SRM_P_VALUE_THRESHOLD:g})"
         rows.append(
             {
                 "name": check["name"],

@@ -193,6 +193,10 @@ def test_the_health_checks_are_listed_and_a_failing_one_warns(client, make_exper
     health = {row["name"]: row for row in response.context["health"]}
     assert set(health) == {"srm", "too_little_data", "multiple_exposures"}
     assert health["srm"]["ok"] is False
+    expected = experiment_results.experiment_results(experiment).srm_p_value
+    assert health["srm"]["detail"].endswith(
+        f"(chi-square p = {results_page.p_value(expected)}; flagged below 0.001)"
+    )
     assert [row["name"] for row in response.context["failing_health"]] == ["srm"]
     html = response.content.decode()
     assert 'id="health-warning"' in html
