@@ -19,7 +19,7 @@ import numpy as np
 from django.utils import timezone
 
 from analytics.rollups.services import activation_window_days
-from experiments import stats
+from experiments import stats, template_results
 from experiments.models import Experiment, Variant
 from experiments.results_data import ArmCounts, arm_counts
 
@@ -337,8 +337,14 @@ def _day_of(moment: datetime) -> date:
 
 
 def _template_counts(experiment: Experiment, variants: list[Variant]) -> dict[int, ArmCounts]:
-    """Users assigned at nudge send and users converted by a nudge of their arm."""
-    raise NotImplementedError("the results of nudge template experiments are not built yet")
+    """Users assigned at nudge send and users converted by a nudge of their arm (template_results)."""
+    counted = template_results.arm_counts(experiment)
+    return {
+        variant.pk: ArmCounts(
+            users=counted.get(variant.pk, (0, 0))[0], conversions=counted.get(variant.pk, (0, 0))[1]
+        )
+        for variant in variants
+    }
 
 
 def _counts(
@@ -372,10 +378,7 @@ def compute_results(experiment: Experiment, *, at: datetime | None = None) -> Ex
         "metric": metric,
         "window_days": window_days,
     }
-    try:
-        counts = _counts(experiment, variants, at, window_days)
-    except NotImplementedError as error:
-        return ExperimentResults(**base, arms=[], error=str(error))
+    counts = _counts(experiment, variants, at, window_days)
     try:
         return _analysed(experiment, variants, counts, at, base)
     except Exception as error:  # the engine failed: say so, the job defers (recovery rule)

@@ -11,7 +11,7 @@ and is reported in `unrefreshed`: the experiment shows the numbers the dashboard
 - arm days: per arm, the UTC day of assignment and the UTC day of activation (if any), whether
   the enrollment started (onboarding_start_rate), runs on another arm's version (multiple
   exposure), has no fact yet, or is still inside its activation window (pending);
-- survival: per arm and whole hour, the users who activated after that many hours and those
+- survival: per arm and whole hour (durations rounded to the second, then floored to the hour), the users who activated after that many hours and those
   censored at min(at - enrolled_at, window), the time they have been seen not activated.
 """
 
@@ -53,7 +53,7 @@ def _sql_parts() -> dict[str, str]:
             "seconds": "date_part('epoch', {end} - {start})",
             "least": "LEAST",
             "greatest": "GREATEST",
-            "hours": "FLOOR({seconds} / 3600)::int",
+            "hours": "FLOOR(ROUND({seconds}) / 3600)::int",
         }
     return {
         "assigned_day": "date(a.assigned_at)",
@@ -61,7 +61,7 @@ def _sql_parts() -> dict[str, str]:
         "seconds": "((julianday({end}) - julianday({start})) * 86400.0)",
         "least": "MIN",
         "greatest": "MAX",
-        "hours": "CAST({seconds} / 3600 AS INTEGER)",
+        "hours": "CAST(ROUND({seconds}) / 3600 AS INTEGER)",
     }
 
 
