@@ -10,8 +10,8 @@ archived/published versions and a running 50/50 experiment on them, and generate
 fact per user: enrolled uniformly over the --days since the start, activation 30 % in A and
 33 % in B, time to completion exponential with a mean of 72 hours (a completion still in the
 future is not there yet). Then it times `experiments.results.compute_results` --repeats times
-(each a fresh computation: two GROUP BY queries, the engine, Kaplan-Meier and log-rank on the
-hour counts), the two queries alone, and `experiments.decisions.evaluate`, and prints the
+(each a fresh computation: one GROUP BY query, the engine, Kaplan-Meier and log-rank on the
+hour counts), the query alone, and `experiments.decisions.evaluate`, and prints the
 figures with the results' headline numbers. Progress goes to stdout. Not part of `make test`.
 """
 
@@ -199,14 +199,7 @@ def _measure(experiment, repeats: int) -> None:
     print(f"\ntimings over {experiment.assignments.count():,} assigned users", flush=True)
     now = timezone.now()
     _timed(
-        "arm days query (users, conversions, daily, health)",
-        lambda: results_data.arm_counts(
-            experiment_id=experiment.pk, variant_ids=variant_ids, at=now, window_days=14, survival=False
-        ),
-        repeats,
-    )
-    _timed(
-        "both queries (+ survival hour counts)",
+        "the GROUP BY query alone (results_data.arm_counts)",
         lambda: results_data.arm_counts(
             experiment_id=experiment.pk, variant_ids=variant_ids, at=now, window_days=14
         ),

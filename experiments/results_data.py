@@ -1,4 +1,4 @@
-"""What an experiment's results are computed from, read with two GROUP BY queries so that a
+"""What an experiment's results are computed from, read with one GROUP BY query so that a
 million assigned users never come into Python one by one.
 
 The unit is the Assignment (one per user and experiment). Its conversion on the primary metric
@@ -8,18 +8,18 @@ once the enrollment completed by the time the results are taken at. An enrollmen
 the rollup refresh has not written yet (it runs every five minutes) counts as not activated yet
 and is reported in `unrefreshed`: the experiment shows the numbers the dashboards show.
 
-- arm days: per arm, the UTC day of assignment and the UTC day of activation (if any), whether
-  the enrollment started (onboarding_start_rate), runs on another arm's version (multiple
-  exposure), has no fact yet, or is still inside its activation window (pending);
-- survival: per arm and whole hour (durations rounded to the second, then floored to the hour), the users who activated after that many hours and those
-  censored at min(at - enrolled_at, window), the time they have been seen not activated.
+Grouped per arm by: the UTC day of assignment and the UTC day of activation (if any), whether
+the enrollment started (onboarding_start_rate), runs on another arm's version (multiple
+exposure), has no fact yet, or is still inside its activation window (pending); and the whole
+hours (rounded to the second, then floored) after which the user activated, or at which they
+are censored: min(at - enrolled_at, window), the time they have been seen not activated.
 """
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 
 from analytics.models import EnrollmentFact
 from experiments.models import Assignment, Variant
@@ -82,22 +82,47 @@ def _day(value) -> date:
     return date.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _arm_days(counts: dict[int, ArmCounts], experiment_id: int, at, mature_before) -> None:
+def _statement() -> str:
     parts = _sql_parts()
     start = "COALESCE(e.enrolled_at, a.assigned_at)"
-    statement = (
+    activated_after = parts["seconds"].format(end="e.completed_at", start=start)
+    seen_for = parts["seconds"].format(end="%s", start=start)
+    censored_at = f"{parts['least']}({seen_for}, %s)"
+    seconds = f"{parts['greatest']}(CASE WHEN {CONVERTED} THEN {activated_after} ELSE {censored_at} END, 0)"
+    return (
         f"SELECT a.variant_id, {parts['assigned_day']}, "
         f"CASE WHEN {CONVERTED} THEN {parts['completed_day']} END, "
         "CASE WHEN f.started THEN 1 ELSE 0 END, "
         "CASE WHEN f.enrollment_id IS NULL AND a.enrollment_id IS NOT NULL THEN 1 ELSE 0 END, "
         "CASE WHEN e.path_version_id <> v.path_version_id THEN 1 ELSE 0 END, "
-        f"CASE WHEN {start} > %s THEN 1 ELSE 0 END, COUNT(*) "
-        f"{_from_clause()} GROUP BY 1, 2, 3, 4, 5, 6, 7"
+        f"CASE WHEN {start} > %s THEN 1 ELSE 0 END, "
+        f"{parts['hours'].format(seconds=seconds)}, COUNT(*) "
+        f"{_from_clause()} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [at, mature_before, experiment_id, at])
-        rows = cursor.fetchall()
-    for variant_id, assigned_day, converted_day, started, unrefreshed, other_arm, young, users in rows:
+
+
+def _rows(experiment_id: int, at, mature_before, window_seconds: float) -> list[tuple]:
+    """One scan of the assignments joined to their enrollments and facts. On PostgreSQL, JIT off
+    (it compiles for longer than it saves here) and enough work_mem to aggregate in memory: with
+    the default 4 MB, a million rows were sorted on disk (measured 2.2 s instead of < 1 s)."""
+    parameters = [at, mature_before, at, at, window_seconds, experiment_id, at]
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute(_statement(), parameters)
+        return cursor.fetchall()
+
+
+def arm_counts(
+    *, experiment_id: int, variant_ids: list[int], at: datetime, window_days: int, survival: bool = True
+) -> dict[int, ArmCounts]:
+    """The counts of every arm (an arm without users has zeros) as of ``at``."""
+    counts = {variant_id: ArmCounts() for variant_id in variant_ids}
+    at_value = connection.ops.adapt_datetimefield_value(at)
+    mature_before = connection.ops.adapt_datetimefield_value(at - timedelta(days=window_days))
+    rows = _rows(experiment_id, at_value, mature_before, window_days * 86400.0)
+    for variant_id, assigned_day, converted_day, started, unrefreshed, other_arm, young, hours, users in rows:
         arm = counts[variant_id]
         arm.users += users
         arm.assigned_by_day[_day(assigned_day)] += users
@@ -109,34 +134,6 @@ def _arm_days(counts: dict[int, ArmCounts], experiment_id: int, at, mature_befor
         arm.started += users if started else 0
         arm.unrefreshed += users if unrefreshed else 0
         arm.other_arm += users if other_arm else 0
-
-
-def _survival(counts: dict[int, ArmCounts], experiment_id: int, at, window_seconds: float) -> None:
-    parts = _sql_parts()
-    start = "COALESCE(e.enrolled_at, a.assigned_at)"
-    activated_after = parts["seconds"].format(end="e.completed_at", start=start)
-    seen_for = parts["seconds"].format(end="%s", start=start)
-    censored_at = f"{parts['least']}({seen_for}, %s)"
-    seconds = f"{parts['greatest']}(CASE WHEN {CONVERTED} THEN {activated_after} ELSE {censored_at} END, 0)"
-    statement = (
-        f"SELECT a.variant_id, CASE WHEN {CONVERTED} THEN 1 ELSE 0 END, "
-        f"{parts['hours'].format(seconds=seconds)}, COUNT(*) {_from_clause()} GROUP BY 1, 2, 3"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [at, at, at, window_seconds, experiment_id, at])
-        rows = cursor.fetchall()
-    for variant_id, activated, hours, users in rows:
-        counts[variant_id].durations[(int(hours), bool(activated))] += users
-
-
-def arm_counts(
-    *, experiment_id: int, variant_ids: list[int], at: datetime, window_days: int, survival: bool = True
-) -> dict[int, ArmCounts]:
-    """The counts of every arm (an arm without users has zeros) as of ``at``."""
-    counts = {variant_id: ArmCounts() for variant_id in variant_ids}
-    at_value = connection.ops.adapt_datetimefield_value(at)
-    mature_before = connection.ops.adapt_datetimefield_value(at - timedelta(days=window_days))
-    _arm_days(counts, experiment_id, at_value, mature_before)
-    if survival:
-        _survival(counts, experiment_id, at_value, window_days * 86400.0)
+        if survival:
+            arm.durations[(int(hours), converted_day is not None)] += users
     return counts
