@@ -14,7 +14,7 @@ from cachetools import TTLCache
 from django.db.models import Prefetch
 
 from guardrails.preferences.unsubscribe import list_unsubscribe_headers, unsubscribe_url
-from nudges.content import bandit, links, rendering
+from nudges.content import bandit, choosers, links, rendering
 from nudges.delivery import tracking
 from nudges.gateways.base import Message, Recipient
 from nudges.llm.personalize import Draft
@@ -93,7 +93,24 @@ def template_for(*, trigger: Trigger, channel: str, end_user: EndUser) -> NudgeT
     return best
 
 
-def choose_version(*, template: NudgeTemplate, cold_start: bool) -> VersionChoice | None:
+def choose_version(
+    *, template: NudgeTemplate, cold_start: bool, end_user: EndUser | None = None
+) -> VersionChoice | None:
+    """For a known end user the registered choosers decide first (nudges.content.choosers: an
+    experiment on the template), then the cold-start rule, then the bandit; a chooser's failure
+    is named before the explanation of the choice made without it."""
+    failures: list[str] = []
+    if end_user is not None:
+        picked, failures = choosers.pick(template=template, end_user=end_user)
+        if picked is not None:
+            return VersionChoice(picked.version, picked.reason)
+    choice = _rule_or_bandit(template=template, cold_start=cold_start)
+    if choice is not None and failures:
+        return VersionChoice(choice.version, f"{'; '.join(failures)}; {choice.explanation}")
+    return choice
+
+
+def _rule_or_bandit(*, template: NudgeTemplate, cold_start: bool) -> VersionChoice | None:
     versions = getattr(template, "active_versions", None)
     if versions is None:
         versions = list(

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from guardrails.policy import engine as policy
 from nudges import services
-from nudges.content import composer
+from nudges.content import choosers, composer
 from nudges.delivery import failover as delivery
 from nudges.delivery import webhooks
 from nudges.gateways import idempotent_resend
@@ -148,6 +148,7 @@ def record_sent(
             )
         if version is not None:
             services.template_version_sent(template_version=version)
+            choosers.version_sent(nudge=nudge)
         if nudge.channel == "in_app":
             services.nudge_status_advance(nudge=nudge, status=Status.DELIVERED, source="in_app")
     return Outcome(Status.SENT)
@@ -255,6 +256,7 @@ def nudge_mark_delivered(*, nudge: Nudge, actor) -> bool:
         services.nudge_trace(nudge=nudge, stage="admin", message=f"marked as delivered by {_who(actor)}")
         if nudge.template_version_id is not None:
             services.template_version_sent(template_version=nudge.template_version)
+            choosers.version_sent(nudge=nudge)
         audit_record(
             workspace=nudge.workspace,
             action="nudge.mark_delivered",

@@ -2,7 +2,7 @@
 
     trigger -> claim -> for each of the trigger's channels, in order:
         policy (consent, cap, quiet hours, snooze, suppression, abuse; guardrails.policy.engine)
-        -> template and variant (cold-start rule, else Thompson sampling)
+        -> template and variant (an experiment's arm, else the cold-start rule, else Thompson sampling)
         -> context (features, progress, recent events; never contact data)
         -> personalisation (LLM behind redaction and validation; the static template on failure)
         -> send time -> in flight -> gateway (retries, failover: nudges.delivery.failover) -> status
@@ -226,7 +226,11 @@ def _compose(*, run: Run, channel: str) -> TemplateVersion | None:
     active template fits the channel."""
     nudge = run.nudge
     template = composer.template_for(trigger=nudge.trigger, channel=channel, end_user=nudge.end_user)
-    choice = composer.choose_version(template=template, cold_start=run.cold_start) if template else None
+    choice = (
+        composer.choose_version(template=template, cold_start=run.cold_start, end_user=nudge.end_user)
+        if template
+        else None
+    )
     if choice is None:
         note(nudge, "template", f"{channel}: no active template fits")
         return None
