@@ -6,13 +6,16 @@ Hash values are GrowthBook's own test cases (fixtures/growthbook_cases.json): wi
 user "b" hashes to 0.2696; with seed "90850943850283058242805", user "123" hashes to 0.7516.
 """
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 
-from experiments import services, template_arms, template_results
+from experiments import allocation, services, template_arms, template_results
 from experiments.models import Assignment, Experiment, Exposure
 from nudges.content import choosers, composer
 from nudges.delivery import pipeline
@@ -516,3 +519,41 @@ def test_arm_counts_of_an_experiment_without_assignments_are_zeros(workspace, ar
     experiment = _experiment(workspace, arms, start=False)
 
     assert set(template_results.arm_counts(experiment).values()) == {(0, 0)}
+
+
+# --- Two workers composing for one user at once (PostgreSQL) --------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_allocating_one_user_at_once_agree_on_one_arm(postgres, monkeypatch):
+    """Both read "no assignment", then hash to different arms (as if the weights changed between
+    them): one row is written, and both send its arm."""
+    workspace = WorkspaceFactory()
+    template = NudgeTemplateFactory(trigger=TriggerFactory(workspace=workspace), channel="in_app")
+    versions = (
+        TemplateVersionFactory(template=template, variant="A"),
+        TemplateVersionFactory(template=template, variant="B", status="approved", activated_at=None),
+    )
+    _experiment(workspace, versions, seed=SEED_B)
+    end_user = EndUserFactory(workspace=workspace, external_id="123")
+    barrier, lock, indices = threading.Barrier(2), threading.Lock(), [1, 0]
+
+    def racing_allocate(**kwargs):
+        barrier.wait(timeout=30)  # both past the read of stored assignments
+        with lock:
+            return allocation.Allocation(indices.pop(), 0.5)
+
+    monkeypatch.setattr(allocation, "allocate", racing_allocate)
+
+    def choose():
+        try:
+            return template_arms.CHOOSER.choose(template=template, end_user=end_user)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        picks = list(pool.map(lambda _: choose(), range(2)))
+
+    stored = Assignment.objects.get(end_user=end_user)
+    assert {pick.version for pick in picks} == {stored.variant.template_version}
+    assert sorted(pick.reason.endswith("(stored assignment)") for pick in picks) == [False, True]
