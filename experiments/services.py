@@ -18,10 +18,16 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from analytics.metrics.definitions import METRICS
 from experiments import decisions
 from experiments.models import Experiment, Variant
 from experiments.results import ExperimentResults, compute_results, results_as_dict
+from experiments.validation import (
+    audiences_overlap,
+    check_audience_and_variants,
+    check_metrics,
+    check_payloads,
+    check_weights,
+)
 from nudges.content.versions import ActivationRefused, template_version_activate
 from nudges.models import TemplateVersion
 from paths import services as path_services
@@ -39,79 +45,6 @@ FORWARD = {
     Status.CONCLUDED: set(),
 }
 STAMPS = {Status.RUNNING: "started_at", Status.STOPPED: "stopped_at", Status.CONCLUDED: "concluded_at"}
-
-
-def _normalised(values: Sequence[Any]) -> set[str]:
-    return {str(value).strip().casefold() for value in values}
-
-
-def audiences_overlap(first: Any, second: Any) -> bool:
-    """Some user could be in both: no feature has two set lists without a value in common."""
-    for field_name in Experiment.AUDIENCE_FIELDS.values():
-        mine, theirs = getattr(first, field_name), getattr(second, field_name)
-        if mine and theirs and not _normalised(mine) & _normalised(theirs):
-            return False
-    return True
-
-
-def _check_metrics(primary_metric: str, guardrail_metrics: Sequence[str]) -> None:
-    unknown = [name for name in (primary_metric, *guardrail_metrics) if name not in METRICS]
-    if unknown:
-        field = "primary_metric" if primary_metric in unknown else "guardrail_metrics"
-        raise ValidationError({field: f"unknown metric {unknown[0]!r}: see analytics' metric definitions"})
-
-
-def _check_weights(weights: Sequence[int]) -> None:
-    if not weights or len(weights) < 2:
-        raise ValidationError({"variants": "an experiment needs at least two variants"})
-    if any(weight < 0 or weight > 100 for weight in weights):
-        raise ValidationError({"variants": "each weight is a percent between 0 and 100"})
-    if sum(weights) != 100:
-        raise ValidationError({"variants": f"weights must sum to 100, not {sum(weights)}"})
-
-
-def _check_path_arm(workspace: Workspace, path: Path | None, version: PathVersion | None, key: str) -> None:
-    if path is None:
-        raise ValidationError({"path": "a path experiment needs its path"})
-    if version is None:
-        raise ValidationError({"variants": f"variant {key}: a path version is required"})
-    if version.path.workspace_id != workspace.pk:
-        raise ValidationError({"variants": f"variant {key}: the path version belongs to another workspace"})
-    if version.path_id != path.pk:
-        raise ValidationError(
-            {
-                "variants": f"variant {key}: v{version.number} is a version of "
-                f"'{version.path.key}', not '{path.key}'"
-            }
-        )
-
-
-def _check_payloads(experiment: Experiment, variants: Sequence[Variant]) -> None:
-    for variant in variants:
-        if experiment.kind == Experiment.Kind.PATH:
-            _check_path_arm(experiment.workspace, experiment.path, variant.path_version, variant.key)
-        elif experiment.kind == Experiment.Kind.TEMPLATE:
-            template_version = variant.template_version
-            if template_version is None:
-                raise ValidationError({"variants": f"variant {variant.key}: a template version is required"})
-            if template_version.template.workspace_id != experiment.workspace_id:
-                raise ValidationError(
-                    {"variants": f"variant {variant.key}: the template belongs to another workspace"}
-                )
-        elif not variant.model_version:
-            raise ValidationError({"variants": f"variant {variant.key}: a model version is required"})
-
-
-def _check_audience_and_variants(
-    audience: Mapping[str, Sequence[str]] | None, variants: Sequence[Mapping[str, Any]]
-) -> None:
-    unknown = set(audience or {}) - set(Experiment.AUDIENCE_FIELDS)
-    if unknown:
-        raise ValidationError({"audience": f"unknown feature {sorted(unknown)[0]!r}"})
-    _check_weights([int(variant["weight"]) for variant in variants])
-    keys = [variant["key"] for variant in variants]
-    if len(set(keys)) != len(keys):
-        raise ValidationError({"variants": "variant keys must be distinct"})
 
 
 def _arms(variants: Sequence[Mapping[str, Any]]) -> list[Variant]:
@@ -156,8 +89,8 @@ def experiment_create(
         raise ValidationError({"traffic_share": "must be between 0 and 1"})
     if minimum_duration_days > maximum_duration_days:
         raise ValidationError({"minimum_duration_days": "must not exceed maximum_duration_days"})
-    _check_metrics(primary_metric, guardrail_metrics)
-    _check_audience_and_variants(audience, variants)
+    check_metrics(primary_metric, guardrail_metrics)
+    check_audience_and_variants(audience, variants)
     experiment = Experiment(
         workspace=workspace,
         key=key,
@@ -176,7 +109,7 @@ def experiment_create(
         **{Experiment.AUDIENCE_FIELDS[feature]: list(values) for feature, values in (audience or {}).items()},
     )
     arms = _arms(variants)
-    _check_payloads(experiment, arms)
+    check_payloads(experiment, arms)
     experiment.save()
     for arm in arms:
         arm.experiment = experiment
@@ -232,8 +165,8 @@ def _move(locked: Experiment, to: str, at: datetime | None) -> Experiment:
 
 def _check_startable(locked: Experiment) -> None:
     variants = list(locked.variants.select_related("path_version__path", "template_version__template"))
-    _check_weights([variant.weight for variant in variants])
-    _check_payloads(locked, variants)
+    check_weights([variant.weight for variant in variants])
+    check_payloads(locked, variants)
     if locked.kind != Experiment.Kind.PATH:
         return
     for variant in variants:
@@ -301,7 +234,7 @@ def experiment_allocation_update(
     if weights is not None:
         if set(weights) != set(variants):
             raise ValidationError({"variants": f"give a weight for each of {sorted(variants)}"})
-        _check_weights([int(weight) for weight in weights.values()])
+        check_weights([int(weight) for weight in weights.values()])
         for key, weight in weights.items():
             variants[key].weight = int(weight)
         Variant.objects.bulk_update(list(variants.values()), ["weight"])
