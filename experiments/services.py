@@ -163,10 +163,25 @@ def _move(locked: Experiment, to: str, at: datetime | None) -> Experiment:
     return locked
 
 
+def _check_template_arms_sendable(variants: list[Variant]) -> None:
+    """A draft is unapproved copy and a retired version is withdrawn: neither may be sent."""
+    for variant in variants:
+        version = variant.template_version
+        if version.status not in (TemplateVersion.Status.APPROVED, TemplateVersion.Status.ACTIVE):
+            raise ValidationError(
+                {
+                    "variants": f"variant {variant.key}: template version {version.number} is "
+                    f"{version.status}; only an approved or active version may be sent: approve it first"
+                }
+            )
+
+
 def _check_startable(locked: Experiment) -> None:
     variants = list(locked.variants.select_related("path_version__path", "template_version__template"))
     check_weights([variant.weight for variant in variants])
     check_payloads(locked, variants)
+    if locked.kind == Experiment.Kind.TEMPLATE:
+        _check_template_arms_sendable(variants)
     if locked.kind != Experiment.Kind.PATH:
         return
     for variant in variants:

@@ -557,3 +557,18 @@ def test_two_workers_allocating_one_user_at_once_agree_on_one_arm(postgres, monk
     stored = Assignment.objects.get(end_user=end_user)
     assert {pick.version for pick in picks} == {stored.variant.template_version}
     assert sorted(pick.reason.endswith("(stored assignment)") for pick in picks) == [False, True]
+
+
+@pytest.mark.parametrize("status", ["draft", "retired"])
+def test_starting_with_an_arm_that_may_not_be_sent_is_refused_with_the_reason(
+    workspace, template, arms, status
+):
+    unsendable = TemplateVersionFactory(template=template, variant="C", status=status, activated_at=None)
+    experiment = _experiment(workspace, [arms[0], unsendable], start=False)
+
+    with pytest.raises(ValidationError) as refused:
+        services.experiment_start(experiment=experiment)
+
+    assert f"is {status}; only an approved or active version may be sent" in str(refused.value.message_dict)
+    experiment.refresh_from_db()
+    assert experiment.status == "draft"
