@@ -13,11 +13,10 @@ from django.utils import timezone
 from analytics.rollups import services as rollup_services
 from experiments import results as experiment_results
 from experiments import results_page, services
-from experiments.models import Assignment, Experiment
-from onboarding.models import Enrollment
+from experiments.models import Experiment
 from tenancy import services as tenancy_services
-from tenancy.models import EndUser
 from tests.conftest import verified_client
+from tests.experiments import populate
 from tests.factories import AdminUserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
@@ -36,43 +35,13 @@ def seed_arm(
 ) -> None:
     """`users` people assigned to `arm` and enrolled on its path version at `enrolled_at`; the first
     `activated` of them complete the path `hours_to_activation` later (inside the activation window)."""
-    variant = experiment.variants.get(key=arm)
-    start = EndUser.objects.filter(workspace=experiment.workspace).count()
-    people = EndUser.objects.bulk_create(
-        [
-            EndUser(workspace=experiment.workspace, external_id=f"{experiment.key}-{arm}-{start + index}")
-            for index in range(users)
-        ]
-    )
-    enrollments = Enrollment.objects.bulk_create(
-        [
-            Enrollment(
-                workspace=experiment.workspace,
-                end_user=person,
-                path_version=variant.path_version,
-                status=Enrollment.Status.COMPLETED if index < activated else Enrollment.Status.ACTIVE,
-                enrolled_at=enrolled_at,
-                step_entered_at=enrolled_at,
-                completed_at=enrolled_at + timedelta(hours=hours_to_activation)
-                if index < activated
-                else None,
-            )
-            for index, person in enumerate(people)
-        ]
-    )
-    Assignment.objects.bulk_create(
-        [
-            Assignment(
-                workspace=experiment.workspace,
-                experiment=experiment,
-                end_user=enrollment.end_user,
-                variant=variant,
-                enrollment=enrollment,
-                assigned_at=enrolled_at,
-                hash_value=0.5,
-            )
-            for enrollment in enrollments
-        ]
+    populate.assign(
+        experiment,
+        arm,
+        users=users,
+        activated=activated,
+        enrolled_at=enrolled_at,
+        hours_to_activation=hours_to_activation,
     )
 
 
