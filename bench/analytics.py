@@ -788,6 +788,8 @@ def incremental_refresh(port: int, keys: dict, env: dict, active: list, options)
             (f"{int(elapsed) + 5} seconds",),
         ).fetchone()
     print(f"  step completions recorded by them: {changed:,}")
+    if options.only == "progress":
+        return 0.0
     timed = _run_refresh(env, options.refresh_timeout)
     if timed is None:
         print(
@@ -837,7 +839,11 @@ def _options() -> argparse.Namespace:
         help="read a database a --keep-db run left (migrated, no generation or rebuild); implies --keep-db",
     )
     parser.add_argument(
-        "--only", choices=("all", "reads"), default="all", help="reads: the API reads, pages and raw funnel"
+        "--only",
+        choices=("all", "reads", "refresh", "progress"),
+        default="all",
+        help="reads: the API reads, pages and raw funnel; refresh: the timed incremental refresh (step 7);"
+        " progress: settle, then send step 7's progress events and leave them unrefreshed (to profile)",
     )
     parser.add_argument("--no-cohorts", action="store_true", help="leave the (slow) cohorts read out")
     options = parser.parse_args()
@@ -896,7 +902,23 @@ def _timed_rebuild(env: dict, timeout: float) -> None:
     print(f"  VACUUM ANALYZE of the rollup tables in {time.monotonic() - analyzed:.1f} s", flush=True)
 
 
+def active_enrollments(dsn: str) -> list[tuple[int, str, int]]:
+    """(user index, path key, steps done) of the active enrollments stored, for a --reuse-db run."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT substr(u.external_id, 6)::int, p.key, (SELECT count(*) FROM onboarding_stepcompletion c"
+            " WHERE c.enrollment_id = e.id AND c.reverted_at IS NULL)"
+            " FROM onboarding_enrollment e JOIN onboarding_enduser u ON u.id = e.end_user_id"
+            " JOIN paths_pathversion v ON v.id = e.path_version_id JOIN paths_path p ON p.id = v.path_id"
+            " WHERE e.status = 'active' AND u.external_id LIKE 'user-%%' ORDER BY 1"
+        ).fetchall()
+    return [(user, path, done) for user, path, done in rows if path in PATHS]
+
+
 def _measure(port: int, keys: dict, env: dict, active: list, options) -> None:
+    if options.only in ("refresh", "progress"):
+        incremental_refresh(port, keys, env, active or active_enrollments(env["BENCH_DSN"]), options)
+        return
     funnel = analytics_reads(port, keys, options)
     dashboard_pages(env, keys, options)
     end = datetime.now(UTC)

@@ -29,6 +29,7 @@ COHORT_COLUMNS = (
 )
 SEGMENT = "persona, signup_source, company_size, use_case"
 ID_BATCH = 500
+CANDIDATES_BATCH = 5000  # ids bound in one changed_people statement
 MEMBERS = CohortMember._meta.db_table
 ACTIVITY = ActivityWeek._meta.db_table
 COUNTS = CohortCount._meta.db_table
@@ -66,6 +67,34 @@ def changed_people(cursor, workspace: Workspace, among: list) -> list[int]:
     cursor.execute(
         f"SELECT p.end_user_id FROM ({people_sql}) p LEFT JOIN {MEMBERS} m "  # noqa: S608
         f"ON m.end_user_id = p.end_user_id WHERE m.end_user_id IS NULL OR {differs}",
+        params,
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+def first_enrolment_maybe_moved(cursor, enrollments_queryset) -> list[int]:
+    """Ids of the people of these enrollments (end_user_id, enrolled_at) whose first enrolment day
+    may have moved: no cohort row yet, none enrolled, or an enrollment on another day than their
+    first (an earlier one; or the first one, moved). A superset for changed_people: an enrollment
+    that only progressed, on its person's first day, is left out, so a refresh after a wave of
+    progress does not re-derive everyone's cohort."""
+    enrollments_sql, params = _compiled(enrollments_queryset)
+    day = raw.utc_day("q.enrolled_at")
+    cursor.execute(
+        f"SELECT DISTINCT q.end_user_id FROM ({enrollments_sql}) q LEFT JOIN {MEMBERS} m "  # noqa: S608
+        "ON m.end_user_id = q.end_user_id WHERE m.end_user_id IS NULL OR m.first_enrolled_day IS NULL "
+        f"OR m.first_enrolled_day <> {day}",
+        params,
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+def people_unseen(cursor, events_queryset) -> list[int]:
+    """Ids of the people of these events (end_user_id, timestamp) with no cohort row yet."""
+    events_sql, params = _compiled(events_queryset)
+    cursor.execute(
+        f"SELECT DISTINCT q.end_user_id FROM ({events_sql}) q LEFT JOIN {MEMBERS} m "  # noqa: S608
+        "ON m.end_user_id = q.end_user_id WHERE m.end_user_id IS NULL",
         params,
     )
     return [row[0] for row in cursor.fetchall()]
@@ -173,8 +202,8 @@ def people_forget(cursor, end_user_ids: list[int]) -> None:
             cursor.execute(f"DELETE FROM {table} WHERE end_user_id IN ({_marks(batch)})", batch)  # noqa: S608
 
 
-def batches(ids: list[int]) -> list[list[int]]:
-    return [ids[start : start + ID_BATCH] for start in range(0, len(ids), ID_BATCH)]
+def batches(ids: list[int], size: int = ID_BATCH) -> list[list[int]]:
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
 def _marks(batch: list) -> str:

@@ -81,9 +81,13 @@ def _volumes_add(cursor, workspace: Workspace, start: datetime, end: datetime) -
     return max(cursor.rowcount, 0)
 
 
-def _people_apply(cursor, workspace: Workspace, among: list) -> int:
-    """Rewrite the cohort rows of the people of `among` whose columns changed, and their counts."""
-    changed = counts.changed_people(cursor, workspace, among)
+def _people_apply(cursor, workspace: Workspace, saved, candidates: list[int]) -> int:
+    """Rewrite the cohort rows of the people saved (a values query of ids) or among the candidates
+    whose columns changed, and their counts."""
+    changed = set(counts.changed_people(cursor, workspace, [saved]))
+    for batch in counts.batches(sorted(set(candidates)), size=counts.CANDIDATES_BATCH):
+        changed.update(counts.changed_people(cursor, workspace, [batch]))
+    changed = sorted(changed)
     if changed:
         counts.people_counts_add(cursor, workspace, changed, -1)
         for batch in counts.batches(changed):
@@ -99,12 +103,10 @@ def _window_apply(workspace: Workspace, start: datetime, end: datetime) -> Event
     window_events = event_selectors.events_received_between(workspace=workspace, start=start, end=end)
     with transaction.atomic(), connection.cursor() as cursor:
         saved = people_selectors.people_changed_between(workspace=workspace, start=start, end=end)
-        enrolled = people_selectors.people_with_enrollments_changed_between(
-            workspace=workspace, start=start, end=end
-        )
-        report.people = _people_apply(
-            cursor, workspace, [window_events.values("end_user_id"), saved, enrolled]
-        )
+        enrolled = people_selectors.enrollments_changed_between(workspace=workspace, start=start, end=end)
+        candidates = counts.first_enrolment_maybe_moved(cursor, enrolled)
+        candidates += counts.people_unseen(cursor, window_events)
+        report.people = _people_apply(cursor, workspace, saved, candidates)
         report.activity_weeks = counts.weeks_insert(cursor, window_events)
         report.activity_weeks += counts.weeks_insert(
             cursor, event_selectors.events_of_end_users(workspace=workspace, end_user_ids=saved)

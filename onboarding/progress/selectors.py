@@ -174,12 +174,12 @@ def people_changed_between(*, workspace: Workspace, start: datetime, end: dateti
     return EndUser.objects.filter(workspace=workspace, updated_at__gte=start, updated_at__lt=end).values("id")
 
 
-def people_with_enrollments_changed_between(
-    *, workspace: Workspace, start: datetime, end: datetime
-) -> QuerySet:
-    """Ids of the end users with an enrollment saved in [start, end) (a new one among them)."""
-    return Enrollment.objects.filter(workspace=workspace, updated_at__gte=start, updated_at__lt=end).values(
-        "end_user_id"
+def enrollments_changed_between(*, workspace: Workspace, start: datetime, end: datetime) -> QuerySet:
+    """(end_user_id, enrolled_at) of the enrollments saved in [start, end) (new ones among them)."""
+    return (
+        Enrollment.objects.filter(workspace=workspace, updated_at__gte=start, updated_at__lt=end)
+        .values("end_user_id", "enrolled_at")
+        .order_by()
     )
 
 

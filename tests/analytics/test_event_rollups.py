@@ -170,6 +170,17 @@ def test_an_incremental_refresh_stores_what_a_rebuild_does(generated):
     EnrollmentFactory(end_user=never_enrolled, path_version=version, enrolled_at=START + timedelta(days=20))
     merged_into = merge_end_users(source=people[12], target=people[13])
     _events(merged_into, rng, 1, received)
+    enrolled_again = next(
+        person
+        for person in people[14:]
+        if Enrollment.objects.filter(end_user=person).exists() and person != never_enrolled
+    )
+    EnrollmentFactory(end_user=enrolled_again, path_version=version, enrolled_at=START - timedelta(days=3))
+    progressed = Enrollment.objects.exclude(end_user=enrolled_again).filter(end_user__in=people[14:]).first()
+    progressed.save()  # a step completed: saved, its person's first enrolment unmoved
+    missed = EndUserFactory(workspace=workspace, persona="dev")  # a profile whose save no window saw
+    EndUser.objects.filter(pk=missed.pk).update(created_at=START, updated_at=START)
+    _events(missed, rng, 2, received)
 
     _refreshed(workspace)
     incremental = _stored(workspace)
@@ -179,6 +190,8 @@ def test_an_incremental_refresh_stores_what_a_rebuild_does(generated):
     assert not CohortMember.objects.filter(end_user_id=people[12].pk).exists()
     assert CohortMember.objects.get(end_user_id=people[10].pk).persona == "pm"
     assert CohortMember.objects.get(end_user_id=never_enrolled.pk).first_enrolled_day == date(2026, 9, 22)
+    assert CohortMember.objects.get(end_user_id=enrolled_again.pk).first_enrolled_day == date(2026, 8, 30)
+    assert CohortMember.objects.get(end_user_id=missed.pk).persona == "dev"
 
 
 def test_a_refresh_run_again_counts_nothing_twice(generated):
