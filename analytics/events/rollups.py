@@ -4,10 +4,11 @@ matrices CohortCount, cohort_counts.py) and EventDayRollup (events per UTC day a
 The refresh reads a workspace's events by `received_at`, in windows [cursor, bound) of at most
 one day; each window is written in one transaction with the cursor moved to its end, so every
 event is counted once in EventDayRollup and an interrupted refresh resumes at the last window.
-Within a window, in order: of the people it touched (their events, a saved profile: traits, a
-merge into them, a new profile; a saved enrollment: a first enrolment), those whose cohort columns
-differ from their CohortMember row have their counts subtracted, their rows rewritten and their
-counts added again; the weeks of the window's events are inserted (ON CONFLICT DO NOTHING: a week
+Within a window, in order: of the people whose cohort can have moved (a saved profile: traits, a
+merge into them, a new profile; a saved enrollment on another day than their first enrolment, or
+of someone never enrolled; an event of someone with no CohortMember row yet), those whose cohort
+columns differ from their CohortMember row have their counts subtracted, their rows rewritten and
+their counts added again (an enrollment that only progressed moves nothing and is not re-read); the weeks of the window's events are inserted (ON CONFLICT DO NOTHING: a week
 already seen adds nothing), as are all the weeks of the saved profiles (a merge moves another
 profile's events to them, with their old received_at), and the new weeks are counted. Before the
 windows, the people whose profile is gone (merged into another) are subtracted and forgotten.
