@@ -8,9 +8,10 @@ Within a window, in order: of the people whose cohort can have moved (a saved pr
 merge into them, a new profile; a saved enrollment on another day than their first enrolment, or
 of someone never enrolled; an event of someone with no CohortMember row yet), those whose cohort
 columns differ from their CohortMember row have their counts subtracted, their rows rewritten and
-their counts added again (an enrollment that only progressed moves nothing and is not re-read); the weeks of the window's events are inserted (ON CONFLICT DO NOTHING: a week
-already seen adds nothing), as are all the weeks of the saved profiles (a merge moves another
-profile's events to them, with their old received_at), and the new weeks are counted. Before the
+their counts added again (an enrollment that only progressed moves nothing and is not re-read);
+the weeks of the window's events are inserted (ON CONFLICT DO NOTHING: a week already seen adds
+nothing), as are all the weeks of the saved profiles (a merge moves another profile's events to
+them, with their old received_at), and the new weeks are counted. Before the
 windows, the people whose profile is gone (merged into another) are subtracted and forgotten.
 
 Why windows end at `bound` (window_bound): received_at is stamped when the request arrives, before
