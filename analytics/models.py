@@ -15,9 +15,13 @@ SEGMENT_FIELDS = ("persona", "signup_source", "company_size", "use_case")
 
 
 class _Segmented(models.Model):
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # No single-column indexes on the foreign keys: the (workspace, day) index and the unique key
+    # (path version first) serve their lookups, and each index is one more write per changed row.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField(help_text="The UTC day the enrollments were enrolled.")
-    path_version = models.ForeignKey("paths.PathVersion", on_delete=models.CASCADE, related_name="+")
+    path_version = models.ForeignKey(
+        "paths.PathVersion", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     persona = models.CharField(max_length=100, blank=True)
     signup_source = models.CharField(max_length=100, blank=True)
     company_size = models.CharField(max_length=100, blank=True)
@@ -108,7 +112,7 @@ class EnrollmentFact(models.Model):
     stays until a refresh finds it and subtracts it."""
 
     enrollment_id = models.BigIntegerField(primary_key=True)
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
     path_version = models.ForeignKey(
         "paths.PathVersion", on_delete=models.CASCADE, related_name="+", db_index=False
     )
@@ -135,7 +139,7 @@ class StepFact(models.Model):
     whether it advanced past it, completed it (not skipped) and the time it took (log bucket)."""
 
     enrollment_id = models.BigIntegerField()
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
     path_version = models.ForeignKey(
         "paths.PathVersion", on_delete=models.CASCADE, related_name="+", db_index=False
     )
@@ -242,7 +246,9 @@ class _CohortColumns(models.Model):
     day (EndUser.created_at, UTC) and the day of their first enrolment in the workspace, each with
     its week number (analytics.events.raw.week_number: Monday-to-Sunday UTC weeks since 1970)."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # No index on the workspace: the rows are read by person or whole (a workspace is nearly the
+    # table), and each new week would write one more index entry (6M rows at 1M users).
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
     signup_day = models.DateField()
     signup_week = models.IntegerField()
     first_enrolled_day = models.DateField(null=True, blank=True)

@@ -715,6 +715,7 @@ def progress_batches(active: list, count: int, first_user: int) -> list[tuple[in
     order in successive batches; timestamps now."""
     queue = [[user, path, done] for user, path, done in active if user >= first_user]
     events, now = [], datetime.now(UTC)
+    run = int(now.timestamp())  # messageIds unique across runs on a kept database (else deduplicated)
     while len(events) < count and queue:
         still = []
         for entry in queue:
@@ -727,7 +728,7 @@ def progress_batches(active: list, count: int, first_user: int) -> list[tuple[in
                     "type": "track",
                     "userId": f"user-{user}",
                     "event": PATHS[path][done][2],
-                    "messageId": f"progress-{len(events)}",
+                    "messageId": f"progress-{run}-{len(events)}",
                     "timestamp": moment,
                     "properties": {},
                 }

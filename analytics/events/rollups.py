@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from analytics.events import cohort_counts as counts
 from analytics.models import ActivityWeek, CohortCount, CohortMember, EventDayRollup, EventRollupCursor
+from core.db import visibility
 from onboarding.ingestion import selectors as event_selectors
 from onboarding.progress import selectors as people_selectors
 from tenancy.models import Workspace
@@ -56,17 +57,7 @@ class EventRollupReport:
 
 def window_bound(now: datetime | None = None) -> datetime:
     """Events received before this are committed (see the module's docstring)."""
-    bound = now or timezone.now()
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
-            )
-            oldest_writer = cursor.fetchone()[0]
-        if oldest_writer is not None:
-            bound = min(bound, oldest_writer)
-    return bound - LAG
+    return visibility.committed_before(now or timezone.now()) - LAG
 
 
 def _volumes_add(cursor, workspace: Workspace, start: datetime, end: datetime) -> int:

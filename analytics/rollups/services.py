@@ -10,8 +10,10 @@ that differ rewritten, and what those count now minus what they counted added to
 (increments.py). The facts of an enrollment that completed one more step mostly stay as they were.
 Its cost follows the enrollments changed, not the days or segments they fall in. Each chunk commits
 with the cursor moved to the newest change it covered, so an interrupted refresh resumes there;
-the cursor is read back with an overlap, so a change committed late by a slow transaction is still
-seen, and re-reading an enrollment adds nothing (its new facts are its old ones).
+the cursor is read back to the start of the oldest transaction still writing, less a few seconds
+(core.db.visibility), so a change committed late by a slow transaction is still seen, and
+re-reading an enrollment adds nothing (its new facts are its old ones). The next chunk's facts are
+computed while the current chunk is written (_chunks_read_ahead).
 
 The rebuild rewrites every fact of the workspace, then writes the rollups as GROUP BYs over them
 through the diff writer (sync.py): over correct rollups it writes nothing. Every transaction that
@@ -21,11 +23,12 @@ activation window change) take turns chunk by chunk instead of overwriting each 
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -33,6 +36,7 @@ from django.utils import timezone
 from analytics.models import AnalyticsSettings, EnrollmentFact, RollupCursor, StepFact
 from analytics.rollups import aggregate, facts, increments, sync
 from analytics.rollups.sync import TABLES, Written
+from core.db import visibility
 from core.jobs import enqueue
 from onboarding.progress import selectors as progress_selectors
 from tenancy.models import Workspace
@@ -41,7 +45,10 @@ logger = logging.getLogger(__name__)
 
 ENROLLMENTS_PER_CHUNK = 5000
 DAYS_PER_SYNC = 200
-CURSOR_OVERLAP = timedelta(minutes=2)
+# Read back before the cursor (or the oldest transaction still writing, core.db.visibility): a
+# row's updated_at is stamped just before its statement; a fixed two minutes re-read every change
+# of the two minutes before each refresh (75k enrollments, 8 s, after a burst at 1M users).
+CURSOR_OVERLAP = timedelta(seconds=10)
 # The full rebuild a new activation window queues (by name: jobs sit above the services).
 REBUILD_JOB = "analytics.jobs.rebuild_rollups_job"
 
@@ -108,14 +115,50 @@ def _changed_enrollments(workspace: Workspace, since: datetime) -> list[tuple[in
     return [(enrollment_id, None) for enrollment_id in vanished] + list(changed)
 
 
-def _refresh_chunk(workspace: Workspace, enrollment_ids: list[int]) -> tuple[Written, set[Slice]]:
-    """Rewrite the enrollments' fact rows that changed and add what they count now minus what they
-    counted to the rollups."""
-    window_days = activation_window_days(workspace=workspace)
-    old = facts.facts_stored(workspace=workspace, enrollment_ids=enrollment_ids)
-    new = facts.facts_of_enrollments(
+def _facts_now(workspace: Workspace, enrollment_ids: list[int], window_days: int) -> tuple[int, facts.Facts]:
+    return window_days, facts.facts_of_enrollments(
         workspace=workspace, enrollment_ids=enrollment_ids, window_days=window_days
     )
+
+
+def _chunks_read_ahead(
+    workspace: Workspace, chunks: list[list[int]]
+) -> Iterator[tuple[list[int], tuple | None]]:
+    """Each chunk with its facts computed now, those of the next chunk computed on a second thread
+    (its own connection) while the caller writes this one's: on PostgreSQL the refresh's time is
+    about half Python (facts) and half database (writes), and the two overlap on two cores. Only
+    the enrollments' facts are read ahead: chunks are disjoint, and the stored facts they are
+    compared with are read in the chunk's locked transaction. Sequential (None) inside a
+    transaction (its rows are not visible to another connection) and on SQLite (one writer)."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block or len(chunks) < 2:
+        yield from ((chunk, None) for chunk in chunks)
+        return
+    window_days = activation_window_days(workspace=workspace)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="facts-read-ahead") as reader:
+        try:
+            pending = reader.submit(_facts_now, workspace, chunks[0], window_days)
+            for index, chunk in enumerate(chunks):
+                computed = pending.result()
+                if index + 1 < len(chunks):
+                    pending = reader.submit(_facts_now, workspace, chunks[index + 1], window_days)
+                yield chunk, computed
+        finally:
+            reader.submit(connections.close_all)  # the reader thread's connection
+
+
+def _refresh_chunk(
+    workspace: Workspace, enrollment_ids: list[int], computed: tuple[int, facts.Facts] | None = None
+) -> tuple[Written, set[Slice]]:
+    """Rewrite the enrollments' fact rows that changed and add what they count now minus what they
+    counted to the rollups. `computed`: (window days, facts) read ahead, used if N has not moved."""
+    window_days = activation_window_days(workspace=workspace)
+    old = facts.facts_stored(workspace=workspace, enrollment_ids=enrollment_ids)
+    if computed is not None and computed[0] == window_days:
+        new = computed[1]
+    else:
+        new = facts.facts_of_enrollments(
+            workspace=workspace, enrollment_ids=enrollment_ids, window_days=window_days
+        )
     removed, added = facts.facts_changed(old, new)
     facts.facts_apply(workspace=workspace, removed=removed, added=added)
     moved = increments.differences_of_facts(added, removed)
@@ -129,14 +172,19 @@ def rollups_refresh(*, workspace: Workspace) -> RefreshReport:
     cursor, _ = RollupCursor.objects.get_or_create(workspace=workspace)
     if cursor.changes_seen_until is None:
         return rollups_rebuild(workspace=workspace)
-    found = _changed_enrollments(workspace, cursor.changes_seen_until - CURSOR_OVERLAP)
+    found = _changed_enrollments(
+        workspace, visibility.committed_before(cursor.changes_seen_until) - CURSOR_OVERLAP
+    )
     report = RefreshReport(enrollments=len(found))
     touched: set[Slice] = set()
-    for start in range(0, len(found), ENROLLMENTS_PER_CHUNK):
-        chunk = found[start : start + ENROLLMENTS_PER_CHUNK]
+    chunks = [
+        found[start : start + ENROLLMENTS_PER_CHUNK] for start in range(0, len(found), ENROLLMENTS_PER_CHUNK)
+    ]
+    ids_of_chunks = [[enrollment_id for enrollment_id, _ in chunk] for chunk in chunks]
+    for chunk, (ids, computed) in zip(chunks, _chunks_read_ahead(workspace, ids_of_chunks), strict=True):
         with transaction.atomic():
             locked = _locked_cursor(workspace)
-            written, slices = _refresh_chunk(workspace, [enrollment_id for enrollment_id, _ in chunk])
+            written, slices = _refresh_chunk(workspace, ids, computed)
             report.written.add(written)
             touched |= slices
             seen = [at for _, at in chunk if at is not None]

@@ -4,8 +4,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Min, Q, QuerySet
+from django.db.models import F, Min, Q, QuerySet
 
+from core.db.lookups import AnyOf
 from core.db.prepared import PreparedQuery
 from onboarding.models import Enrollment, StepCompletion
 from onboarding.progress.inputs import completions_for
@@ -190,7 +191,7 @@ def completions_standing(*, enrollment_ids: list[int]) -> QuerySet:
     """(enrollment id, step key, method, completed_at) of the non-reverted step completions of these
     enrollments, found by the enrollment index (analytics' enrollment facts)."""
     return (
-        StepCompletion.objects.filter(enrollment_id__in=enrollment_ids, reverted_at__isnull=True)
+        StepCompletion.objects.filter(AnyOf(F("enrollment_id"), enrollment_ids), reverted_at__isnull=True)
         .order_by()
         .values_list("enrollment_id", "step_key", "method", "completed_at")
     )

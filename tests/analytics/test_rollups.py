@@ -233,11 +233,11 @@ def test_an_interrupted_refresh_keeps_its_committed_chunks_and_resumes(history, 
     monkeypatch.setattr(services, "ENROLLMENTS_PER_CHUNK", 1)
     recompute = services._refresh_chunk
 
-    def failing_on_the_chunk_of_e7(workspace, enrollment_ids):
+    def failing_on_the_chunk_of_e7(workspace, enrollment_ids, computed=None):
         # Chunks follow the changes' order: those created in the cursor's overlap, then e4, then e7.
         if enrollments["e7"].pk in enrollment_ids:
             raise RuntimeError("worker killed")
-        return recompute(workspace, enrollment_ids)
+        return recompute(workspace, enrollment_ids, computed)
 
     monkeypatch.setattr(services, "_refresh_chunk", failing_on_the_chunk_of_e7)
     with pytest.raises(RuntimeError):
