@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from analytics.events import cohort_counts as counts
 from analytics.models import ActivityWeek, CohortCount, CohortMember, EventDayRollup, EventRollupCursor
-from core.db import visibility
+from core.db import statistics, visibility
 from onboarding.ingestion import selectors as event_selectors
 from onboarding.progress import selectors as people_selectors
 from tenancy.models import Workspace
@@ -160,6 +160,7 @@ def event_rollups_rebuild(
         EventRollupCursor.objects.update_or_create(
             workspace=workspace, defaults={"seen_until": bound, "refreshed_at": timezone.now()}
         )
+    statistics.analyze(ActivityWeek, CohortMember, CohortCount, EventDayRollup)
     _progress(on_progress, REBUILD_STEPS)
     report.people = CohortMember.objects.filter(workspace=workspace).count()
     return report

@@ -36,7 +36,7 @@ from django.utils import timezone
 from analytics.models import AnalyticsSettings, EnrollmentFact, RollupCursor, StepFact
 from analytics.rollups import aggregate, facts, increments, sync
 from analytics.rollups.sync import TABLES, Written
-from core.db import visibility
+from core.db import statistics, visibility
 from core.jobs import enqueue
 from onboarding.progress import selectors as progress_selectors
 from tenancy.models import Workspace
@@ -228,19 +228,13 @@ def _facts_rewrite(workspace: Workspace, on_progress: Callable[[int, int], None]
                 facts.facts_of_enrollments(workspace=workspace, enrollment_ids=ids, window_days=window_days)
             )
         if not ids:
-            _analyze_facts()
+            # With an empty table's statistics, PostgreSQL planned the refresh's lookups by
+            # enrollment as scans of the whole workspace.
+            statistics.analyze(EnrollmentFact, StepFact)
             return total
         after, done = ids[-1], done + len(ids)
         if on_progress:
             on_progress(min(done, total), total)
-
-
-def _analyze_facts() -> None:
-    """Fresh statistics for the rewritten fact tables: with those of an empty table, PostgreSQL
-    planned the refresh's lookups by enrollment as scans of the whole workspace."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {EnrollmentFact._meta.db_table}, {StepFact._meta.db_table}")
 
 
 def _sync_version_days(workspace: Workspace, path_version_id: int, days: set[date]) -> Written:
@@ -289,6 +283,7 @@ def rollups_rebuild(
         RollupCursor.objects.filter(workspace=workspace).update(
             changes_seen_until=started_at, refreshed_at=timezone.now()
         )
+    statistics.analyze(*(table.model for table in TABLES))
     return report
 
 
