@@ -10,8 +10,8 @@ that differ rewritten, and what those count now minus what they counted added to
 (increments.py). The facts of an enrollment that completed one more step mostly stay as they were.
 Its cost follows the enrollments changed, not the days or segments they fall in. Each chunk commits
 with the cursor moved to the newest change it covered, so an interrupted refresh resumes there;
-the cursor is read back to the start of the oldest transaction still writing, less a few seconds
-(core.db.visibility), so a change committed late by a slow transaction is still seen, and
+the cursor never moves past the start of the oldest transaction still writing, less a few
+seconds (core.db.visibility), so a change committed late by a slow transaction is still seen, and
 re-reading an enrollment adds nothing (its new facts are its old ones). The next chunk's facts are
 computed while the current chunk is written (_chunks_read_ahead).
 
@@ -45,9 +45,10 @@ logger = logging.getLogger(__name__)
 
 ENROLLMENTS_PER_CHUNK = 5000
 DAYS_PER_SYNC = 200
-# Read back before the cursor (or the oldest transaction still writing, core.db.visibility): a
-# row's updated_at is stamped just before its statement; a fixed two minutes re-read every change
-# of the two minutes before each refresh (75k enrollments, 8 s, after a burst at 1M users).
+# The cursor never moves past the start of the oldest transaction still writing, less this margin
+# (a row's updated_at is stamped just before its statement): a change stamped before it is
+# committed. A fixed 2-minute overlap re-read every change of the last 2 minutes at each refresh
+# (75k enrollments, 8 s, after a burst at 1M users).
 CURSOR_OVERLAP = timedelta(seconds=10)
 # The full rebuild a new activation window queues (by name: jobs sit above the services).
 REBUILD_JOB = "analytics.jobs.rebuild_rollups_job"
@@ -167,14 +168,20 @@ def _refresh_chunk(
     return written, touched
 
 
-def rollups_refresh(*, workspace: Workspace) -> RefreshReport:
-    """Re-read the enrollments changed since the cursor (and deleted ones), a committed chunk at a time."""
+def _horizon(now: datetime | None = None) -> datetime:
+    """Every change stamped before this has committed (see CURSOR_OVERLAP)."""
+    return visibility.committed_before(now or timezone.now()) - CURSOR_OVERLAP
+
+
+def rollups_refresh(*, workspace: Workspace, now: datetime | None = None) -> RefreshReport:
+    """Re-read the enrollments changed since the cursor (and deleted ones), a committed chunk at a
+    time; the cursor moves to the newest change read, up to the horizon taken before reading.
+    `now` (tests) stands for the clock."""
     cursor, _ = RollupCursor.objects.get_or_create(workspace=workspace)
     if cursor.changes_seen_until is None:
         return rollups_rebuild(workspace=workspace)
-    found = _changed_enrollments(
-        workspace, visibility.committed_before(cursor.changes_seen_until) - CURSOR_OVERLAP
-    )
+    horizon = _horizon(now)
+    found = _changed_enrollments(workspace, cursor.changes_seen_until)
     report = RefreshReport(enrollments=len(found))
     touched: set[Slice] = set()
     chunks = [
@@ -189,7 +196,7 @@ def rollups_refresh(*, workspace: Workspace) -> RefreshReport:
             touched |= slices
             seen = [at for _, at in chunk if at is not None]
             if locked.changes_seen_until is not None and seen:
-                newest = max(locked.changes_seen_until, seen[-1])
+                newest = max(locked.changes_seen_until, min(seen[-1], horizon))
                 RollupCursor.objects.filter(pk=locked.pk).update(changes_seen_until=newest)
         report.chunks += 1
     report.slices = len(touched)
@@ -258,8 +265,8 @@ def rollups_rebuild(
 ) -> RefreshReport:
     """Rewrite the workspace's facts, then its rollups from them (writing only the rows that
     differ) and drop the rows of slices with no enrollment left; the cursor then starts from the
-    moment the rebuild began. `on_progress(done, total)` counts enrollments."""
-    started_at = timezone.now()
+    horizon taken when the rebuild began. `on_progress(done, total)` counts enrollments."""
+    started_at = _horizon()
     report = RefreshReport(enrollments=_facts_rewrite(workspace, on_progress))
     found = set(
         EnrollmentFact.objects.filter(workspace=workspace)

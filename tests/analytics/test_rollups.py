@@ -2,10 +2,14 @@
 rebuild gives the same rows."""
 
 import io
+import threading
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import connection, connections, transaction
 from django.db.models import Sum
+from django.utils import timezone
 
 from analytics.jobs import refresh_rollups_job
 from analytics.models import ActivationTimeBucket, EnrollmentRollup, RollupCursor, StepRollup, StepTimeBucket
@@ -240,8 +244,8 @@ def test_an_interrupted_refresh_keeps_its_committed_chunks_and_resumes(history, 
         return recompute(workspace, enrollment_ids, computed)
 
     monkeypatch.setattr(services, "_refresh_chunk", failing_on_the_chunk_of_e7)
-    with pytest.raises(RuntimeError):
-        services.rollups_refresh(workspace=workspace)
+    with pytest.raises(RuntimeError):  # with a clock past the horizon's margin: the cursor may move to e4
+        services.rollups_refresh(workspace=workspace, now=timezone.now() + services.CURSOR_OVERLAP)
 
     enrollments["e4"].refresh_from_db()
     assert RollupCursor.objects.get(workspace=workspace).changes_seen_until == enrollments["e4"].updated_at
@@ -253,3 +257,36 @@ def test_an_interrupted_refresh_keeps_its_committed_chunks_and_resumes(history, 
     services.rollups_refresh(workspace=workspace)
 
     assert StepRollup.objects.get(day=DAY_2, persona="pm", step_key="s1").advanced == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_committed_after_a_refresh_read_past_it_is_counted_by_the_next(history, monkeypatch):
+    """A slow transaction stamps a completion, a refresh runs (and reads newer changes) before it
+    commits: the cursor stays behind the open transaction, so the next refresh counts it. No
+    margin, so only the open transaction holds the cursor back."""
+    if connection.vendor != "postgresql":
+        pytest.skip("one writer at a time on SQLite: no transaction stays open beside a refresh")
+    monkeypatch.setattr(services, "CURSOR_OVERLAP", timedelta(0))
+    workspace, _, enrollments = history
+    services.rollups_refresh(workspace=workspace)
+    stamped, release = threading.Event(), threading.Event()
+
+    def slow_transaction():
+        with transaction.atomic():
+            complete(enrollments["e7"], "s1", "api", 100)  # stamped now, committed later
+            stamped.set()
+            release.wait(10)
+        connections.close_all()
+
+    writer = threading.Thread(target=slow_transaction)
+    writer.start()
+    stamped.wait(10)
+    complete(enrollments["e4"], "s1", "api", 300)  # a newer change, committed
+    services.rollups_refresh(workspace=workspace)
+    release.set()
+    writer.join()
+
+    services.rollups_refresh(workspace=workspace)
+
+    assert StepRollup.objects.get(day=DAY_2, persona="pm", step_key="s1").advanced == 1  # e7's change
+    assert EnrollmentRollup.objects.get(day=DAY_1, persona="pm").started == 2  # e4's
