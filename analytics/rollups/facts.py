@@ -183,37 +183,43 @@ def facts_changed(old: Facts, new: Facts) -> tuple[Facts, Facts]:
     )
 
 
+def _paired(removed: list[tuple], added: dict, key_of, id_of) -> tuple[list[tuple], list[int]]:
+    """((id, *new row) of the removed rows with an added row of the same key, ids of the others);
+    the paired rows leave `added`."""
+    rewritten, gone = [], []
+    for row in removed:
+        replacement = added.pop(key_of(row), None)
+        if replacement is None:
+            gone.append(id_of(row))
+        else:
+            rewritten.append((id_of(row), *replacement))
+    return rewritten, gone
+
+
 def facts_apply(*, workspace: Workspace, removed: Facts, added: Facts) -> None:
     """Write the difference: a row in both (same enrollment, same step) is updated in place, one
     only removed deleted, one only added inserted. In place, PostgreSQL rewrites no index entry when
-    the page has room (fillfactor, migration 0008): after a completion, most of a refresh's rows."""
-    new_enrollments = {row[0]: row for row in added.enrollments}
-    rewritten, gone = [], []
-    for row in removed.enrollments:
-        replacement = new_enrollments.pop(row[0], None)
-        if replacement is None:
-            gone.append(row[0])
-        else:
-            rewritten.append(replacement)
-    for start in range(0, len(gone), bulk.ROWS_PER_STATEMENT):
-        chunk = gone[start : start + bulk.ROWS_PER_STATEMENT]
-        EnrollmentFact.objects.filter(AnyOf(F("enrollment_id"), chunk), workspace=workspace).delete()
-    bulk.update(EnrollmentFact, ENROLLMENT_FACT_FIELDS[1:], rewritten)
+    the page has room (fillfactor, migration 0008): after a completion, most of a refresh's rows.
+    Rows are found by primary key: a join on (enrollment, step key) was planned as a hash join over
+    all the workspace's step facts when the table's statistics were stale (0.27 s a statement)."""
     step_key = STEP_FACT_FIELDS.index("step_key")
+    new_enrollments = {row[0]: row for row in added.enrollments}
     new_steps = {(row[0], row[step_key]): row for row in added.steps}
-    step_rewritten, step_gone = [], []
-    for row in removed.steps:
-        # By primary key: a join on (enrollment, step key) was planned as a hash join over all the
-        # workspace's step facts when the table's statistics were stale (0.27 s a statement).
-        step_id = removed.step_ids[(row[0], row[step_key])]
-        replacement = new_steps.pop((row[0], row[step_key]), None)
-        if replacement is None:
-            step_gone.append(step_id)
-        else:
-            step_rewritten.append((step_id, *replacement))
-    for start in range(0, len(step_gone), bulk.ROWS_PER_STATEMENT):
-        StepFact.objects.filter(AnyOf(F("pk"), step_gone[start : start + bulk.ROWS_PER_STATEMENT])).delete()
-    bulk.update(StepFact, STEP_FACT_FIELDS, step_rewritten)
+    enrollments = _paired(removed.enrollments, new_enrollments, lambda row: row[0], lambda row: row[0])
+    steps = _paired(
+        removed.steps,
+        new_steps,
+        lambda row: (row[0], row[step_key]),
+        lambda row: removed.step_ids[(row[0], row[step_key])],
+    )
+    for model, fields, (rewritten, gone) in (
+        (EnrollmentFact, ENROLLMENT_FACT_FIELDS[1:], enrollments),
+        (StepFact, STEP_FACT_FIELDS, steps),
+    ):
+        for start in range(0, len(gone), bulk.ROWS_PER_STATEMENT):
+            model.objects.filter(AnyOf(F("pk"), gone[start : start + bulk.ROWS_PER_STATEMENT])).delete()
+        # An enrollment fact's id is its enrollment_id, the row's first field: not written twice.
+        bulk.update(model, fields, [row[1:] if model is EnrollmentFact else row for row in rewritten])
     facts_write(Facts(list(new_enrollments.values()), list(new_steps.values())))
 
 
