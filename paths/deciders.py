@@ -24,6 +24,7 @@ class Choice:
     path_version: PathVersion
     reason: str
     record: Any = None  # opaque to paths; handed back to the decider's record()
+    source: str = ""  # the decision's source when not the decider's own (the model decider's "rules")
 
 
 class Decider(Protocol):

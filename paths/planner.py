@@ -24,6 +24,7 @@ class PathDecision:
     reason: str
     source: str  # a decider's source ("experiment", "model"), "rules", "default" or "none"
     record: Any = None  # what the deciding decider writes with the enrollment (record_choices)
+    decider: str = ""  # the source of the decider that decided, when it reports another source
 
 
 def _normalised(value) -> str:
@@ -54,6 +55,12 @@ def _match_reason(path: Path, end_user: EndUser) -> str:
         return f"matched everyone (path '{path.key}' has no audience), priority {path.priority}"
     matched = ", ".join(f"{feature}={getattr(end_user, feature)}" for feature in audience)
     return f"matched {matched}, priority {path.priority}"
+
+
+def eligible_versions(*, end_user: EndUser, published: list[PathVersion]) -> list[PathVersion]:
+    """The published versions this user may be put on: those whose path's audience matches (a path
+    without an audience matches everyone), in the planner's order; the ML layer chooses among them."""
+    return [version for version in published if audience_matches(version.path, end_user)]
 
 
 def published_versions(*, workspace_id: int) -> list[PathVersion]:
@@ -92,7 +99,10 @@ def _decided(end_user: EndUser, published: list[PathVersion], prepared: dict[str
             failures.append(f"{decider.source} failed ({type(error).__name__}: {error})")
             continue
         if choice is not None:
-            return PathDecision(choice.path_version, choice.reason, decider.source, choice.record), failures
+            source = choice.source or decider.source
+            return PathDecision(
+                choice.path_version, choice.reason, source, choice.record, decider.source
+            ), failures
     return None, failures
 
 
@@ -122,7 +132,9 @@ def record_choices(chosen: list[tuple[Any, PathDecision]]) -> None:
     by_source: dict[str, list[tuple[Any, Any]]] = {}
     for enrollment, decision in chosen:
         if decision.record is not None:
-            by_source.setdefault(decision.source, []).append((enrollment, decision.record))
+            by_source.setdefault(decision.decider or decision.source, []).append(
+                (enrollment, decision.record)
+            )
     for source, items in by_source.items():
         decider = deciders.decider_of(source)
         if decider is not None:

@@ -264,3 +264,15 @@ def segment(api_client, tenant):
         return api_client.post(f"/v1/{call_type}", body, format="json", **headers, **extra)
 
     return send
+
+
+@pytest.fixture(autouse=True)
+def _model_artifacts_in_a_temporary_directory(settings, tmp_path_factory):
+    """Model artifacts a test trains land in a directory of the test run, not in $VAR_DIR/ml."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "ml_artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path_factory.mktemp("ml"))},
+        },
+    }

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "nudges",
     "analytics",
     "experiments",
+    "ml",
     "config.apps.ConfigConfig",
     "anymail",
 ]
@@ -111,6 +112,11 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Model artifacts (ml/registry/artifacts.py): a directory by default; any storage backend in production.
+    "ml_artifacts": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env.str("ML_ARTIFACTS_DIR", default=str(VAR_DIR / "ml"))},
+    },
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG

@@ -82,3 +82,16 @@ NUDGE_LEASE_SECONDS = env.int("NUDGE_LEASE_SECONDS", default=300)
 # GDPR erasure (guardrails/gdpr/erasure.py): histories up to this many events are erased within the
 # DELETE request; longer ones by an RQ job (202 with its id).
 GDPR_ERASE_INLINE_MAX_EVENTS = env.int("GDPR_ERASE_INLINE_MAX_EVENTS", default=5000)
+
+# --- The ML layer (ml/; docs/ml.md).
+# Share of path choices randomised among the eligible paths (logged with their propensity), so
+# that a path classifier can learn what the rules never tried.
+ML_EXPLORATION_SHARE = env.float("ML_EXPLORATION_SHARE", default=0.05)
+# A model's answer slower than this is thrown away and the rules decide (the reason says so).
+ML_LATENCY_BUDGET_MS = env.float("ML_LATENCY_BUDGET_MS", default=20.0)
+# Features read while Redis is down come from this process's cache up to this old, else PostgreSQL.
+ML_FEATURE_CACHE_SECONDS = env.int("ML_FEATURE_CACHE_SECONDS", default=300)
+# Redis socket timeout for the feature store: a slow Redis costs a decision this much at most.
+ML_FEATURE_STORE_TIMEOUT_SECONDS = env.float("ML_FEATURE_STORE_TIMEOUT_SECONDS", default=0.05)
+# A path counts as activated when its enrollment completed within this many days of enrolment.
+ML_ACTIVATION_DAYS = env.int("ML_ACTIVATION_DAYS", default=14)
