@@ -5,12 +5,16 @@ status transitions with their rules and audit (candidate -> shadow -> A/B -> act
 import logging
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from experiments import services as experiment_services
+from experiments.models import Experiment
 from ml.features import schema
-from ml.models import ModelVersion
-from ml.registry import artifacts
+from ml.models import ModelAlert, ModelVersion
+from ml.registry import artifacts, selectors
+from ml.serving import loaded
 from tenancy.audit import audit_record
 from tenancy.models import Workspace
 
@@ -106,3 +110,249 @@ def version_register(
         "ml.model_registered", extra={"model": name, "version": version, "workspace_id": workspace.pk}
     )
     return model_version
+
+
+# --- Transitions ------------------------------------------------------------------------------
+# candidate -> shadow -> ab -> active -> retired; retire from any status but retired; promotion
+# from ab (from candidate or shadow only with an override); rollback: active -> retired and the
+# version it replaced retired -> active. Each one audited ("ml.model_<transition>") and followed by
+# loaded.forget(): this process serves the new status at once, the others within CHECK_SECONDS.
+
+Status = ModelVersion.Status
+REGISTRY_LABEL = "model registry"
+# A/B defaults: half of new users in the experiment, split evenly (a quarter get the candidate),
+# at least 1000 users per arm and a week before the decision rules may name a winner.
+AB_TRAFFIC_SHARE = 0.5
+AB_MINIMUM_SAMPLE_PER_ARM = 1000
+AB_MINIMUM_DURATION_DAYS = 7
+AB_MAXIMUM_DURATION_DAYS = 30
+AB_GUARDRAILS = ("onboarding_start_rate",)
+CONTROL_ARM, TREATMENT_ARM = "control", "candidate"
+
+
+def _refuse(field: str, reason: str) -> None:
+    raise ValidationError({field: reason})
+
+
+def _locked_versions(workspace_id: int, name: str) -> dict[int, ModelVersion]:
+    """Every version of this model, row-locked: one transition of a model at a time."""
+    rows = (
+        ModelVersion.objects.select_for_update().filter(workspace_id=workspace_id, name=name).order_by("pk")
+    )
+    return {row.pk: row for row in rows}
+
+
+def _audit(model_version: ModelVersion, transition: str, actor, before: str, reason: str = "", **after):
+    audit_record(
+        workspace=model_version.workspace,
+        action=f"ml.model_{transition}",
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_label="" if getattr(actor, "pk", None) else REGISTRY_LABEL,
+        obj=model_version,
+        before={"status": before},
+        after={"status": model_version.status, **after},
+        reason=reason,
+    )
+
+
+def _move(model_version: ModelVersion, to: str, at: datetime, **fields) -> str:
+    before = model_version.status
+    model_version.status, model_version.status_changed_at = to, at
+    for name, value in fields.items():
+        setattr(model_version, name, value)
+    model_version.save(update_fields=["status", "status_changed_at", *fields])
+    return before
+
+
+def _swapped() -> None:
+    """This process forgets its loaded versions now and again once the transaction commits."""
+    loaded.forget()
+    transaction.on_commit(loaded.forget)
+
+
+def _stop_experiment(experiment: Experiment | None) -> None:
+    if experiment is not None and experiment.status == Experiment.Status.RUNNING:
+        experiment_services.experiment_stop(experiment=experiment)
+
+
+def model_to_shadow(*, model_version: ModelVersion, actor=None, reason: str = "") -> ModelVersion:
+    """Score live decisions without acting on them (the planner records the agreement)."""
+    with transaction.atomic():
+        locked = _locked_versions(model_version.workspace_id, model_version.name)[model_version.pk]
+        if locked.status != Status.CANDIDATE:
+            _refuse("status", f"{locked.label} is {locked.status}: only a candidate goes to shadow")
+        before = _move(locked, Status.SHADOW, timezone.now())
+        _audit(locked, "shadow", actor, before, reason)
+    _swapped()
+    return locked
+
+
+def model_retire(*, model_version: ModelVersion, actor=None, reason: str = "") -> ModelVersion:
+    """Take the version out of service; retiring the active one leaves the rules; an A/B's
+    experiment is stopped."""
+    with transaction.atomic():
+        locked = _locked_versions(model_version.workspace_id, model_version.name)[model_version.pk]
+        if locked.status == Status.RETIRED:
+            _refuse("status", f"{locked.label} is retired already")
+        if locked.status == Status.AB:
+            _stop_experiment(selectors.model_experiment(workspace=locked.workspace, model_version=locked))
+        before = _move(locked, Status.RETIRED, timezone.now())
+        _audit(locked, "retire", actor, before, reason)
+    _swapped()
+    return locked
+
+
+def model_ab_start(
+    *,
+    model_version: ModelVersion,
+    actor=None,
+    traffic_share: float = AB_TRAFFIC_SHARE,
+    minimum_sample_per_arm: int = AB_MINIMUM_SAMPLE_PER_ARM,
+    minimum_duration_days: int = AB_MINIMUM_DURATION_DAYS,
+    maximum_duration_days: int = AB_MAXIMUM_DURATION_DAYS,
+) -> Experiment:
+    """A running model experiment: control is the active version ("rules" when none is active),
+    the candidate the treatment, 50/50, on activation; the version goes to A/B."""
+    with transaction.atomic():
+        versions = _locked_versions(model_version.workspace_id, model_version.name)
+        locked = versions[model_version.pk]
+        if locked.status not in (Status.CANDIDATE, Status.SHADOW):
+            _refuse(
+                "status", f"{locked.label} is {locked.status}: only a candidate or a shadow starts an A/B"
+            )
+        other = next((each for each in versions.values() if each.status == Status.AB), None)
+        if other is not None:
+            _refuse("status", f"{other.label} is in A/B already: promote or retire it first")
+        active = next((each for each in versions.values() if each.status == Status.ACTIVE), None)
+        control = active.label if active is not None else selectors.RULES
+        experiment = experiment_services.experiment_create(
+            workspace=locked.workspace,
+            key=selectors.free_experiment_key(workspace=locked.workspace, model_version=locked),
+            name=f"{locked.label} against {control}",
+            kind=Experiment.Kind.MODEL,
+            variants=[
+                {"key": CONTROL_ARM, "weight": 50, "model_version": control},
+                {"key": TREATMENT_ARM, "weight": 50, "model_version": locked.label},
+            ],
+            traffic_share=traffic_share,
+            hypothesis=f"{locked.label} activates at least as many users as {control}",
+            primary_metric="activation_rate",
+            guardrail_metrics=AB_GUARDRAILS,
+            minimum_sample_per_arm=minimum_sample_per_arm,
+            minimum_duration_days=minimum_duration_days,
+            maximum_duration_days=maximum_duration_days,
+            owner=actor if getattr(actor, "pk", None) else None,
+        )
+        experiment = experiment_services.experiment_start(experiment=experiment)
+        before = _move(locked, Status.AB, timezone.now())
+        _audit(locked, "ab_start", actor, before, experiment=experiment.key, control=control)
+    _swapped()
+    return experiment
+
+
+def _conclude(check: "selectors.PromotionCheck") -> None:
+    """The promoted version's experiment ends: concluded with the results the promotion was
+    judged on, or stopped when nobody was assigned (nothing to conclude from)."""
+    experiment = check.experiment
+    if experiment is None or experiment.status == Experiment.Status.CONCLUDED:
+        return
+    if experiment.assignments.exists():
+        results = check.decision.results if check.decision is not None else None
+        experiment_services.experiment_conclude(experiment=experiment, results=results)
+    else:
+        _stop_experiment(experiment)
+
+
+def model_promote(*, model_version: ModelVersion, actor=None, override_reason: str = "") -> ModelVersion:
+    """Make the version active, the previous active retired (recorded in `replaced`, what a rollback
+    returns to), and conclude its experiment. Allowed when the A/B names it the winner or shows it
+    non-inferior (selectors.promotion_check); otherwise only with an override reason, audited as
+    "ml.model_promote_override" with the reason."""
+    override_reason = (override_reason or "").strip()
+    check = selectors.promotion_check(workspace=model_version.workspace, model_version=model_version)
+    if not check.allowed and not override_reason:
+        _refuse("promotion", f"{check.reason}; promoting anyway needs an override reason, which is audited")
+    with transaction.atomic():
+        versions = _locked_versions(model_version.workspace_id, model_version.name)
+        locked = versions[model_version.pk]
+        if locked.status not in (Status.CANDIDATE, Status.SHADOW, Status.AB):
+            _refuse(
+                "status", f"{locked.label} is {locked.status}: only a candidate, shadow or A/B is promoted"
+            )
+        now = timezone.now()
+        previous = next((each for each in versions.values() if each.status == Status.ACTIVE), None)
+        if previous is not None:
+            before = _move(previous, Status.RETIRED, now)
+            _audit(previous, "retire", actor, before, f"replaced by {locked.label}", replaced_by=locked.label)
+        before = _move(locked, Status.ACTIVE, now, activated_at=now, replaced=previous)
+        experiment_key = check.experiment.key if check.experiment is not None else ""
+        replaced = previous.label if previous is not None else selectors.RULES
+        if check.allowed:
+            _audit(
+                locked,
+                "promote",
+                actor,
+                before,
+                replaced=replaced,
+                experiment=experiment_key,
+                verdict=check.reason,
+            )
+        else:
+            _audit(
+                locked,
+                "promote_override",
+                actor,
+                before,
+                override_reason,
+                replaced=replaced,
+                experiment=experiment_key,
+                verdict=check.reason,
+                override_reason=override_reason,
+            )
+        _conclude(check)
+    _swapped()
+    logger.info("ml.model_promoted", extra={"model": locked.label, "override": not check.allowed})
+    return locked
+
+
+def model_rollback(*, workspace: Workspace, name: str, actor=None, reason: str = "") -> ModelVersion:
+    """In one step: the active version retired, the one it replaced active again (returned)."""
+    with transaction.atomic():
+        versions = _locked_versions(workspace.pk, name)
+        active = next((each for each in versions.values() if each.status == Status.ACTIVE), None)
+        if active is None:
+            _refuse("name", f"no version of {name} is active: there is nothing to roll back")
+        previous = versions.get(active.replaced_id)
+        if previous is None:
+            _refuse(
+                "name",
+                f"{active.label} replaced no version: there is nothing to roll back to "
+                "(retire it to return to the rules)",
+            )
+        now = timezone.now()
+        before = _move(active, Status.RETIRED, now)
+        _audit(active, "rollback", actor, before, reason, restored=previous.label)
+        before = _move(previous, Status.ACTIVE, now, activated_at=now)
+        _audit(previous, "rollback", actor, before, reason, rolled_back=active.label)
+    _swapped()
+    logger.info("ml.model_rolled_back", extra={"model": active.label, "restored": previous.label})
+    return previous
+
+
+def alerts_acknowledge(*, workspace: Workspace, alert_ids, actor=None) -> int:
+    """Mark the workspace's alerts seen (those not acknowledged yet); how many were."""
+    alerts = list(
+        ModelAlert.objects.filter(workspace=workspace, pk__in=list(alert_ids), acknowledged_at=None)
+    )
+    now = timezone.now()
+    for alert in alerts:
+        alert.acknowledged_at = now
+        alert.save(update_fields=["acknowledged_at"])
+        audit_record(
+            workspace=workspace,
+            action="ml.alert_acknowledge",
+            actor=actor if getattr(actor, "pk", None) else None,
+            obj=alert,
+            after={"acknowledged_at": now.isoformat()},
+        )
+    return len(alerts)
