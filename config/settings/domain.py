@@ -93,5 +93,11 @@ ML_LATENCY_BUDGET_MS = env.float("ML_LATENCY_BUDGET_MS", default=20.0)
 ML_FEATURE_CACHE_SECONDS = env.int("ML_FEATURE_CACHE_SECONDS", default=300)
 # Redis socket timeout for the feature store: a slow Redis costs a decision this much at most.
 ML_FEATURE_STORE_TIMEOUT_SECONDS = env.float("ML_FEATURE_STORE_TIMEOUT_SECONDS", default=0.05)
+# Real-time behavioural counters in Redis, updated from ingestion (ml/features/receivers.py); off,
+# the store reads PostgreSQL for every person (bench/ml_ingest.py compares the two).
+ML_FEATURE_STORE_REALTIME = env.bool("ML_FEATURE_STORE_REALTIME", default=True)
+# A person's Redis counters expire this long after their last write (an inactive person's next
+# read recomputes them from PostgreSQL).
+ML_FEATURE_STORE_TTL_DAYS = env.int("ML_FEATURE_STORE_TTL_DAYS", default=35)
 # A path counts as activated when its enrollment completed within this many days of enrolment.
 ML_ACTIVATION_DAYS = env.int("ML_ACTIVATION_DAYS", default=14)

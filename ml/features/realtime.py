@@ -1,0 +1,276 @@
+"""The feature store's Redis side: each person's behavioural counters, updated as events arrive.
+
+Per (workspace, end user) two keys, both expiring ML_FEATURE_STORE_TTL_DAYS after the last write:
+
+* a hash of counters: `n` events, `s` sessions, `ss` session microseconds, `f`/`l` first and last
+  event (epoch microseconds), `st` steps completed on enrollment `se`, `c` when the counters are
+  complete (written from PostgreSQL: a read-through or the daily job), `d` when they are dirty;
+* a sorted set of the last RECENT_DAYS of events (member: a short hash of the message id, score:
+  the event time), from which the read counts events_7d and active_days_7d exactly as
+  ml/features/compute.behaviour_of does, and which makes an update idempotent: an event already
+  in the set (written by the daily job or a read-through) is not counted twice.
+
+The update applies compute.behaviour_of's session rule event by event: an event at least
+SESSION_GAP after the last one opens a session, a closer one adds its gap to the session time.
+A late event (before the stored last event) cannot be placed in its session without the events
+around it: it is counted, may move the first event back, and marks the counters dirty, so the
+next read recomputes that person from PostgreSQL and writes the result back (the daily job
+repairs anyone else). Counters created by an update (no `c`) only know the events since their
+creation: the first read completes them from PostgreSQL the same way.
+
+Every call here may raise redis.RedisError; callers decide (ingestion logs and goes on, the read
+falls back). Short socket timeouts, no retries: a Redis that is down costs a request little.
+"""
+
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import redis
+from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ml.features import compute
+
+logger = logging.getLogger(__name__)
+
+RECENT_DAYS = 8
+RECENT_LIMIT = 5000  # events kept per person in the recent set (history.MAX_EVENTS_PER_PERSON)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# KEYS: counters, recent. ARGV: ttl seconds, session gap us, oldest recent us, recent limit, then
+# (time us, member) per event, in time order. Times travel as strings and stay integers.
+_UPDATE = """
+local gap, oldest = tonumber(ARGV[2]), tonumber(ARGV[3])
+local last = tonumber(redis.call('HGET', KEYS[1], 'l') or '')
+local first = tonumber(redis.call('HGET', KEYS[1], 'f') or '')
+for index = 5, #ARGV, 2 do
+  local moment = tonumber(ARGV[index])
+  if redis.call('ZADD', KEYS[2], ARGV[index], ARGV[index + 1]) == 1 or moment < oldest then
+    redis.call('HINCRBY', KEYS[1], 'n', 1)
+    if first == nil or moment < first then
+      first = moment
+      redis.call('HSET', KEYS[1], 'f', ARGV[index])
+    end
+    if last ~= nil and moment < last then
+      redis.call('HSET', KEYS[1], 'd', 1)
+    else
+      if last == nil or moment - last >= gap then
+        redis.call('HINCRBY', KEYS[1], 's', 1)
+      else
+        redis.call('HINCRBY', KEYS[1], 'ss', string.format('%.0f', moment - last))
+      end
+      last = moment
+      redis.call('HSET', KEYS[1], 'l', ARGV[index])
+    end
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[4]))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: counters. ARGV: ttl seconds, enrollment id, its steps completed. An older enrollment's
+# news never overwrites a newer one's (the person's latest enrollment counts, as in history.py).
+_STEPS = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'se') or '')
+if current == nil or tonumber(ARGV[2]) >= current then
+  redis.call('HSET', KEYS[1], 'se', ARGV[2], 'st', ARGV[3])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+_SCRIPTS = {"update": _UPDATE, "steps": _STEPS}
+_SHAS = {
+    name: hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+    for name, source in _SCRIPTS.items()
+}
+_clients: dict[str, redis.Redis] = {}
+
+
+def client() -> redis.Redis | None:
+    """This process's client for settings.REDIS_URL (None on the embedded default)."""
+    url = settings.REDIS_URL
+    if not url:
+        return None
+    found = _clients.get(url)
+    if found is None:
+        timeout = settings.ML_FEATURE_STORE_TIMEOUT_SECONDS
+        found = _clients[url] = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+    return found
+
+
+def counters_key(workspace_id: int, end_user_id: int) -> str:
+    return f"ml:features:{{{workspace_id}:{end_user_id}}}"
+
+
+def recent_key(workspace_id: int, end_user_id: int) -> str:
+    return f"ml:features:{{{workspace_id}:{end_user_id}}}:recent"
+
+
+def micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def moment_of(value: int | float | bytes) -> datetime:
+    return EPOCH + timedelta(microseconds=int(float(value)))
+
+
+def member(message_id: str) -> str:
+    """A short stand-in for a message id in the recent set (12 hex digits)."""
+    return hashlib.blake2b(message_id.encode(), digest_size=6).hexdigest()
+
+
+def _ttl() -> int:
+    return int(settings.ML_FEATURE_STORE_TTL_DAYS * 86400)
+
+
+@dataclass(frozen=True, slots=True)
+class EventsUpdate:
+    workspace_id: int
+    end_user_id: int
+    events: Sequence[tuple[int, str]]  # (time us, member), in time order
+
+
+@dataclass(frozen=True, slots=True)
+class StepsUpdate:
+    workspace_id: int
+    end_user_id: int
+    enrollment_id: int
+    steps_completed: int
+
+
+def _execute(connection: redis.Redis, commands: list[tuple[str, tuple, tuple]]) -> None:
+    """Run the scripts in one non-transactional pipeline (one round trip); only when Redis has
+    lost them (a restart) load them and run the pipeline again."""
+    for attempt in range(2):
+        pipeline = connection.pipeline(transaction=False)
+        for name, keys, args in commands:
+            pipeline.evalsha(_SHAS[name], len(keys), *keys, *args)
+        results = pipeline.execute(raise_on_error=False)
+        if attempt == 0 and any(isinstance(each, redis.exceptions.NoScriptError) for each in results):
+            for source in _SCRIPTS.values():
+                connection.script_load(source)
+            continue
+        errors = [each for each in results if isinstance(each, Exception)]
+        if errors:
+            raise errors[0]
+        return
+
+
+def apply(events: Iterable[EventsUpdate], steps: Iterable[StepsUpdate], now: datetime) -> int:
+    """Apply a batch's updates in one round trip; returns the number of scripts run."""
+    connection = client()
+    if connection is None:
+        return 0
+    ttl, oldest = _ttl(), micros(now - timedelta(days=RECENT_DAYS))
+    gap = compute.SESSION_GAP // timedelta(microseconds=1)
+    commands = []
+    for update in events:
+        flat = [value for moment, name in update.events for value in (moment, name)]
+        keys = (
+            counters_key(update.workspace_id, update.end_user_id),
+            recent_key(update.workspace_id, update.end_user_id),
+        )
+        commands.append(("update", keys, (ttl, gap, oldest, RECENT_LIMIT, *flat)))
+    for update in steps:
+        keys = (counters_key(update.workspace_id, update.end_user_id),)
+        commands.append(("steps", keys, (ttl, update.enrollment_id, update.steps_completed)))
+    if commands:
+        _execute(connection, commands)
+    return len(commands)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A person's counters as Redis holds them; `complete` false when they must be recomputed."""
+
+    behaviour: compute.Behaviour
+    complete: bool
+
+
+def _decode(fields: Mapping[bytes, bytes], recent: Sequence[tuple[bytes, float]], now: datetime) -> Stored:
+    counters = {key.decode(): value for key, value in fields.items()}
+    last = moment_of(counters["l"]) if "l" in counters else None
+    behaviour = compute.Behaviour(
+        event_count=int(counters.get("n", 0)),
+        session_count=int(counters.get("s", 0)),
+        session_seconds=int(counters.get("ss", 0)) / 1e6,
+        first_event_at=moment_of(counters["f"]) if "f" in counters else None,
+        last_event_at=last,
+        steps_completed=int(counters.get("st", 0)),
+    )
+    moments = [moment_of(score) for _, score in recent]
+    behaviour.events_7d = len(moments)
+    behaviour.active_days_7d = len({moment.date() for moment in moments})
+    # Events stamped after `now` (a client's clock ahead) are in the counters: PostgreSQL answers.
+    complete = "c" in counters and "d" not in counters and (last is None or last <= now)
+    return Stored(behaviour, complete)
+
+
+def read(workspace_id: int, end_user_ids: Sequence[int], now: datetime) -> dict[int, Stored]:
+    """Everyone's counters in one round trip (HGETALL and the last 7 days of the recent set)."""
+    connection = client()
+    if connection is None:
+        raise redis.exceptions.ConnectionError("no REDIS_URL: the feature store reads PostgreSQL")
+    low, high = micros(now - timedelta(days=7)), micros(now)
+    pipeline = connection.pipeline(transaction=False)
+    for end_user_id in end_user_ids:
+        pipeline.hgetall(counters_key(workspace_id, end_user_id))
+        pipeline.zrangebyscore(recent_key(workspace_id, end_user_id), low, high, withscores=True)
+    results = pipeline.execute()
+    return {
+        end_user_id: _decode(results[2 * index], results[2 * index + 1], now)
+        for index, end_user_id in enumerate(end_user_ids)
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Complete:
+    """A person's counters recomputed from PostgreSQL, with their recent events' (time us, member)."""
+
+    behaviour: compute.Behaviour
+    recent: Sequence[tuple[int, str]]
+    enrollment_id: int = 0
+
+
+def write(workspace_id: int, people: Mapping[int, Complete], computed_at: datetime) -> None:
+    """Replace these people's keys with complete counters, atomically (MULTI/EXEC, one round trip)."""
+    connection = client()
+    if connection is None or not people:
+        return
+    ttl = _ttl()
+    pipeline = connection.pipeline(transaction=True)
+    for end_user_id, complete in people.items():
+        behaviour = complete.behaviour
+        counters = {
+            "c": micros(computed_at),
+            "n": behaviour.event_count,
+            "s": behaviour.session_count,
+            "ss": round(behaviour.session_seconds * 1e6),
+            "st": behaviour.steps_completed,
+            "se": complete.enrollment_id,
+        }
+        if behaviour.first_event_at is not None:
+            counters["f"] = micros(behaviour.first_event_at)
+            counters["l"] = micros(behaviour.last_event_at)
+        keys = counters_key(workspace_id, end_user_id), recent_key(workspace_id, end_user_id)
+        pipeline.delete(*keys)
+        pipeline.hset(keys[0], mapping=counters)
+        if complete.recent:
+            pipeline.zadd(keys[1], {name: moment for moment, name in complete.recent})
+            pipeline.expire(keys[1], ttl)
+        pipeline.expire(keys[0], ttl)
+    pipeline.execute()
