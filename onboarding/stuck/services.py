@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from onboarding.models import Enrollment, EnrollmentSignal, Event, StepCompletion
 from onboarding.progress.state import active_completions
+from onboarding.stuck import risk
 from onboarding.stuck import rules as stuck
 from paths.models import Step
 from tenancy.models import Workspace
@@ -32,7 +33,8 @@ class StuckReport:
 
     workspace: Workspace
     active: int = 0  # active enrollments on a step
-    flagged: int = 0  # newly recorded stuck signals
+    flagged: int = 0  # newly recorded stuck signals (the early ones included)
+    flagged_early: int = 0  # of those, flagged before their limit on a risk provider's word (risk.py)
     away: int = 0  # over the limit, but without any event for stuck.AWAY_AFTER: not flagged
     resolved: int = 0  # stuck signals closed because the user moved on or left
     not_judged: int = 0  # enrollments on steps with neither an expected duration nor enough samples
@@ -91,14 +93,17 @@ def _flag(
     candidates: list[tuple[int, int, str, datetime]],
     limits: dict[tuple[int, str], stuck.Limit],
     now: datetime,
+    reasons: dict[int, str] | None = None,
 ) -> None:
-    """One transaction per chunk: a long pass never holds many row locks for long."""
+    """One transaction per chunk: a long pass never holds many row locks for long. `reasons`
+    replaces the time-based reason of some enrollments (the early flags')."""
     signals = [
         EnrollmentSignal(
             enrollment_id=enrollment_id,
             kind=EnrollmentSignal.Kind.STUCK,
             step_key=step_key,
-            reason=stuck.stuck_reason(
+            reason=(reasons or {}).get(enrollment_id)
+            or stuck.stuck_reason(
                 step_key=step_key,
                 time_on_step=now - entered_at,
                 limit=limits[(path_version_id, step_key)],
@@ -187,6 +192,8 @@ def stuck_detect(
         done += sum(on_step[pair] for pair in batch)
         if on_progress:
             on_progress(done, report.active)
+    if risk.providers_registered():
+        _flag_early(active, judged=judged, limits=limits, now=now, report=report)
     with transaction.atomic():
         signals = EnrollmentSignal.objects.filter(enrollment__workspace=workspace)
         report.resolved = _resolve_moved_on(signals=signals, now=now) + _resolve_away(
@@ -199,6 +206,7 @@ def stuck_detect(
             "workspace_id": workspace.pk,
             "active": report.active,
             "flagged": report.flagged,
+            "flagged_early": report.flagged_early,
             "away": report.away,
             "resolved": report.resolved,
             "not_judged": report.not_judged,
@@ -207,9 +215,8 @@ def stuck_detect(
     return report
 
 
-def _overdue_rows(active: QuerySet, *, batch: list[tuple[int, str]], limits: dict, now: datetime) -> QuerySet:
-    """The active enrollments on the batch's (path version, step) pairs past their limit, not yet
-    flagged on this stay, with their user's last event time."""
+def _unflagged(enrollments: QuerySet) -> QuerySet:
+    """Those not yet flagged on this stay, with their user's last event time."""
     flagged_this_stay = Exists(
         EnrollmentSignal.objects.filter(
             enrollment=OuterRef("pk"), kind=EnrollmentSignal.Kind.STUCK, step_key=OuterRef("current_step_key")
@@ -220,6 +227,12 @@ def _overdue_rows(active: QuerySet, *, batch: list[tuple[int, str]], limits: dic
         .order_by("-timestamp")
         .values("timestamp")[:1]
     )
+    return enrollments.exclude(flagged_this_stay).annotate(last_event_at=Subquery(last_event))
+
+
+def _overdue_rows(active: QuerySet, *, batch: list[tuple[int, str]], limits: dict, now: datetime) -> QuerySet:
+    """The active enrollments on the batch's (path version, step) pairs past their limit, not yet
+    flagged on this stay, with their user's last event time."""
     overdue = Q()
     for path_version_id, step_key in batch:
         overdue |= Q(
@@ -228,12 +241,48 @@ def _overdue_rows(active: QuerySet, *, batch: list[tuple[int, str]], limits: dic
             step_entered_at__lt=now - limits[(path_version_id, step_key)].duration,
         )
     return (
-        active.filter(overdue)
-        .exclude(flagged_this_stay)
-        .annotate(last_event_at=Subquery(last_event))
+        _unflagged(active.filter(overdue))
         .order_by("pk")
         .values_list("pk", "path_version_id", "current_step_key", "step_entered_at", "last_event_at")
     )
+
+
+def _flag_early(
+    active: QuerySet, *, judged: list[tuple[int, str]], limits: dict, now: datetime, report: StuckReport
+) -> None:
+    """Flag the enrollments past risk.EARLY_FRACTION of their limit (not yet past it) that a risk
+    provider judges likely to abandon; up to risk.MAX_SCORED_PER_PASS, longest on their step first."""
+    candidates: list[Enrollment] = []
+    for start in range(0, len(judged), PAIRS_PER_QUERY):
+        early = Q()
+        for path_version_id, step_key in judged[start : start + PAIRS_PER_QUERY]:
+            limit = limits[(path_version_id, step_key)].duration
+            early |= Q(
+                path_version_id=path_version_id,
+                current_step_key=step_key,
+                step_entered_at__lt=now - limit * risk.EARLY_FRACTION,
+                step_entered_at__gte=now - limit,
+            )
+        rows = _unflagged(active.filter(early)).select_related("end_user").order_by("step_entered_at", "pk")
+        candidates += rows[: risk.MAX_SCORED_PER_PASS - len(candidates)]
+        if len(candidates) >= risk.MAX_SCORED_PER_PASS:
+            break
+    candidates = [each for each in candidates if not stuck.is_away(last_event_at=each.last_event_at, now=now)]
+    scored = risk.risks(workspace_id=report.workspace.pk, enrollments=candidates, now=now)
+    high = [each for each in candidates if risk.is_high(scored.get(each.pk))]
+    reasons = {
+        each.pk: risk.early_reason(
+            step_key=each.current_step_key,
+            risk=scored[each.pk],
+            limit=limits[(each.path_version_id, each.current_step_key)],
+        )
+        for each in high
+    }
+    rows = [(each.pk, each.path_version_id, each.current_step_key, each.step_entered_at) for each in high]
+    for start in range(0, len(rows), CHUNK_SIZE):
+        _flag(candidates=rows[start : start + CHUNK_SIZE], limits=limits, now=now, reasons=reasons)
+    report.flagged += len(high)
+    report.flagged_early += len(high)
 
 
 def _flag_overdue(
