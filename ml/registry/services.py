@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from experiments import services as experiment_services
@@ -14,7 +15,6 @@ from experiments.models import Experiment
 from ml.features import schema
 from ml.models import ModelAlert, ModelVersion
 from ml.registry import artifacts, selectors
-from ml.serving import loaded
 from tenancy.audit import audit_record
 from tenancy.models import Workspace
 
@@ -116,7 +116,8 @@ def version_register(
 # candidate -> shadow -> ab -> active -> retired; retire from any status but retired; promotion
 # from ab (from candidate or shadow only with an override); rollback: active -> retired and the
 # version it replaced retired -> active. Each one audited ("ml.model_<transition>") and followed by
-# loaded.forget(): this process serves the new status at once, the others within CHECK_SECONDS.
+# `status_changed` (ml/apps.py connects ml.serving.loaded.forget to it: this process serves the new
+# status at once, the others within loaded.CHECK_SECONDS; the registry does not import serving).
 
 Status = ModelVersion.Status
 REGISTRY_LABEL = "model registry"
@@ -164,10 +165,13 @@ def _move(model_version: ModelVersion, to: str, at: datetime, **fields) -> str:
     return before
 
 
+# Sent after every transition, at once and again once the transaction commits (sender: ModelVersion).
+status_changed = Signal()
+
+
 def _swapped() -> None:
-    """This process forgets its loaded versions now and again once the transaction commits."""
-    loaded.forget()
-    transaction.on_commit(loaded.forget)
+    status_changed.send(sender=ModelVersion)
+    transaction.on_commit(lambda: status_changed.send(sender=ModelVersion))
 
 
 def _stop_experiment(experiment: Experiment | None) -> None:
