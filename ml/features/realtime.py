@@ -86,7 +86,15 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
-_SCRIPTS = {"update": _UPDATE, "steps": _STEPS}
+# KEYS: counters. ARGV: ttl seconds. Updates were lost for this person (Redis was unreachable):
+# the next read recomputes them.
+_DIRTY = """
+redis.call('HSET', KEYS[1], 'd', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+_SCRIPTS = {"update": _UPDATE, "steps": _STEPS, "dirty": _DIRTY}
 _SHAS = {
     name: hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
     for name, source in _SCRIPTS.items()
@@ -170,8 +178,14 @@ def _execute(connection: redis.Redis, commands: list[tuple[str, tuple, tuple]]) 
         return
 
 
-def apply(events: Iterable[EventsUpdate], steps: Iterable[StepsUpdate], now: datetime) -> int:
-    """Apply a batch's updates in one round trip; returns the number of scripts run."""
+def apply(
+    events: Iterable[EventsUpdate],
+    steps: Iterable[StepsUpdate],
+    now: datetime,
+    dirty: Iterable[tuple[int, int]] = (),
+) -> int:
+    """Apply a batch's updates in one round trip, and mark `dirty` the (workspace id, end user id)
+    whose earlier updates were lost; returns the number of scripts run."""
     connection = client()
     if connection is None:
         return 0
@@ -188,6 +202,8 @@ def apply(events: Iterable[EventsUpdate], steps: Iterable[StepsUpdate], now: dat
     for update in steps:
         keys = (counters_key(update.workspace_id, update.end_user_id),)
         commands.append(("steps", keys, (ttl, update.enrollment_id, update.steps_completed)))
+    for workspace_id, end_user_id in dirty:
+        commands.append(("dirty", (counters_key(workspace_id, end_user_id),), (ttl,)))
     if commands:
         _execute(connection, commands)
     return len(commands)

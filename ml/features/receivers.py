@@ -8,15 +8,18 @@ completes steps in a savepoint (onboarding/progress/engine.py) before it stores 
 signal: the savepoint's collection, once released, joins its enclosing transaction's, so the
 steps travel in the same round trip as the events.
 
-A failure here never reaches ingestion: it is logged, and PostgreSQL (the source of truth) and
-the daily job (ml/features/derived.py) make up for it.
+A failure here never reaches ingestion: it is logged, the people whose updates were lost are
+marked dirty by this process's next flush that reaches Redis (their next read recomputes them from
+PostgreSQL, the source of truth), and the daily job (ml/features/derived.py) repairs the rest.
 """
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
@@ -121,9 +124,36 @@ def _steps_updates(enrollments: list[tuple[int, int]]) -> list[realtime.StepsUpd
     return [realtime.StepsUpdate(*row) for row in rows]
 
 
+UNSENT_LIMIT = 10_000
+BREAKER_SECONDS = 5.0
+_unsent: set[tuple[int, int]] = set()
+_down_until: dict[str, float] = {}
+
+
+def forget() -> None:
+    """Drop this process's memory of lost updates and of Redis being down (tests)."""
+    _unsent.clear()
+    _down_until.clear()
+
+
+def _lost(collected: _Collected) -> None:
+    """Remember whose updates were lost, to mark them dirty at the next flush that gets through
+    (bounded; beyond it, and if the process ends first, the daily job repairs them)."""
+    for workspace_id, end_user_id, _, _ in collected.events:
+        if len(_unsent) >= UNSENT_LIMIT:
+            break
+        _unsent.add((workspace_id, end_user_id))
+
+
 def flush(collected: _Collected) -> None:
-    """After commit: one pipeline for the transaction's events (grouped per person, in time order)
-    and steps. Logs and returns on any error."""
+    """After commit: one pipeline for the transaction's events (grouped per person, in time order),
+    steps, and the people whose earlier updates were lost. Logs and returns on any error; after a
+    connection error, Redis is not tried again for BREAKER_SECONDS (a batch does not wait for its
+    timeout each time)."""
+    url = settings.REDIS_URL
+    if time.monotonic() < _down_until.get(url, 0.0):
+        _lost(collected)
+        return
     try:
         by_person: dict[tuple[int, int], list[tuple[int, str]]] = defaultdict(list)
         for workspace_id, end_user_id, moment, message_id in collected.events:
@@ -135,8 +165,13 @@ def flush(collected: _Collected) -> None:
             for (workspace_id, end_user_id), moments in by_person.items()
         ]
         steps = _steps_updates(collected.enrollments) if collected.enrollments else []
-        realtime.apply(events, steps, timezone.now())
+        dirty = list(_unsent)
+        realtime.apply(events, steps, timezone.now(), dirty)
+        _unsent.difference_update(dirty)
     except Exception as error:  # Redis or anything else: ingestion must not fail
+        _lost(collected)
+        if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+            _down_until[url] = time.monotonic() + BREAKER_SECONDS
         logger.warning(
             "ml.features.realtime_update_failed",
             extra={

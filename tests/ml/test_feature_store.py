@@ -9,7 +9,7 @@ import pytest
 import redis
 from django.utils import timezone
 
-from ml.features import history, jobs, realtime, store
+from ml.features import history, jobs, realtime, receivers, store
 from ml.models import FeatureSnapshot
 from onboarding.models import Event
 from tenancy.models import EndUser
@@ -22,8 +22,10 @@ PEOPLE = ["ana", "ben", "cleo"]
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     store.forget()
+    receivers.forget()
     yield
     store.forget()
+    receivers.forget()
 
 
 @pytest.fixture
@@ -201,7 +203,7 @@ def _closed_port() -> int:
 
 
 def test_redis_down_ingestion_goes_on_and_reads_fall_back_to_the_cache_then_postgres(
-    ingested, settings, monkeypatch, frozen_now, django_capture_on_commit_callbacks
+    ingested, redis_url, settings, monkeypatch, frozen_now, django_capture_on_commit_callbacks
 ):
     workspace, write_key, people, start = ingested
     store.features_for(workspace_id=workspace.pk, end_users=people, now=frozen_now)  # fills the cache
@@ -229,6 +231,14 @@ def test_redis_down_ingestion_goes_on_and_reads_fall_back_to_the_cache_then_post
     assert recomputed.describe() == "features from postgres"
     assert recomputed.rows == history.features_now(workspace.pk, people, much_later)
     assert recomputed.rows[people[0].pk]["events_7d"] == 2
+
+    # Redis is back: the next batch that reaches it marks ana (whose update was lost) dirty.
+    settings.REDIS_URL = redis_url
+    cleo_event = _track("cleo", "Page Viewed", start + timedelta(days=8, minutes=1), 401)
+    _post(write_key, [cleo_event], django_capture_on_commit_callbacks)
+    back = store.features_for(workspace_id=workspace.pk, end_users=people, now=much_later)
+    assert back.sources == {people[0].pk: "postgres", people[1].pk: "redis", people[2].pk: "redis"}
+    assert back.rows == history.features_now(workspace.pk, people, much_later)
 
 
 def test_the_daily_job_writes_snapshots_and_repairs_tampered_counters(ingested, feature_redis, frozen_now):
