@@ -40,10 +40,11 @@ PATH_SELECTION_LATENCY = Histogram(
     ["outcome"],
     buckets=DECISION_BUCKETS_MS,
 )
-# Defined now, observed by the ML issue's inference: no samples until then.
+# Observed by the ML layer (ml/serving/policy.score): the acting and the shadow versions alike.
 ML_INFERENCE_LATENCY = Histogram(
     "ml_inference_latency_p95_ms",
-    "Time in ms of one ML model inference (not yet measured: filled by the ML layer).",
+    "Time in ms of one ML model inference in process (the path classifier scoring a person's eligible"
+    " paths in one predict call, its explanation included; a shadow version's scoring counts too).",
     buckets=DECISION_BUCKETS_MS,
 )
 
