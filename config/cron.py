@@ -18,6 +18,8 @@ from analytics.jobs import refresh_rollups_job
 from analytics.signals.jobs import merge_signals_job
 from experiments.jobs import evaluate_experiments_job
 from guardrails.jobs import detect_abuse_job
+from ml.drift.jobs import check_drift_job
+from ml.features.jobs import derive_features_job
 from nudges.jobs import nudges_due_job, triggers_scan_job
 from onboarding.jobs import detect_stuck_job
 
@@ -50,6 +52,10 @@ ROLLUP_REFRESH_INTERVAL_SECONDS = 5 * 60
 ANOMALY_DETECTION_INTERVAL_SECONDS = 60 * 60
 # The experiment decisions (experiments/decisions.py): winner, extend, stop or defer, hourly.
 EXPERIMENT_DECISIONS_INTERVAL_SECONDS = 60 * 60
+# The ML layer (docs/ml.md): the feature store's daily derivation from PostgreSQL (it also repairs the
+# real-time Redis counters), and the weekly drift and accuracy check that may start a retraining.
+FEATURE_DERIVATION_INTERVAL_SECONDS = 24 * 60 * 60
+DRIFT_CHECK_INTERVAL_SECONDS = 7 * 24 * 60 * 60
 
 SCHEDULE = (
     Periodic(detect_stuck_job, "low", STUCK_DETECTION_INTERVAL_SECONDS, 30 * 60),
@@ -60,6 +66,8 @@ SCHEDULE = (
     Periodic(refresh_rollups_job, "low", ROLLUP_REFRESH_INTERVAL_SECONDS, 30 * 60),
     Periodic(detect_anomalies_job, "low", ANOMALY_DETECTION_INTERVAL_SECONDS, 30 * 60),
     Periodic(evaluate_experiments_job, "low", EXPERIMENT_DECISIONS_INTERVAL_SECONDS, 30 * 60),
+    Periodic(derive_features_job, "low", FEATURE_DERIVATION_INTERVAL_SECONDS, 60 * 60),
+    Periodic(check_drift_job, "low", DRIFT_CHECK_INTERVAL_SECONDS, 60 * 60),
 )
 
 for periodic in SCHEDULE:
