@@ -52,6 +52,8 @@ def test_the_in_process_schedule_is_the_one_rq_cron_enqueues():
         "analytics.jobs.refresh_rollups_job",
         "analytics.alerts.jobs.detect_anomalies_job",
         "experiments.jobs.evaluate_experiments_job",
+        "ml.features.jobs.derive_features_job",
+        "ml.drift.jobs.check_drift_job",
     ]
 
 
