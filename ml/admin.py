@@ -31,18 +31,44 @@ def _table(headers: list[str], rows: list[list]) -> str:
     return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
 
 
-def _calibration_rows(bins) -> list[list]:
-    """Bins as dicts ({predicted, observed, count}) or lists ([predicted, observed, count])."""
+def _calibration_rows(calibration) -> list[list]:
+    """ml/training/evaluation.calibration's bins: {lower, upper, count, mean_predicted, observed_rate}."""
+    bins = calibration.get("bins") if isinstance(calibration, dict) else calibration
     rows = []
     for each in bins if isinstance(bins, list) else []:
-        if isinstance(each, dict):
-            values = [each.get("predicted"), each.get("observed"), each.get("count")]
-        elif isinstance(each, list | tuple):
-            values = [*each, None, None, None][:3]
-        else:
+        if not isinstance(each, dict) or not each.get("count"):
             continue
-        rows.append([_number(values[0]), _number(values[1]), values[2] if values[2] is not None else NONE])
+        edges = (
+            f"{_number(each.get('lower'), 1)}-{_number(each.get('upper'), 1)}" if "lower" in each else NONE
+        )
+        predicted = each.get("mean_predicted", each.get("predicted"))
+        observed = each.get("observed_rate", each.get("observed"))
+        rows.append([edges, _number(predicted), _number(observed), f"{each['count']:,}"])
     return rows
+
+
+def _interval(values) -> str:
+    if not isinstance(values, list | tuple) or len(values) != 2 or None in values:
+        return NONE
+    return f"[{_number(values[0])}, {_number(values[1])}]"
+
+
+def _policy_rows(policy: dict) -> list[list]:
+    """ml/training/evaluation.policy_estimate: {policy: {activation, ci95, difference, ...}}."""
+    return [
+        [
+            name,
+            _number(each.get("activation")),
+            _interval(each.get("ci95")),
+            f"{each['difference']:+.3f} {_interval(each.get('difference_ci95'))}"
+            if isinstance(each.get("difference"), int | float)
+            else "baseline",
+            each.get("matched_rows", NONE),
+            _number(each.get("effective_rows"), 0),
+        ]
+        for name, each in policy.items()
+        if isinstance(each, dict)
+    ]
 
 
 @admin.register(ModelVersion)
@@ -125,14 +151,26 @@ class ModelVersionAdmin(ModelVersionPagesMixin, WorkspaceScopedAdmin):
 
     @admin.display(description="calibration (validation bins)")
     def calibration(self, obj):
-        return _table(["predicted", "observed", "users"], _calibration_rows(obj.metrics.get("calibration")))
+        calibration = obj.metrics.get("calibration")
+        table = _table(["bin", "mean predicted", "observed rate", "rows"], _calibration_rows(calibration))
+        if isinstance(calibration, dict) and isinstance(calibration.get("ece"), int | float):
+            return format_html("<p>expected calibration error {}</p>{}", _number(calibration["ece"]), table)
+        return table
 
     @admin.display(description="policy estimate")
     def policy_estimate(self, obj):
         policy = obj.metrics.get("policy")
         if not isinstance(policy, dict):
             return "none (only the path classifier has one)" if obj.name != "path_classifier" else NONE
-        return _table(["", ""], [[key, value] for key, value in policy.items()])
+        headers = [
+            "policy",
+            "activation",
+            "95% CI",
+            "difference vs baseline [95% CI]",
+            "matched rows",
+            "effective",
+        ]
+        return _table(headers, _policy_rows(policy))
 
     @admin.display(description="other metrics")
     def other_metrics(self, obj):

@@ -29,6 +29,31 @@ TINY_PARAMS = {
 }
 
 
+# The shape ml/training/evaluation.py gives a version's metrics.
+TINY_METRICS = {
+    "auc": 0.71,
+    "log_loss": 0.62,
+    "calibration": {
+        "ece": 0.021,
+        "bins": [
+            {"lower": 0.2, "upper": 0.3, "count": 60, "mean_predicted": 0.3, "observed_rate": 0.28},
+            {"lower": 0.3, "upper": 0.4, "count": 0, "mean_predicted": None, "observed_rate": None},
+        ],
+    },
+    "policy": {
+        "rules": {"activation": 0.31, "ci95": [0.29, 0.33], "matched_rows": 900, "effective_rows": 880.0},
+        "model": {
+            "activation": 0.36,
+            "ci95": [0.33, 0.39],
+            "difference": 0.05,
+            "difference_ci95": [0.02, 0.08],
+            "matched_rows": 410,
+            "effective_rows": 395.2,
+        },
+    },
+}
+
+
 def tiny_rows(model_name: str, count: int = 300, seed: int = 0) -> tuple[list[dict], np.ndarray]:
     """Raw feature rows and labels: developers and high engagement convert more often."""
     generator = np.random.default_rng(seed)
@@ -82,13 +107,7 @@ def register_tiny(
         name=name,
         booster=booster,
         vocabulary=vocabulary,
-        metrics=metrics
-        if metrics is not None
-        else {
-            "auc": 0.71,
-            "log_loss": 0.62,
-            "calibration": [{"predicted": 0.3, "observed": 0.28, "count": 60}],
-        },
+        metrics=metrics if metrics is not None else TINY_METRICS,
         params=TINY_PARAMS,
         window_start=end - timedelta(days=30),
         window_end=end,

@@ -71,7 +71,9 @@ def test_a_versions_page_shows_metrics_schema_artifact_transitions_and_alerts(cl
     )
     content = client.get(page(version)).content.decode()
     assert "0.710" in content and "0.620" in content  # AUC, log loss
-    assert "<td>0.300</td><td>0.280</td><td>60</td>" in content  # a calibration bin
+    assert "<td>0.2-0.3</td><td>0.300</td><td>0.280</td><td>60</td>" in content  # a calibration bin
+    assert "expected calibration error 0.021" in content
+    assert "<td>model</td><td>0.360</td><td>[0.330, 0.390]</td><td>+0.050 [0.020, 0.080]</td>" in content
     assert version.feature_schema_hash in content
     assert f"({version.artifact_bytes:,} bytes)" in content
     assert "candidate → shadow" in content and "agreement first" in content
