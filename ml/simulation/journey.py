@@ -87,8 +87,8 @@ def _before_decision(rng: random.Random, person: world.Person) -> list[tuple[dat
     events = []
     if rng.random() < min(0.9, max(0.05, 0.35 + 0.15 * z)):
         visit = person.signed_up_at - timedelta(seconds=rng.randint(86400, 5 * 86400))
-        events += _session(rng, visit, PAGE_VIEWED, _poisson(rng, 1.5 * math.exp(0.4 * z)))
-    events += _session(rng, person.signed_up_at, SIGNED_UP, 1 + _poisson(rng, 1.0 * math.exp(0.4 * z)))
+        events += _session(rng, visit, PAGE_VIEWED, _poisson(rng, 1.0 * math.exp(0.4 * z)))
+    events += _session(rng, person.signed_up_at, SIGNED_UP, _poisson(rng, 0.8 * math.exp(0.4 * z)))
     return events
 
 
@@ -111,7 +111,7 @@ def _walk(rng: random.Random, person: world.Person, path_key: str, journey: Jour
         moment += timedelta(hours=_step_hours(rng, key, z))
         moment = moment.replace(microsecond=0)
         journey.completions.append((key, moment))
-        journey.events += _session(rng, moment, event_name, _poisson(rng, 1.2 * math.exp(0.4 * z)))
+        journey.events += _session(rng, moment, event_name, _poisson(rng, 0.6 * math.exp(0.4 * z)))
 
 
 def _settle(journey: Journey, path_key: str, end: datetime) -> None:

@@ -31,10 +31,12 @@ Planted effects:
   push 0.16, sms 0.12 at best.
 """
 
+import bisect
 import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from onboarding.demo.population import COMPANY_SIZES, LOCALES, PERSONAS, SIGNUP_SOURCES, USE_CASES
 
@@ -86,6 +88,7 @@ CHANNEL_SHARE = {"email": 40, "in_app": 30, "push": 20, "sms": 10}
 BEST_HOUR = 10
 HOUR_FLOOR = 0.3
 HOUR_SPREAD = 2.0
+LOCALE_WEIGHTS = {str(index): row[3] for index, row in enumerate(LOCALES)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,7 @@ class Person:
     traits: dict[str, str]  # persona, signup_source, company_size, use_case, locale, timezone
     engagement: float  # latent z ~ N(0, 1)
     signed_up_at: datetime
+    policy_draws: tuple[float, float]  # the logging policy's: explore or not, which eligible path
 
 
 def person_rng(seed: int, index: int, purpose: str = "") -> random.Random:
@@ -102,14 +106,25 @@ def person_rng(seed: int, index: int, purpose: str = "") -> random.Random:
     return random.Random(f"{seed}:{index}:{purpose}")
 
 
+@lru_cache(maxsize=32)
+def _cumulated(items: tuple[tuple[str, float], ...]) -> tuple[list[str], list[float]]:
+    keys, total, cumulated = [], 0.0, []
+    for key, weight in items:
+        keys.append(key)
+        total += weight
+        cumulated.append(total)
+    return keys, cumulated
+
+
 def _weighted(rng: random.Random, weights: dict[str, int]) -> str:
-    return rng.choices(list(weights), weights=list(weights.values()))[0]
+    keys, cumulated = _cumulated(tuple(weights.items()))
+    return keys[bisect.bisect(cumulated, rng.random() * cumulated[-1])]
 
 
 def draw_person(*, seed: int, index: int, start: datetime, days: float, prefix: str = "sim") -> Person:
     """Person `index`: traits with the demo's weights, signed up uniformly over the days."""
     rng = person_rng(seed, index)
-    locale, timezone, _, _ = rng.choices(LOCALES, weights=[row[3] for row in LOCALES])[0]
+    locale, timezone, _, _ = LOCALES[int(_weighted(rng, LOCALE_WEIGHTS))]
     traits = {
         "persona": _weighted(rng, PERSONAS),
         "signup_source": _weighted(rng, SIGNUP_SOURCES),
@@ -125,6 +140,7 @@ def draw_person(*, seed: int, index: int, start: datetime, days: float, prefix: 
         traits=traits,
         engagement=rng.gauss(0.0, 1.0),
         signed_up_at=start + timedelta(seconds=seconds),
+        policy_draws=(rng.random(), rng.random()),
     )
 
 
