@@ -1,5 +1,5 @@
-"""Drift statistics, pure: the population stability index (PSI) of a feature between a model's
-training data (expected) and recent inputs (actual), and the AUC of scores against outcomes.
+"""The population stability index (PSI) of a feature between a model's training data (expected)
+and recent inputs (actual), pure.
 
 PSI = sum over bins of (actual% - expected%) x ln(actual% / expected%). Numeric features are
 binned by the training values' deciles (so each training bin holds about a tenth), categorical
@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ml.features import schema
 
@@ -114,14 +113,3 @@ def level(value: float) -> str:
     if value >= MODERATE:
         return "moderate"
     return "stable"
-
-
-def auc(labels: Sequence[int], scores: Sequence[float]) -> float | None:
-    """The area under the ROC curve (Mann-Whitney U over average ranks, ties counted half); None
-    when one class is absent."""
-    truth = np.asarray(labels, dtype=bool)
-    positives, negatives = int(truth.sum()), int((~truth).sum())
-    if positives == 0 or negatives == 0:
-        return None
-    ranks = rankdata(np.asarray(scores, dtype=float))
-    return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))

@@ -13,90 +13,32 @@ Thresholds (ml/drift/psi.py explains PSI):
 * with fewer than MIN_MATURED matured outcomes (or one class only) the AUC is not judged: the
   report says so and nothing is retrained.
 
-Samples per model come from SAMPLES: the path classifier's from PathChoice (the features each
-decision was taken on, its chosen path; the outcome as ml/training/path_classifier.py labels it:
-the enrollment completed within ML_ACTIVATION_DAYS of its enrolment, judged once the choice is that
-old, so early successes alone do not fill the sample with positives). A model
-without a sample source gets a report without PSI nor AUC. Alerts are logged and stored as
+Each model's samples (training window, last week, matured since) come from ml/drift/samples.py.
+Alerts are logged and stored as
 ModelAlert rows (the ML dashboard lists the open ones); analytics' notify() sends only its own
 anomaly alerts, so no email or webhook goes out for them.
 """
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from core import jobs
 from ml.drift import psi
-from ml.models import DriftReport, ModelAlert, ModelVersion, PathChoice
+from ml.drift.samples import RECENT, SAMPLES, Samples
+from ml.models import DriftReport, ModelAlert, ModelVersion
 from ml.serving import loaded
+from ml.training import evaluation
 
 logger = logging.getLogger(__name__)
 
-RECENT = timedelta(days=7)
 MAX_ACCURACY_DROP = 0.05
 MIN_MATURED = 200
 MIN_PSI_ROWS = 50  # rows a side below which PSI is not computed (noise of about 9 / n)
-MAX_ROWS = 20_000  # rows read a side at most (the most recent)
 RETRAIN_COOLDOWN = timedelta(days=6)
 RETRAIN_JOB = "ml.training.jobs.train_models_job"
-
-
-@dataclass
-class Samples:
-    """A model's inputs at training and lately, and its matured outcomes since training."""
-
-    training: list[dict] = field(default_factory=list)
-    recent: list[dict] = field(default_factory=list)
-    matured: list[dict] = field(default_factory=list)  # rows as the model reads them
-    labels: list[int] = field(default_factory=list)
-
-
-def _choice_row(features: dict, path_key: str) -> dict:
-    return {**(features or {}), "path": path_key}
-
-
-def _activated(enrolled_at: datetime, completed_at: datetime | None, days: int) -> int:
-    return int(completed_at is not None and completed_at <= enrolled_at + timedelta(days=days))
-
-
-def path_classifier_samples(model_version: ModelVersion, now: datetime) -> Samples:
-    """PathChoice rows: the training window's and the last week's features; the choices decided
-    after the window and at least ML_ACTIVATION_DAYS ago, with their outcome."""
-    choices = PathChoice.objects.filter(workspace_id=model_version.workspace_id)
-    columns = ("features", "path_key")
-    training = choices.filter(
-        decided_at__gte=model_version.training_window_start, decided_at__lte=model_version.training_window_end
-    ).order_by("-decided_at")[:MAX_ROWS]
-    recent = choices.filter(decided_at__gt=now - RECENT, decided_at__lte=now).order_by("-decided_at")
-    samples = Samples(
-        training=[_choice_row(*row) for row in training.values_list(*columns)],
-        recent=[_choice_row(*row) for row in recent[:MAX_ROWS].values_list(*columns)],
-    )
-    days = settings.ML_ACTIVATION_DAYS
-    matured = (
-        choices.filter(
-            decided_at__gt=model_version.training_window_end,
-            decided_at__lte=now - timedelta(days=days),
-            enrollment__isnull=False,
-        )
-        .order_by("-decided_at")
-        .values_list(*columns, "enrollment__enrolled_at", "enrollment__completed_at")
-    )
-    for features, path_key, enrolled_at, completed_at in matured[:MAX_ROWS]:
-        samples.matured.append(_choice_row(features, path_key))
-        samples.labels.append(_activated(enrolled_at, completed_at, days))
-    return samples
-
-
-SAMPLES: dict[str, Callable[[ModelVersion, datetime], Samples]] = {
-    "path_classifier": path_classifier_samples,
-}
 
 
 def _auc_now(model_version: ModelVersion, samples: Samples) -> float | None:
@@ -107,7 +49,7 @@ def _auc_now(model_version: ModelVersion, samples: Samples) -> float | None:
     if serving is None:
         return None
     scores = serving.predictor.predict(serving.predictor.matrix(samples.matured))
-    return psi.auc(samples.labels, scores)
+    return evaluation.auc(samples.labels, scores)
 
 
 def _stored_auc(model_version: ModelVersion) -> float | None:

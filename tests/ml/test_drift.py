@@ -15,8 +15,10 @@ from onboarding.models import Enrollment
 from tenancy.models import EndUser
 from tests.factories import PublishedPathVersionFactory
 from tests.ml.conftest import register_active
+from tests.onboarding.enrollment_rows import complete, enrollment, published_version
 
 pytestmark = pytest.mark.django_db
+STEP = "connect-integration"
 
 # --- PSI -----------------------------------------------------------------------------------------
 
@@ -232,3 +234,53 @@ def test_the_weekly_job_checks_every_active_version(world, now, enqueued):
 
     assert totals == {"workspaces": 1, "versions": 1, "retrainings": 0, "failures": 0}
     assert DriftReport.objects.get().model_version == version
+
+
+def _spells(version, moment, count: int, *, size: str, abandoned: bool, prefix: str) -> None:
+    """Enrollments that reached the first step at `moment` and abandoned it, or completed it an
+    hour later."""
+    for number in range(count):
+        row = enrollment(
+            version,
+            user_id=f"{prefix}-{number}",
+            current_step_key=STEP,
+            enrolled_at=moment,
+            status=Enrollment.Status.ABANDONED if abandoned else Enrollment.Status.ACTIVE,
+        )
+        EndUser.objects.filter(pk=row.end_user_id).update(company_size=size)
+        if not abandoned:
+            complete(row, STEP, moment + timedelta(hours=1))
+
+
+def test_the_stuck_detector_is_checked_on_its_own_training_set(ml_workspace, now, enqueued, fresh_serving):
+    version = published_version(ml_workspace, [{"key": STEP}, {"key": "invite"}])
+    for moment, count, prefix in (
+        (now - timedelta(days=50), 30, "train"),
+        (now - timedelta(days=25), 110, "late"),
+    ):
+        _spells(version, moment, count, size="1-10", abandoned=True, prefix=f"{prefix}-small")
+        _spells(version, moment, count, size="51-200", abandoned=False, prefix=f"{prefix}-large")
+    # Last week: small companies only, spells already ended (not yet matured: PSI only).
+    _spells(version, now - timedelta(days=3), 60, size="1-10", abandoned=True, prefix="recent")
+    rows = [
+        {"company_size": size, "step": STEP, "step_index": 0, "hours_on_step": 0.0}
+        for size in ("1-10", "51-200")
+    ]
+    model = register_active(
+        ml_workspace,
+        "stuck_detector",
+        rows * 50,
+        [1, 0] * 50,
+        metrics={"auc": 1.0},
+        window_start=now - timedelta(days=60),
+        window_end=now - timedelta(days=40),
+    )
+
+    report = services.drift_check(model_version=model, now=now)
+
+    assert report.matured_rows >= 220  # a row per spell at least (training's builder decides)
+    assert report.auc_now == 1.0 and report.accuracy_drop == 0
+    assert report.psi["company_size"] > psi.SIGNIFICANT
+    assert report.psi["step"] == 0
+    assert not report.retraining_started and enqueued == []
+    assert ModelAlert.objects.get().kind == ModelAlert.Kind.DRIFT
