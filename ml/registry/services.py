@@ -44,6 +44,17 @@ def next_version(*, workspace: Workspace, name: str, bump: str = "minor") -> tup
     return latest.major, latest.minor, latest.patch + 1
 
 
+def _store_artifact(workspace, name, version, booster, vocabulary, metrics) -> tuple[str, str, int]:
+    """(the file's name in the storage, its sha256, its size in bytes)."""
+    content = artifacts.dumps(
+        model_name=name, version=version, booster=booster, vocabulary=vocabulary, meta={"metrics": metrics}
+    )
+    stored, digest = artifacts.save(
+        workspace_id=workspace.pk, model_name=name, version=version, content=content
+    )
+    return stored, digest, len(content)
+
+
 def version_register(
     *,
     workspace: Workspace,
@@ -66,16 +77,7 @@ def version_register(
         Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
         major, minor, patch = next_version(workspace=workspace, name=name, bump=bump)
         version = f"{major}.{minor}.{patch}"
-        content = artifacts.dumps(
-            model_name=name,
-            version=version,
-            booster=booster,
-            vocabulary=vocabulary,
-            meta={"metrics": metrics},
-        )
-        stored, digest = artifacts.save(
-            workspace_id=workspace.pk, model_name=name, version=version, content=content
-        )
+        stored, digest, size = _store_artifact(workspace, name, version, booster, vocabulary, metrics)
         model_version = ModelVersion.objects.create(
             workspace=workspace,
             name=name,
@@ -85,7 +87,7 @@ def version_register(
             patch=patch,
             artifact=stored,
             artifact_sha256=digest,
-            artifact_bytes=len(content),
+            artifact_bytes=size,
             feature_schema_hash=schema.schema_hash(name),
             features=[each.name for each in schema.columns(name)],
             training_window_start=window_start,
