@@ -102,6 +102,8 @@ class ModelVersionPagesMixin:
         for step, (label, _, statuses, _) in STEPS.items():
             if version.status not in statuses or (step == "rollback" and version.replaced_id is None):
                 continue
+            if step == "ab" and version.name not in selectors.AB_SERVED_MODELS:
+                continue
             if step == "rollback":
                 label = self.rollback_label(version)
             found.append((step, reverse(f"admin:ml_modelversion_{step}", args=[version.pk]), label))

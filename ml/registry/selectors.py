@@ -25,6 +25,9 @@ from ml.models import ModelAlert, ModelVersion
 from tenancy.models import AuditLog, Workspace
 
 RULES = "rules"  # a model experiment's arm when no version is active: the planner's rules
+# Models whose experiments the planner serves (ml/serving/arms.py): the stuck detector and the
+# response predictor act on nudges, not on path entry, so an A/B of theirs would never assign anyone.
+AB_SERVED_MODELS = ("path_classifier",)
 NON_INFERIORITY_MARGIN = 0.01  # absolute activation rate: 1 percentage point
 
 
@@ -109,6 +112,8 @@ def promotion_check(
     """May the version be promoted without an override, and why (or why not)."""
     label = model_version.label
     experiment = model_experiment(workspace=workspace, model_version=model_version)
+    if experiment is None and model_version.name not in AB_SERVED_MODELS:
+        return PromotionCheck(False, f"{label} has no A/B result: {model_version.name} is not A/B tested")
     if experiment is None:
         return PromotionCheck(False, f"{label} has no A/B result: start an A/B first")
     arms = list(Variant.objects.filter(experiment=experiment).order_by("position"))

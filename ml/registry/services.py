@@ -226,6 +226,12 @@ def model_ab_start(
             _refuse(
                 "status", f"{locked.label} is {locked.status}: only a candidate or a shadow starts an A/B"
             )
+        if locked.name not in selectors.AB_SERVED_MODELS:
+            _refuse(
+                "name",
+                f"the planner serves model experiments of {', '.join(selectors.AB_SERVED_MODELS)} only: "
+                f"{locked.name} goes from shadow to active by a promotion with an override reason",
+            )
         other = next((each for each in versions.values() if each.status == Status.AB), None)
         if other is not None:
             _refuse("status", f"{other.label} is in A/B already: promote or retire it first")

@@ -95,6 +95,18 @@ def test_ab_start_controls_with_the_active_version_and_one_ab_at_a_time(trained,
     assert Experiment.objects.filter(kind=Experiment.Kind.MODEL).count() == 1
 
 
+def test_only_the_path_classifier_is_ab_tested(trained, actor):
+    stuck = trained(ModelName.STUCK_DETECTOR)
+    with pytest.raises(ValidationError) as error:
+        services.model_ab_start(model_version=stuck, actor=actor)
+    assert refusal(error)["name"][0].startswith(
+        "the planner serves model experiments of path_classifier only"
+    )
+    assert reloaded(stuck)[0].status == Status.CANDIDATE and not Experiment.objects.exists()
+    check = selectors.promotion_check(workspace=stuck.workspace, model_version=stuck)
+    assert check.reason == "stuck_detector@1.0.0 has no A/B result: stuck_detector is not A/B tested"
+
+
 def test_promotion_without_an_ab_and_without_override_is_refused_and_changes_nothing(trained, actor):
     version = trained()
     with pytest.raises(ValidationError) as error:

@@ -174,3 +174,9 @@ def test_alerts_are_listed_and_acknowledged_by_the_action(client, trained, ml_wo
     alert.refresh_from_db()
     assert alert.acknowledged_at is not None
     assert listed(client.get(ALERTS, {"acknowledged": "no"})) == []
+
+
+def test_a_model_the_planner_does_not_ab_test_offers_no_ab_button(client, trained):
+    stuck = trained("stuck_detector")
+    content = client.get(page(stuck)).content.decode()
+    assert 'data-step="shadow"' in content and 'data-step="ab"' not in content
