@@ -45,13 +45,18 @@ def _is_path_classifier(experiment: Experiment) -> bool:
 
 
 def running(*, workspace_id: int) -> list[Experiment]:
-    """Running model experiments on the path classifier, oldest first (one query, two when any)."""
+    """Running model experiments on the path classifier, oldest first; looked up at most every
+    loaded.CHECK_SECONDS per process, as the serving versions are (a started or stopped experiment
+    reaches every process within that time)."""
+    return loaded.looked_up(("model_experiments", workspace_id), lambda: _running(workspace_id))
+
+
+def _running(workspace_id: int) -> list[Experiment]:
     found = Experiment.objects.filter(
         workspace_id=workspace_id, kind=Experiment.Kind.MODEL, status=Experiment.Status.RUNNING
     ).prefetch_related(Prefetch("variants", queryset=Variant.objects.order_by("position")))
-    return [
-        experiment for experiment in found.order_by("started_at", "pk") if _is_path_classifier(experiment)
-    ]
+    ordered = found.order_by("started_at", "pk")
+    return [experiment for experiment in ordered if _is_path_classifier(experiment)]
 
 
 def policies(*, workspace_id: int, experiments: Sequence[Experiment]) -> dict[int, object]:

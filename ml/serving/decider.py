@@ -43,8 +43,11 @@ MODEL_NAME = ModelName.PATH_CLASSIFIER.value
 
 @dataclass(slots=True)
 class Prepared:
-    """What a batch reads once: the serving versions, the model experiments, the features."""
+    """What a batch reads once: the serving versions, the model experiments, and (at the first
+    decision, which has its person in hand: a single identify reads no EndUser back) the features."""
 
+    workspace_id: int
+    end_user_ids: list[int]
     now: datetime
     share: float
     budget_ms: float
@@ -55,6 +58,7 @@ class Prepared:
     stored: dict = field(default_factory=dict)
     features: store.FeatureRead | None = None
     feature_error: str = ""
+    features_read: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,22 +123,36 @@ class PathModelDecider:
         if active is None and not shadows and not experiments and share <= 0:
             return None  # nothing to serve or log: the rules decide, at no cost
         prepared = Prepared(
-            timezone.now(), share, float(settings.ML_LATENCY_BUDGET_MS), active, shadows, experiments
+            workspace_id,
+            list(end_user_ids),
+            timezone.now(),
+            share,
+            float(settings.ML_LATENCY_BUDGET_MS),
+            active,
+            shadows,
+            experiments,
         )
         if experiments:
             prepared.arm_policies = arms.policies(workspace_id=workspace_id, experiments=experiments)
             prepared.stored = arms.stored(
                 workspace_id=workspace_id, experiments=experiments, end_user_ids=end_user_ids
             )
-        end_users = list(EndUser.objects.filter(workspace_id=workspace_id, pk__in=list(end_user_ids)))
+        return prepared
+
+    def _read_features(self, prepared: Prepared, end_user: EndUser) -> None:
+        """The batch's features in one read, at its first decision."""
+        prepared.features_read = True
+        others = [pk for pk in prepared.end_user_ids if pk != end_user.pk]
+        end_users = [end_user]
+        if others:
+            end_users += list(EndUser.objects.filter(workspace_id=prepared.workspace_id, pk__in=others))
         try:
             prepared.features = store.features_for(
-                workspace_id=workspace_id, end_users=end_users, now=prepared.now
+                workspace_id=prepared.workspace_id, end_users=end_users, now=prepared.now
             )
         except Exception as error:  # the store's own fallbacks failed too: the rules decide
-            logger.exception("ml.features.read_failed", extra={"workspace_id": workspace_id})
+            logger.exception("ml.features.read_failed", extra={"workspace_id": prepared.workspace_id})
             prepared.feature_error = f"feature store failed ({type(error).__name__}: {error})"
-        return prepared
 
     def decide(
         self, *, end_user: EndUser, published: list[PathVersion], prepared: Prepared | None
@@ -183,6 +201,8 @@ class PathModelDecider:
     def _person(
         self, prepared: Prepared, end_user: EndUser, eligible: list[PathVersion], rules: planner.PathDecision
     ) -> Person:
+        if not prepared.features_read:
+            self._read_features(prepared, end_user)
         read = prepared.features
         if read is None:
             problem = prepared.feature_error or "no features read"

@@ -10,7 +10,9 @@ None and keeps the rules, and one ModelAlert per version says why.
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ml.models import ModelAlert, ModelVersion
 from ml.registry import artifacts
@@ -18,6 +20,7 @@ from ml.registry import artifacts
 logger = logging.getLogger(__name__)
 
 CHECK_SECONDS = 5.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,7 @@ class Loaded:
 
 _predictors: dict[int, Loaded | None] = {}  # version id -> loaded (None: refused)
 _serving: dict[tuple[int, str, str], tuple[float, list[int]]] = {}  # (ws, name, status) -> (checked, ids)
+_looked_up: dict[tuple, tuple[float, object]] = {}  # key -> (checked, value): looked_up()
 _lock = threading.Lock()
 
 
@@ -109,8 +113,20 @@ def version(model_version: ModelVersion) -> Loaded | None:
     return load(model_version)
 
 
+def looked_up(key: tuple, read: Callable[[], T]) -> T:
+    """`read()`'s answer, kept CHECK_SECONDS under `key` like the serving versions (the running
+    model experiments: a decision that serves nothing must not cost a query), dropped by forget()."""
+    known = _looked_up.get(key)
+    if known is not None and time.monotonic() - known[0] < CHECK_SECONDS:
+        return known[1]
+    value = read()
+    _looked_up[key] = (time.monotonic(), value)
+    return value
+
+
 def forget() -> None:
     """Drop what this process knows (tests; a promotion in this process calls it too)."""
     with _lock:
         _predictors.clear()
         _serving.clear()
+        _looked_up.clear()
