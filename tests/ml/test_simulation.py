@@ -3,17 +3,19 @@ effects (analysts on their path, small companies at integration steps, the best 
 are in the rows; the logged choices carry the right propensities, the rules' real choice and the
 features the history recomputes; the simulated A/B tells a better policy from the rules."""
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ml.demo import DEMO_PREFIX, demo_seed
 from ml.features.history import features_as_of
-from ml.models import PathChoice
+from ml.models import ModelVersion, PathChoice
 from ml.simulation import world
 from ml.simulation.ab import rules_only, simulated_ab
 from ml.simulation.journey import zone_of
 from ml.simulation.writer import paths_document, simulate, simulation_paths_ensure
+from ml.training.services import MODEL_NAMES
 from nudges.models import Nudge
 from onboarding.demo.services import demo_paths_import
 from onboarding.models import Enrollment, Event, StepCompletion
@@ -230,4 +232,22 @@ def test_the_simulated_ab_tells_a_better_policy_from_the_rules(tenant):
 
     same = rules_only(workspace=workspace, people=16000, seed=21)
     assert same.ci[0] < 0 < same.ci[1]
-    assert Counter(EndUser.objects.filter(workspace=workspace).values_list("pk", flat=True)) == Counter()
+    assert not EndUser.objects.filter(workspace=workspace).exists()  # nobody written
+
+
+def test_the_demo_seed_writes_its_people_once_and_trains_or_says_why_not(tenant):
+    workspace = tenant[0]
+    demo_paths_import(workspace=workspace)
+    now = START + timedelta(days=90)
+
+    seeded = demo_seed(workspace=workspace, people=300, now=now, train=True)
+
+    assert (
+        seeded.simulation.people == EndUser.objects.filter(external_id__startswith=DEMO_PREFIX).count() == 300
+    )
+    assert len(seeded.trained) + len(seeded.refused) == len(MODEL_NAMES)
+    assert all("too little data" in reason for reason in seeded.refused)
+    assert ModelVersion.objects.filter(workspace=workspace).count() == len(seeded.trained)
+    assert max(Enrollment.objects.filter(workspace=workspace).values_list("enrolled_at", flat=True)) < now
+    assert demo_seed(workspace=workspace, people=300, now=now) is None
+    assert EndUser.objects.filter(workspace=workspace).count() == 300

@@ -3,9 +3,9 @@
 Composition of the layers' demo services (tenancy's workspace and admin, onboarding's paths and
 simulated events, the experiments' demo experiment (started before the events, so the planner
 assigns the sign-ups), nudges' demo triggers, analytics' rollup rebuild so the Overview shows numbers
-at once), which is why it lives in config. Idempotent: when the
-demo workspace exists, it only prints how to log in again. The keys, the password and the TOTP
-secret exist in plain only at creation, so they are kept (mode 0600) in
+at once, the ML layer's simulated people and first models), which is why it lives in config.
+Idempotent: when the demo workspace exists, it only prints how to log in again. The keys, the
+password and the TOTP secret exist in plain only at creation, so they are kept (mode 0600) in
 VAR_DIR/demo-credentials.json for later runs to print.
 """
 
@@ -28,6 +28,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from analytics.events.rollups import event_rollups_rebuild
 from analytics.rollups.services import rollups_rebuild
 from experiments.demo import demo_experiment_create
+from ml import demo as ml_demo
 from nudges.demo import demo_nudges_create
 from nudges.demo_history import demo_nudge_history_seed
 from onboarding.demo import journeys
@@ -136,7 +137,28 @@ class Command(BaseCommand):
                 clock=datetime.fromisoformat(simulation["clock"]),
             )
             self.stdout.write(f"Wrote the simulated nudge history: {written:,} in-app nudges.")
+        self._seed_ml(workspace=workspace, credentials=credentials)
         self._print_credentials(credentials, path)
+
+    def _seed_ml(self, *, workspace: Workspace, credentials: dict[str, Any]) -> None:
+        """After the nudges (their history covers every enrollment, their triggers are created only
+        where none exists): the ML layer's simulated people with planted effects, and a candidate
+        of each model trained on them (a few seconds)."""
+        simulation = credentials["simulation"]
+        if simulation["users"] < ml_demo.DEMO_MIN_USERS:
+            return  # a demo this small (the tests') has no use for models
+        clock = datetime.fromisoformat(simulation["clock"])
+        seeded = ml_demo.demo_seed(workspace=workspace, now=clock, train=True)
+        if seeded is None:
+            return
+        report = seeded.simulation
+        self.stdout.write(
+            f"Simulated {report.people:,} more people for the ML layer (planted effects, "
+            f"{report.explored:,} exploratory path choices) in {report.seconds:.1f}s; "
+            f"trained: {', '.join(seeded.trained) or 'nothing'}."
+        )
+        for refused in seeded.refused:
+            self.stdout.write(f"  {refused}")
 
     def _create(self, *, path: Path, username: str, users: int, days: int, seed: int) -> dict[str, Any]:
         if get_user_model().objects.filter(username=username).exists():
