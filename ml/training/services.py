@@ -29,12 +29,12 @@ MIN_PATHS = 2
 
 Progress = Callable[[int, int, str], None]
 
-_BUILDERS = {
+DATASETS = {
     ModelName.PATH_CLASSIFIER: path_classifier.dataset,
     ModelName.STUCK_DETECTOR: stuck_detector.dataset,
     ModelName.NUDGE_RESPONSE: response_predictor.dataset,
 }
-MODEL_NAMES: tuple[str, ...] = tuple(str(name) for name in _BUILDERS)
+MODEL_NAMES: tuple[str, ...] = tuple(str(name) for name in DATASETS)
 
 
 class TrainingRefused(ValueError):
@@ -108,7 +108,7 @@ def model_train(
     report = progress or (lambda done, total, stage: None)
     started = time.monotonic()
     report(0, 1, "reading")
-    dataset = _BUILDERS[name](
+    dataset = DATASETS[name](
         workspace_id=workspace.pk, now=now, progress=lambda done, total: report(done, total, "features")
     )
     split = time_split(dataset) if len(dataset) else None

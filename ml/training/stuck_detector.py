@@ -1,4 +1,5 @@
-"""The stuck detector's training set: one row per spell of an enrollment on a step.
+"""The stuck detector's training set: rows per spell of an enrollment on a step, one at each of
+CHECKPOINT_HOURS on the step while the step is still not completed.
 
 A path version's steps are walked in order: the first step becomes current at enrolment, each next
 one when the one before it is completed (or at the previous step's start, if completed earlier).
@@ -8,10 +9,12 @@ is left out, and so are spells begun in the last ML_ACTIVATION_DAYS (their compl
 before their abandonments, which would bias the newest rows, the validation window, towards 0).
 Reverted completions count as not completed.
 
-Features are the person's as of the step becoming current (ml/training/asof.py, the serving
-code's functions) with the step, its index and hours_on_step = 0: the model scores the risk when a
-person reaches a step, so stuck nudges can fire earlier for high-risk people; the time-based
-detection keeps handling long spells.
+Features are the person's as of each checkpoint (ml/training/asof.py, the serving code's
+functions) with the step, its index and hours_on_step = the checkpoint: the first row is the
+person as the step became current (the risk when they reach it), the later ones what serving asks
+about someone still on the step after so many hours (silence since then is a strong sign). A spell
+with a checkpoint row in training has all of them there: the split orders rows by the spell's
+start, so no spell's outcome is seen on both sides.
 """
 
 from collections import defaultdict
@@ -27,6 +30,7 @@ from onboarding.models import Enrollment, StepCompletion
 from paths.models import Step
 
 NAME = "stuck_detector"
+CHECKPOINT_HOURS = (0.0, 12.0, 48.0)
 _PROGRESS_EVERY = 5000
 
 
@@ -60,9 +64,9 @@ def spells(
     enrolled_at: datetime,
     completed: dict[str, datetime],
     abandoned_on: str | None,
-) -> list[tuple[int, str, datetime, int]]:
-    """(step index, step key, became current at, abandoned) of one enrollment's spells with a
-    known outcome. An optional step left undone is passed over; the walk stops at the first
+) -> list[tuple[int, str, datetime, datetime | None, int]]:
+    """(step index, step key, became current at, completed at, abandoned) of one enrollment's
+    spells with a known outcome. An optional step left undone is passed over; the walk stops at the first
     required one (after its row, if the enrollment was abandoned there)."""
     found = []
     start = enrolled_at
@@ -70,20 +74,19 @@ def spells(
         completed_at = completed.get(key)
         if completed_at is None:
             if abandoned_on == key:
-                found.append((index, key, start, 1))
+                found.append((index, key, start, None, 1))
                 break
             if optional:
                 continue
             break
-        found.append((index, key, start, 0))
+        found.append((index, key, start, completed_at, 0))
         start = max(start, completed_at)
     return found
 
 
-def dataset(
-    *, workspace_id: int, now: datetime, progress: Callable[[int, int], None] | None = None
-) -> Dataset:
-    horizon = now - timedelta(days=settings.ML_ACTIVATION_DAYS)
+def _observations(workspace_id: int, horizon: datetime) -> list[tuple]:
+    """(person, step index, step key, spell start, observed at, checkpoint hours, label) of every
+    spell's checkpoints, by spell start."""
     steps = _steps(workspace_id)
     completions = _completions(workspace_id)
     enrollments = (
@@ -91,31 +94,45 @@ def dataset(
         .order_by()
         .values_list("pk", "end_user_id", "path_version_id", "status", "current_step_key", "enrolled_at")
     )
-    found: list[tuple[int, int, str, datetime, int]] = []
+    found = []
     for pk, end_user_id, version_id, status, current, enrolled_at in enrollments.iterator(chunk_size=50000):
-        abandoned_on = current if status == Enrollment.Status.ABANDONED else None
-        for index, key, start, label in spells(
+        for index, key, start, completed_at, label in spells(
             steps=steps.get(version_id, []),
             enrolled_at=enrolled_at,
             completed=completions.get(pk, {}),
-            abandoned_on=abandoned_on,
+            abandoned_on=current if status == Enrollment.Status.ABANDONED else None,
         ):
-            if start <= horizon:
-                found.append((end_user_id, index, key, start, label))
-    found.sort(key=lambda spell: spell[3])
+            for hours in CHECKPOINT_HOURS:
+                observed = start + timedelta(hours=hours)
+                if observed > horizon or (completed_at is not None and completed_at <= observed):
+                    break
+                found.append((end_user_id, index, key, start, observed, hours, label))
+    found.sort(key=lambda row: row[3])
+    return found
+
+
+def dataset(
+    *, workspace_id: int, now: datetime, progress: Callable[[int, int], None] | None = None
+) -> Dataset:
+    horizon = now - timedelta(days=settings.ML_ACTIVATION_DAYS)
+    found = _observations(workspace_id, horizon)
     history = history_load(
         workspace_id=workspace_id,
-        end_user_ids={spell[0] for spell in found},
-        until=found[-1][3] if found else horizon,
+        end_user_ids={row[0] for row in found},
+        until=max((row[4] for row in found), default=horizon),
     )
     rows = []
-    for done, (end_user_id, index, key, start, _label) in enumerate(found):
-        rows.append(
-            {**history.features(end_user_id, start), "step": key, "step_index": index, "hours_on_step": 0.0}
-        )
+    for done, (end_user_id, index, key, _start, observed, hours, _label) in enumerate(found):
+        features = history.features(end_user_id, observed)
+        rows.append({**features, "step": key, "step_index": index, "hours_on_step": hours})
         if progress is not None and done % _PROGRESS_EVERY == 0:
             progress(done, len(found))
     if progress is not None:
         progress(len(found), len(found))
-    labels = np.array([spell[4] for spell in found], dtype=float)
-    return Dataset(NAME, rows, labels, [spell[3] for spell in found], notes={"rows": "one per step spell"})
+    return Dataset(
+        NAME,
+        rows,
+        np.array([row[6] for row in found], dtype=float),
+        [row[3] for row in found],
+        notes={"rows": "step spells at their checkpoints", "checkpoint_hours": list(CHECKPOINT_HOURS)},
+    )

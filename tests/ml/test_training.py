@@ -164,9 +164,9 @@ def test_stuck_spells_follow_the_steps():
     found = stuck_detector.spells(steps=steps, enrolled_at=start, completed=completed, abandoned_on="d")
 
     assert found == [
-        (0, "a", start, 0),
-        (2, "c", start + timedelta(hours=2), 0),
-        (3, "d", start + timedelta(hours=5), 1),
+        (0, "a", start, start + timedelta(hours=2), 0),
+        (2, "c", start + timedelta(hours=2), start + timedelta(hours=5), 0),
+        (3, "d", start + timedelta(hours=5), None, 1),
     ]
     assert stuck_detector.spells(steps=steps, enrolled_at=start, completed={}, abandoned_on=None) == []
 
