@@ -1,5 +1,5 @@
 """The admin's navigation, by the team's workflow rather than by app label: Overview, Paths,
-People & progress, Nudges, Experiments, Analytics, Guardrails, Settings.
+People & progress, Nudges, Experiments, Machine learning, Analytics, Guardrails, Settings.
 
 Each registered model is placed by (app label, model name), else by its app label, else under
 Settings; the dashboards of analytics.dashboards.registry go under their own section.
@@ -14,7 +14,8 @@ from tenancy import selectors as tenancy_selectors
 
 OVERVIEW, PATHS, PEOPLE, NUDGES = "Overview", "Paths", "People & progress", "Nudges"
 EXPERIMENTS, ANALYTICS, GUARDRAILS, SETTINGS = "Experiments", "Analytics", "Guardrails", "Settings"
-SECTIONS = (OVERVIEW, PATHS, PEOPLE, NUDGES, EXPERIMENTS, ANALYTICS, GUARDRAILS, SETTINGS)
+MACHINE_LEARNING = "Machine learning"
+SECTIONS = (OVERVIEW, PATHS, PEOPLE, NUDGES, EXPERIMENTS, MACHINE_LEARNING, ANALYTICS, GUARDRAILS, SETTINGS)
 
 BY_MODEL = {
     ("onboarding", "workspace"): SETTINGS,
@@ -30,6 +31,7 @@ BY_APP = {
     "onboarding": PEOPLE,
     "nudges": NUDGES,
     "experiments": EXPERIMENTS,
+    "ml": MACHINE_LEARNING,
     "analytics": ANALYTICS,
     "guardrails": GUARDRAILS,
     "axes": GUARDRAILS,

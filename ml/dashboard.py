@@ -308,5 +308,6 @@ DASHBOARD = Dashboard(
     order=40,
     build=build,
     template="admin/analytics/ml.html",
+    section="Machine learning",
     description="Model versions and metrics, drift, shadow agreement, decisions by policy, latency, alerts",
 )

@@ -270,7 +270,7 @@ def _send_time(*, run: Run, channel: str) -> tuple[datetime, str] | None:
     ):
         return None
     zone = zone_named(nudge.end_user.timezone or "UTC")
-    when, why = sendtime.send_at(end_user=nudge.end_user, zone=zone, now=run.now)
+    when, why = sendtime.send_at(end_user=nudge.end_user, zone=zone, now=run.now, channel=channel)
     if when is not None:
         return when, why
     note(nudge, "send_time", why)

@@ -154,4 +154,4 @@ def test_the_dashboard_is_in_the_navigation(workspaces, grace):
     index = grace.get("/admin/")
 
     sections = {section["name"]: section for section in index.context["app_list"]}
-    assert "Dashboard:ml" in [model["object_name"] for model in sections["Analytics"]["models"]]
+    assert "Dashboard:ml" in [model["object_name"] for model in sections["Machine learning"]["models"]]
