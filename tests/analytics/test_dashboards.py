@@ -301,12 +301,14 @@ def test_the_navigation_follows_the_teams_workflow(acme_and_globex):
             "People & progress",
             "Nudges",
             "Experiments",
+            "Machine learning",
             "Analytics",
             "Guardrails",
             "Settings",
         )
         if name in sections
     ]
+    assert "Machine learning" in sections
     analytics = next(section for section in response.context["app_list"] if section["name"] == "Analytics")
     assert "Product dashboard" in [entry["name"] for entry in analytics["models"]]
     assert "Signals reports" in [entry["name"] for entry in analytics["models"]]
