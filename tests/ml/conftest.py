@@ -6,6 +6,7 @@ from datetime import timedelta
 import lightgbm
 import numpy as np
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from analytics.rollups import services as rollup_services
@@ -262,6 +263,11 @@ def preferring_rows(
         rows.append(row)
         labels.append(float(generator.uniform() < (0.85 if fits else 0.1)))
     return rows, labels
+
+
+def feature_source() -> str:
+    """Where the store reads a new person's features here: Redis when configured, else PostgreSQL."""
+    return "redis" if settings.REDIS_URL and settings.ML_FEATURE_STORE_REALTIME else "postgres"
 
 
 def register_preferring(

@@ -13,7 +13,7 @@ from paths import services as path_services
 from tenancy.models import EndUser
 from tests.conftest import verified_client
 from tests.factories import AdminUserFactory
-from tests.ml.conftest import register_preferring
+from tests.ml.conftest import feature_source, register_preferring
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -84,7 +84,7 @@ def test_the_end_user_page_shows_the_models_choice_and_why(workspace):
     developer, rules = (f"{choice.scores[key]:.0%}" for key in ("developer", "get-started"))
     assert f"chose <b>developer</b> ({developer}); the rules chose get-started ({rules})" in content
     assert "top features: persona=developer +" in content
-    assert "features from postgres" in content
+    assert f"features from {feature_source()}" in content
     assert "shadow 1.1.0: get-started (disagrees)" in content
 
 

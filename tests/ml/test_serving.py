@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from django.core.files.storage import storages
 from django.test import Client
+from prometheus_client import REGISTRY
 
 from experiments import allocation
 from experiments.models import Assignment, Experiment, Variant
@@ -23,7 +24,7 @@ from paths import services as path_services
 from paths.models import PathVersion
 from tenancy.models import EndUser
 from tests.conftest import basic_auth
-from tests.ml.conftest import register_preferring
+from tests.ml.conftest import feature_source, register_preferring
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -90,7 +91,7 @@ def test_without_a_model_identify_takes_the_rules_choice_and_logs_it_with_its_pr
     assert choice.model_version is None
     assert choice.features["persona"] == "developer"
     assert choice.features["company_size"] == "51-200"
-    assert choice.feature_source == "postgres"
+    assert choice.feature_source == feature_source()
 
 
 def test_nothing_to_serve_or_explore_leaves_the_rules_and_logs_nothing(workspace):
@@ -114,7 +115,7 @@ def test_the_active_model_chooses_the_eligible_path_it_predicts_best(workspace):
     assert choice.scores["developer"] > choice.scores["get-started"] + 0.3
     assert re.fullmatch(
         r"model path_classifier 1\.0\.0: \d+% vs \d+% for Get started; .*persona=developer \+\d\.\d\d.*; "
-        r"features from postgres",
+        rf"features from {feature_source()}",
         developer.decision_reason,
     ), developer.decision_reason
     assert choice.explanation[0][0] in {"persona=developer", "path=developer"}
@@ -314,3 +315,24 @@ def test_a_promotion_in_the_database_changes_the_next_decision(workspace):
     assert after.path_version.path.key == "get-started"
     assert after.decision_reason.startswith("model path_classifier 1.1.0: ")
     assert logged(after).model_version == second
+
+
+def _count(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(f"{name}_count", labels) or 0.0
+
+
+def test_a_model_decision_is_timed_as_an_inference_and_as_a_model_path_selection(workspace, settings):
+    register_preferring(workspace)
+    inferences, model_selections = (
+        _count("ml_inference_latency_p95_ms"),
+        _count("path_selection_latency_p95_ms", outcome="model"),
+    )
+    rules_selections = _count("path_selection_latency_p95_ms", outcome="rules")
+    settings.ML_LATENCY_BUDGET_MS = 20.0
+
+    enrol(workspace, "ada", "developer")
+    enrol(workspace, "bob", "marketer")
+
+    assert _count("ml_inference_latency_p95_ms") - inferences == 2
+    assert _count("path_selection_latency_p95_ms", outcome="model") - model_selections == 2
+    assert _count("path_selection_latency_p95_ms", outcome="rules") == rules_selections
