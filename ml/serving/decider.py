@@ -13,7 +13,9 @@ For each new user, among the eligible paths (paths.planner.eligible_versions):
 A model that fails, is over its budget or gets no features leaves the rules' choice, the reason
 says why. Every decision is logged as a PathChoice (what training and the offline policy estimate
 read), with the shadow versions' choices beside it. With no model, no shadow, no model experiment
-and no exploration the decider declines at prepare (a few cached lookups and one query).
+and no exploration the decider declines at prepare, from lookups kept 5 s (ml/serving/loaded.py):
+no query. The budget covers the model's part (encoding, one predict call, the explanation); the
+batch's features are read once, at its first decision.
 """
 
 import logging
