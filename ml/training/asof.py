@@ -110,7 +110,7 @@ def _enrollments(
         .order_by()
         .values_list("enrollment_id", "completed_at", "reverted_at")
     )
-    for enrollment_id, completed_at, reverted_at in completions.iterator(chunk_size=CHUNK):
+    for enrollment_id, completed_at, reverted_at in completions:  # no cursor: see stuck_detector._completions
         known = by_id.get(enrollment_id)
         if known is not None:
             known.completions.append((completed_at, reverted_at))

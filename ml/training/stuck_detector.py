@@ -53,7 +53,9 @@ def _completions(workspace_id: int) -> dict[int, dict[str, datetime]]:
         .order_by()
         .values_list("enrollment_id", "step_key", "completed_at")
     )
-    for enrollment_id, step_key, completed_at in rows.iterator(chunk_size=50000):
+    # Fetched whole, not through a server-side cursor: a cursor is planned for its first rows,
+    # and this join then picked a nested loop on tables whose statistics lag a bulk load.
+    for enrollment_id, step_key, completed_at in rows:
         done[enrollment_id][step_key] = completed_at
     return done
 
