@@ -36,7 +36,8 @@ API_ERRORS = Counter(
 )
 PATH_SELECTION_LATENCY = Histogram(
     "path_selection_latency_p95_ms",
-    "Time in ms the planner took to choose a path for an enrollment, by outcome (rules, default, none).",
+    "Time in ms the planner took to choose a path for an enrollment, by outcome (experiment, model,"
+    " explore, rules, default, none).",
     ["outcome"],
     buckets=DECISION_BUCKETS_MS,
 )

@@ -9,6 +9,7 @@ class MlConfig(AppConfig):
         # Models are loaded only once apps are ready; each part registers itself with the layer
         # below that asks it (paths' deciders, onboarding's signals and panels, analytics' dashboards).
         from analytics.dashboards.registry import register as dashboard_register
+        from ml import gdpr  # noqa: F401  (registers the export section and the eraser)
         from ml.dashboard import DASHBOARD as ML_DASHBOARD
         from ml.features import receivers as feature_receivers
         from ml.registry import services as registry_services
@@ -35,4 +36,4 @@ class MlConfig(AppConfig):
         end_user_panel_register(key=path_panel.KEY, label=path_panel.LABEL, render=path_panel.render)
         risk_provider_register(stuck_model.stuck_risks)  # the stuck detector: early stuck flags
         send_time_provider_register(send_time_model.best_send_time)  # the response predictor
-        dashboard_register(ML_DASHBOARD)  # the ML dashboard, under "Analytics"
+        dashboard_register(ML_DASHBOARD)  # the ML dashboard, under "Machine learning"

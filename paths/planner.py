@@ -85,7 +85,8 @@ def prepare(*, workspace_id: int, end_user_ids: Sequence[int]) -> dict[str, Any]
 
 
 def _decided(end_user: EndUser, published: list[PathVersion], prepared: dict[str, Any]) -> tuple:
-    """The first decider's decision, and the failures met before it (for the reason)."""
+    """The first decider's decision (its reason led by the failures of the deciders before it), or
+    None and those failures."""
     failures = []
     for decider in deciders.deciders():
         try:
@@ -100,9 +101,8 @@ def _decided(end_user: EndUser, published: list[PathVersion], prepared: dict[str
             continue
         if choice is not None:
             source = choice.source or decider.source
-            return PathDecision(
-                choice.path_version, choice.reason, source, choice.record, decider.source
-            ), failures
+            reason = "; ".join([*failures, choice.reason])
+            return PathDecision(choice.path_version, reason, source, choice.record, decider.source), []
     return None, failures
 
 

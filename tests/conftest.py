@@ -276,3 +276,10 @@ def _model_artifacts_in_a_temporary_directory(settings, tmp_path_factory):
             "OPTIONS": {"location": str(tmp_path_factory.mktemp("ml"))},
         },
     }
+
+
+@pytest.fixture(autouse=True)
+def _no_path_exploration(settings):
+    """The model decider explores a share of path choices at random: off in tests, so a planner
+    test gets the rules' choice; tests of exploration set their own share."""
+    settings.ML_EXPLORATION_SHARE = 0.0

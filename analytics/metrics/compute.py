@@ -96,7 +96,7 @@ COMPUTERS: dict[str, Callable[[MetricRequest], MetricValue]] = {
     "path_selection_latency_p95_ms": _latency_p95("path_selection_latency_p95_ms"),
     "api_latency_p95_ms": _latency_p95("api_latency_p95_ms"),
     "error_rate_percent": _error_rate,
-    "ml_inference_latency_p95_ms": _not_yet_measured("ML"),
+    "ml_inference_latency_p95_ms": _latency_p95("ml_inference_latency_p95_ms"),
     "experiment_allocation_consistency": _not_yet_measured("experiments"),
 }
 

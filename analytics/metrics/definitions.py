@@ -209,13 +209,13 @@ _DEFINITIONS = (
         name="ml_inference_latency_p95_ms",
         unit="milliseconds",
         kind=Kind.HISTOGRAM,
-        description="95th percentile of one ML model inference (ms). Not yet measured: filled by "
-        "the ML issue.",
+        description="95th percentile of one ML model inference (ms): the path classifier scoring a "
+        "person's eligible paths in the planner, shadow versions included (ml/serving/policy.py).",
         numerator="p95 over the histogram's buckets",
         denominator="inferences observed",
         window=LATENCY_WINDOW,
         segments=(),
-        source=Source.NOT_YET_MEASURED,
+        source=Source.PROMETHEUS,
     ),
     MetricDefinition(
         name="experiment_allocation_consistency",

@@ -9,6 +9,7 @@ from analytics.metrics import exporter
 from analytics.metrics.compute import COMPUTERS
 from analytics.metrics.definitions import METRIC_NAMES, METRICS
 from analytics.rollups import services
+from core import latency
 from tests.analytics.rollup_data import build_history
 from tests.conftest import key_client
 
@@ -172,13 +173,15 @@ def test_an_unknown_step_or_path_of_a_metric_is_404(server):
     assert server.get(METRIC, {"name": "activation_rate", "path": "nope"}).status_code == 404
 
 
-@pytest.mark.parametrize("name", ["ml_inference_latency_p95_ms"])
-def test_a_metric_not_yet_measured_is_null_with_the_reason(server, name):
-    response = server.get(METRIC, {"name": name})
+def test_the_ml_inference_latency_is_read_from_its_histogram(server):
+    for milliseconds in (0.05, 0.07, 3.0):
+        latency.ML_INFERENCE_LATENCY.observe(milliseconds)
+
+    response = server.get(METRIC, {"name": "ml_inference_latency_p95_ms"})
 
     assert response.status_code == 200
-    assert response.json()["value"] is None
-    assert response.json()["reason"].startswith("Not yet measured")
+    assert response.json()["value"] > 0
+    assert "does not apply" in response.json()["window"]
 
 
 def test_nudge_and_latency_metrics_answer_through_their_own_computers(server):

@@ -34,6 +34,7 @@ SECTIONS = [
     "push_subscriptions",
     "signals",
     "experiments",
+    "ml",
 ]
 
 
@@ -203,7 +204,7 @@ def test_the_command_writes_the_same_bundle_with_progress(tenant, people, tmp_pa
     assert len(bundle["events"]) == 3
     assert bundle["contact"]["email"] == ZELDA.email
     assert "events exported 3/3 (100%)" in stderr.getvalue()
-    assert stdout.getvalue().startswith("Exported 14 section(s), 3 event(s), ")
+    assert stdout.getvalue().startswith("Exported 15 section(s), 3 event(s), ")
     assert AuditLog.objects.get(action="data.export").actor_label == "manage.py gdpr_export"
     assert not list(tmp_path.glob(".*.partial"))
 
