@@ -100,6 +100,13 @@ def _simulate(options):
         seed=options.seed,
     )
     seconds = time.perf_counter() - started
+    from core.db.statistics import analyze
+    from ml.models import PathChoice
+    from nudges.models import Nudge
+    from onboarding.models import Enrollment, Event, StepCompletion
+    from tenancy.models import EndUser
+
+    analyze(EndUser, Event, Enrollment, StepCompletion, PathChoice, Nudge)  # autovacuum may be off
     print(
         f"simulated {report.people:,} people, {report.enrollments:,} enrollments, {report.events:,} events, "
         f"{report.path_choices:,} path choices in {seconds:.1f} s",

@@ -16,7 +16,14 @@ A late event (before the stored last event) cannot be placed in its session with
 around it: it is counted, may move the first event back, and marks the counters dirty, so the
 next read recomputes that person from PostgreSQL and writes the result back (the daily job
 repairs anyone else). Counters created by an update (no `c`) only know the events since their
-creation: the first read completes them from PostgreSQL the same way.
+creation: the first read completes them from PostgreSQL the same way, unless the person is newer
+than the store itself.
+
+The store's own birth, SINCE_KEY (epoch microseconds), is set once, by the first update or read
+that finds it absent, in that call's round trip: every event ingested after it reached Redis (or
+marked its person dirty). A person created after it has all their events in Redis, no key at all
+meaning no event yet, so a new user's first path decision reads Redis instead of recomputing from
+PostgreSQL. Redis keeps nothing on a restart: the key goes with the counters and is set anew.
 
 Every call here may raise redis.RedisError; callers decide (ingestion logs and goes on, the read
 falls back). Short socket timeouts, no retries: a Redis that is down costs a request little.
@@ -30,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 from django.conf import settings
+from django.utils.timezone import now as timezone_now
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -37,6 +45,9 @@ from ml.features import compute
 
 logger = logging.getLogger(__name__)
 
+SINCE_KEY = "ml:features:since"
+SINCE_MARGIN = timedelta(seconds=5)
+"""A person counts as newer than the store only when created this long after it (clocks differ)."""
 RECENT_DAYS = 8
 RECENT_LIMIT = 5000  # events kept per person in the recent set (history.MAX_EVENTS_PER_PERSON)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -160,11 +171,12 @@ class StepsUpdate:
     steps_completed: int
 
 
-def _execute(connection: redis.Redis, commands: list[tuple[str, tuple, tuple]]) -> None:
-    """Run the scripts in one non-transactional pipeline (one round trip); only when Redis has
-    lost them (a restart) load them and run the pipeline again."""
+def _execute(connection: redis.Redis, commands: list[tuple[str, tuple, tuple]], now: datetime) -> None:
+    """Run the scripts in one non-transactional pipeline (one round trip), the store's birth set
+    first if absent; only when Redis has lost the scripts (a restart) load them and run it again."""
     for attempt in range(2):
         pipeline = connection.pipeline(transaction=False)
+        pipeline.set(SINCE_KEY, micros(now), nx=True)
         for name, keys, args in commands:
             pipeline.evalsha(_SHAS[name], len(keys), *keys, *args)
         results = pipeline.execute(raise_on_error=False)
@@ -205,16 +217,18 @@ def apply(
     for workspace_id, end_user_id in dirty:
         commands.append(("dirty", (counters_key(workspace_id, end_user_id),), (ttl,)))
     if commands:
-        _execute(connection, commands)
+        _execute(connection, commands, now)
     return len(commands)
 
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """A person's counters as Redis holds them; `complete` false when they must be recomputed."""
+    """A person's counters as Redis holds them; `complete` false when they must be recomputed;
+    `current` false when even a person newer than the store must be (dirty, or events ahead)."""
 
     behaviour: compute.Behaviour
     complete: bool
+    current: bool = True
 
 
 def _decode(fields: Mapping[bytes, bytes], recent: Sequence[tuple[bytes, float]], now: datetime) -> Stored:
@@ -232,25 +246,31 @@ def _decode(fields: Mapping[bytes, bytes], recent: Sequence[tuple[bytes, float]]
     behaviour.events_7d = len(moments)
     behaviour.active_days_7d = len({moment.date() for moment in moments})
     # Events stamped after `now` (a client's clock ahead) are in the counters: PostgreSQL answers.
-    complete = "c" in counters and "d" not in counters and (last is None or last <= now)
-    return Stored(behaviour, complete)
+    current = "d" not in counters and (last is None or last <= now)
+    return Stored(behaviour, "c" in counters and current, current)
 
 
-def read(workspace_id: int, end_user_ids: Sequence[int], now: datetime) -> dict[int, Stored]:
-    """Everyone's counters in one round trip (HGETALL and the last 7 days of the recent set)."""
+def read(
+    workspace_id: int, end_user_ids: Sequence[int], now: datetime
+) -> tuple[datetime | None, dict[int, Stored]]:
+    """The store's birth (None if it was born in this very call) and everyone's counters, in one
+    round trip (HGETALL and the last 7 days of the recent set)."""
     connection = client()
     if connection is None:
         raise redis.exceptions.ConnectionError("no REDIS_URL: the feature store reads PostgreSQL")
     low, high = micros(now - timedelta(days=7)), micros(now)
     pipeline = connection.pipeline(transaction=False)
+    pipeline.get(SINCE_KEY)
+    pipeline.set(SINCE_KEY, micros(timezone_now()), nx=True)
     for end_user_id in end_user_ids:
         pipeline.hgetall(counters_key(workspace_id, end_user_id))
         pipeline.zrangebyscore(recent_key(workspace_id, end_user_id), low, high, withscores=True)
-    results = pipeline.execute()
-    return {
+    since, _, *results = pipeline.execute()
+    stored = {
         end_user_id: _decode(results[2 * index], results[2 * index + 1], now)
         for index, end_user_id in enumerate(end_user_ids)
     }
+    return (moment_of(since) if since is not None else None), stored
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,11 +7,12 @@ ml/features/compute.features_of, the function training's features go through too
 
 Per person, the best source that answers:
 
-* "redis": complete counters in Redis;
-* "postgres": counters recomputed from PostgreSQL, the source of truth: when Redis holds none,
-  incomplete or dirty ones (a late event; written back then), or when Redis is unavailable and
-  the cache has nothing recent enough; always on the embedded default (no REDIS_URL) or with the
-  real-time updates switched off;
+* "redis": complete counters in Redis, or those of a person newer than the store itself
+  (ml/features/realtime.SINCE_KEY: all their events reached Redis; no key means no event yet);
+* "postgres": counters recomputed from PostgreSQL, the source of truth: when Redis holds none or
+  incomplete ones for an older person, dirty ones (a late event; written back then), or when
+  Redis is unavailable and the cache has nothing recent enough; always on the embedded default
+  (no REDIS_URL) or with the real-time updates switched off;
 * "cache": Redis unavailable, the counters this process last read for the person, no older than
   ML_FEATURE_CACHE_SECONDS (time-dependent features are recomputed at `now`).
 
@@ -116,13 +117,19 @@ def features_for(*, workspace_id: int, end_users: Sequence[EndUser], now: dateti
     if not settings.REDIS_URL or not settings.ML_FEATURE_STORE_REALTIME:
         return _from_postgres(workspace_id, end_users, now)
     try:
-        stored = realtime.read(workspace_id, [each.pk for each in end_users], now)
+        since, stored = realtime.read(workspace_id, [each.pk for each in end_users], now)
     except redis.RedisError as error:
         logger.warning(
             "ml.features.redis_unavailable", extra={"workspace_id": workspace_id, "error": str(error)}
         )
         return _redis_down(workspace_id, end_users, now)
-    behaviours = {pk: each.behaviour for pk, each in stored.items() if each.complete}
+    newer = since + realtime.SINCE_MARGIN if since is not None else None
+    behaviours = {
+        each.pk: stored[each.pk].behaviour
+        for each in end_users
+        if stored[each.pk].complete
+        or (newer is not None and stored[each.pk].current and each.created_at >= newer)
+    }
     sources = dict.fromkeys(behaviours, REDIS)
     missing = [each.pk for each in end_users if each.pk not in behaviours]
     if missing:

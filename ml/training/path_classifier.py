@@ -41,6 +41,7 @@ def dataset(*, workspace_id: int, now: datetime, progress=None) -> Dataset:
         PathChoice.objects.filter(
             workspace_id=workspace_id, enrollment__isnull=False, decided_at__lte=now - timedelta(days=days)
         )
+        .exclude(features={})  # erased people (ml/gdpr.py): their choices keep no features to learn from
         .order_by("decided_at", "pk")
         .values_list(
             "decided_at",

@@ -1,17 +1,19 @@
 """ML fixtures: tiny trained versions (a LightGBM booster on a few hundred rows built with the
 feature schema, registered through the registry's own service) and a workspace to put them in."""
 
+import contextlib
 from datetime import timedelta
 
 import lightgbm
 import numpy as np
 import pytest
+import redis
 from django.conf import settings
 from django.utils import timezone
 
 from analytics.rollups import services as rollup_services
 from experiments.models import Assignment, Experiment
-from ml.features import schema
+from ml.features import realtime, schema
 from ml.models import ModelName, ModelVersion
 from ml.registry import services as registry_services
 from ml.serving import loaded
@@ -300,3 +302,15 @@ def register_preferring(
     version.refresh_from_db()
     loaded.forget()
     return version
+
+
+@pytest.fixture(autouse=True)
+def _feature_store_born_before_the_test():
+    """A deployment's feature store was born long before its users (ml/features/realtime.SINCE_KEY):
+    so is this test's, unless the test empties Redis itself. Nothing to do without Redis."""
+    connection = realtime.client()
+    if connection is None:
+        return
+    born = timezone.now() - timedelta(hours=1)
+    with contextlib.suppress(redis.RedisError):  # Redis absent: tests that need it skip or fail themselves
+        connection.set(realtime.SINCE_KEY, realtime.micros(born), nx=True)
