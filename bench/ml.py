@@ -21,7 +21,6 @@ Ingestion throughput with the feature store on and off is bench/ml_ingest.py (a 
 
 import argparse
 import os
-import resource
 import secrets
 import statistics
 import sys
@@ -39,14 +38,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "bench"))
 
 from ingest import HOST, _database_url, _manage, recreate_database  # noqa: E402
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _percentiles(label: str, values_ms: list[float]) -> str:
@@ -136,18 +127,50 @@ def _train(workspace, now, options) -> dict:
     return versions
 
 
+MEMORY_PROBE = """
+import sys
+import lightgbm
+from ml.registry import artifacts
+def rss():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+content = open(sys.argv[1], "rb").read()
+before = rss()
+kept = [artifacts.loads(content) for _ in range(int(sys.argv[2]))]
+print(f"{(rss() - before) / len(kept):.2f}")
+"""
+
+
+def _loaded_model_mb(path: str, copies: int) -> float:
+    """Resident memory per loaded copy, measured in a fresh process (this one's allocator already
+    holds what training freed)."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, path, str(copies)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ},
+        check=True,
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def _memory_and_predict(version) -> None:
+    from django.core.files.storage import storages
+
     from ml.registry import artifacts
 
     content = artifacts.read(version.artifact)
-    before = _rss_mb()
-    loaded = [artifacts.loads(content) for _ in range(10)]
-    after = _rss_mb()
+    path = storages[artifacts.STORAGE_ALIAS].path(version.artifact)
+    one, each_of_ten = _loaded_model_mb(path, 1), _loaded_model_mb(path, 10)
     print(
-        f"memory: artifact {len(content) / 1024:.0f} KiB; resident set +{(after - before) / 10:.1f} MiB "
-        f"per loaded copy of {version.name} {version.version} (10 copies)",
+        f"memory: artifact {len(content) / 1024:.0f} KiB; resident set +{one:.1f} MiB for one loaded "
+        f"{version.name} {version.version}, +{each_of_ten:.1f} MiB a copy over 10",
         flush=True,
     )
+    loaded = [artifacts.loads(content)]
     predictor = loaded[0]
     row = {
         "persona": "data_analyst",

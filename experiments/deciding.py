@@ -12,8 +12,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 
+from core.db.prepared import PreparedQuery
 from experiments import allocation
 from experiments.models import Assignment, Experiment, Variant
 from paths import deciders, planner
@@ -41,16 +42,25 @@ class AssignmentDraft:
     hash_value: float
 
 
-def running_path_experiments(*, workspace_id: int) -> list[Experiment]:
-    variants = Prefetch("variants", queryset=Variant.objects.select_related("path_version__path"))
-    return list(
-        Experiment.objects.filter(
-            workspace_id=workspace_id, kind=Experiment.Kind.PATH, status=Experiment.Status.RUNNING
-        )
+_RUNNING = PreparedQuery(
+    lambda workspace_id, kind, status: (
+        Experiment.objects.filter(workspace_id=workspace_id, kind=kind, status=status)
         .select_related("path")
-        .prefetch_related(variants)
         .order_by("started_at", "pk")
-    )
+    ),
+    -1,
+    "-kind",
+    "-status",
+)
+
+
+def running_path_experiments(*, workspace_id: int) -> list[Experiment]:
+    """Compiled once per process (every identify asks); the arms are read only when one runs."""
+    experiments = _RUNNING.all(workspace_id, Experiment.Kind.PATH.value, Experiment.Status.RUNNING.value)
+    if experiments:
+        variants = Prefetch("variants", queryset=Variant.objects.select_related("path_version__path"))
+        prefetch_related_objects(experiments, variants)
+    return experiments
 
 
 def _weights(experiment: Experiment) -> str:

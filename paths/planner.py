@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.db.prepared import PreparedQuery
 from paths import deciders
 from paths.models import Path, PathVersion
 from tenancy.models import EndUser
@@ -63,13 +64,21 @@ def eligible_versions(*, end_user: EndUser, published: list[PathVersion]) -> lis
     return [version for version in published if audience_matches(version.path, end_user)]
 
 
-def published_versions(*, workspace_id: int) -> list[PathVersion]:
-    """A workspace's published versions in the planner's order (read once per batch)."""
-    return list(
-        PathVersion.objects.filter(path__workspace_id=workspace_id, status=PathVersion.Status.PUBLISHED)
+_PUBLISHED = PreparedQuery(
+    lambda workspace_id, status: (
+        PathVersion.objects.filter(path__workspace_id=workspace_id, status=status)
         .select_related("path")
         .order_by("-path__priority", "path__key")
-    )
+    ),
+    -1,
+    "-",
+)
+
+
+def published_versions(*, workspace_id: int) -> list[PathVersion]:
+    """A workspace's published versions in the planner's order (read once per batch; compiled
+    once per process: every identify asks)."""
+    return _PUBLISHED.all(workspace_id, PathVersion.Status.PUBLISHED.value)
 
 
 def prepare(*, workspace_id: int, end_user_ids: Sequence[int]) -> dict[str, Any]:
