@@ -25,6 +25,11 @@ marked its person dirty). A person created after it has all their events in Redi
 meaning no event yet, so a new user's first path decision reads Redis instead of recomputing from
 PostgreSQL. Redis keeps nothing on a restart: the key goes with the counters and is set anew.
 
+A batch's events go to Redis as one script call over every person's keys: Redis's cost is per
+call, and at 100 people a batch that is a fifth of the server's CPU per event. This needs a single
+Redis (as DESIGN's deployment has); on Redis Cluster, whose scripts may only touch one slot, the
+call would have to be split per person (the keys carry a hash tag per person for that).
+
 Every call here may raise redis.RedisError; callers decide (ingestion logs and goes on, the read
 falls back). Short socket timeouts, no retries: a Redis that is down costs a request little.
 """
@@ -52,37 +57,44 @@ RECENT_DAYS = 8
 RECENT_LIMIT = 5000  # events kept per person in the recent set (history.MAX_EVENTS_PER_PERSON)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# KEYS: counters, recent. ARGV: ttl seconds, session gap us, oldest recent us, recent limit, then
-# (time us, member) per event, in time order. Times travel as strings and stay integers.
+# One call for a whole batch. KEYS: counters, recent of each person in turn. ARGV: ttl seconds,
+# session gap us, oldest recent us, recent limit, then per person the number of their events and
+# their (time us, member) pairs, in time order. Times travel as strings and stay integers.
 _UPDATE = """
-local gap, oldest = tonumber(ARGV[2]), tonumber(ARGV[3])
-local last = tonumber(redis.call('HGET', KEYS[1], 'l') or '')
-local first = tonumber(redis.call('HGET', KEYS[1], 'f') or '')
-for index = 5, #ARGV, 2 do
-  local moment = tonumber(ARGV[index])
-  if redis.call('ZADD', KEYS[2], ARGV[index], ARGV[index + 1]) == 1 or moment < oldest then
-    redis.call('HINCRBY', KEYS[1], 'n', 1)
-    if first == nil or moment < first then
-      first = moment
-      redis.call('HSET', KEYS[1], 'f', ARGV[index])
-    end
-    if last ~= nil and moment < last then
-      redis.call('HSET', KEYS[1], 'd', 1)
-    else
-      if last == nil or moment - last >= gap then
-        redis.call('HINCRBY', KEYS[1], 's', 1)
-      else
-        redis.call('HINCRBY', KEYS[1], 'ss', string.format('%.0f', moment - last))
+local gap, oldest, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local at = 5
+for person = 1, #KEYS, 2 do
+  local counters, recent = KEYS[person], KEYS[person + 1]
+  local count = tonumber(ARGV[at])
+  local stored = redis.call('HMGET', counters, 'l', 'f')
+  local last, first = tonumber(stored[1] or ''), tonumber(stored[2] or '')
+  for index = at + 1, at + 2 * count, 2 do
+    local moment = tonumber(ARGV[index])
+    if redis.call('ZADD', recent, ARGV[index], ARGV[index + 1]) == 1 or moment < oldest then
+      redis.call('HINCRBY', counters, 'n', 1)
+      if first == nil or moment < first then
+        first = moment
+        redis.call('HSET', counters, 'f', ARGV[index])
       end
-      last = moment
-      redis.call('HSET', KEYS[1], 'l', ARGV[index])
+      if last ~= nil and moment < last then
+        redis.call('HSET', counters, 'd', 1)
+      else
+        if last == nil or moment - last >= gap then
+          redis.call('HINCRBY', counters, 's', 1)
+        else
+          redis.call('HINCRBY', counters, 'ss', string.format('%.0f', moment - last))
+        end
+        last = moment
+        redis.call('HSET', counters, 'l', ARGV[index])
+      end
     end
   end
+  at = at + 2 * count + 1
+  redis.call('ZREMRANGEBYSCORE', recent, '-inf', '(' .. ARGV[3])
+  redis.call('ZREMRANGEBYRANK', recent, 0, -1 - limit)
+  redis.call('EXPIRE', counters, ARGV[1])
+  redis.call('EXPIRE', recent, ARGV[1])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3])
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[4]))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
 return 1
 """
 
@@ -204,13 +216,16 @@ def apply(
     ttl, oldest = _ttl(), micros(now - timedelta(days=RECENT_DAYS))
     gap = compute.SESSION_GAP // timedelta(microseconds=1)
     commands = []
+    keys, args = [], [ttl, gap, oldest, RECENT_LIMIT]
     for update in events:
-        flat = [value for moment, name in update.events for value in (moment, name)]
-        keys = (
+        keys += [
             counters_key(update.workspace_id, update.end_user_id),
             recent_key(update.workspace_id, update.end_user_id),
-        )
-        commands.append(("update", keys, (ttl, gap, oldest, RECENT_LIMIT, *flat)))
+        ]
+        args.append(len(update.events))
+        args += [value for moment, name in update.events for value in (moment, name)]
+    if keys:  # one script for the batch: its cost is per call, not per person
+        commands.append(("update", tuple(keys), tuple(args)))
     for update in steps:
         keys = (counters_key(update.workspace_id, update.end_user_id),)
         commands.append(("steps", keys, (ttl, update.enrollment_id, update.steps_completed)))
