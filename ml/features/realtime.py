@@ -25,10 +25,11 @@ marked its person dirty). A person created after it has all their events in Redi
 meaning no event yet, so a new user's first path decision reads Redis instead of recomputing from
 PostgreSQL. Redis keeps nothing on a restart: the key goes with the counters and is set anew.
 
-A batch's events go to Redis as one script call over every person's keys: Redis's cost is per
-call, and at 100 people a batch that is a fifth of the server's CPU per event. This needs a single
-Redis (as DESIGN's deployment has); on Redis Cluster, whose scripts may only touch one slot, the
-call would have to be split per person (the keys carry a hash tag per person for that).
+A batch's events go to Redis as one script call, its people's keys and events in one string
+argument: packing a Redis argument per key and value cost the server more than the rest of the
+store. The script names keys it was not given as KEYS, which a single Redis (DESIGN's deployment)
+allows; on Redis Cluster the call would have to be split per person (the keys carry a hash tag
+per person for that).
 
 Every call here may raise redis.RedisError; callers decide (ingestion logs and goes on, the read
 falls back). Short socket timeouts, no retries: a Redis that is down costs a request little.
@@ -57,24 +58,25 @@ RECENT_DAYS = 8
 RECENT_LIMIT = 5000  # events kept per person in the recent set (history.MAX_EVENTS_PER_PERSON)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# One call for a whole batch. KEYS: counters, recent of each person in turn. ARGV: ttl seconds,
-# session gap us, oldest recent us, recent limit, then per person the number of their events and
-# their (time us, member) pairs, in time order. Times travel as strings and stay integers.
+# One call for a whole batch. ARGV: ttl seconds, session gap us, oldest recent us, recent limit,
+# and the batch: a line per person, "<counters key> <recent key> <time us> <member> ...", events in
+# time order. One string rather than a Redis argument per value: packing those was most of the
+# server's cost per event. Times travel as strings and stay integers.
 _UPDATE = """
 local gap, oldest, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local at = 5
-for person = 1, #KEYS, 2 do
-  local counters, recent = KEYS[person], KEYS[person + 1]
-  local count = tonumber(ARGV[at])
+for line in string.gmatch(ARGV[5], '[^\\n]+') do
+  local fields = {}
+  for token in string.gmatch(line, '%S+') do fields[#fields + 1] = token end
+  local counters, recent = fields[1], fields[2]
   local stored = redis.call('HMGET', counters, 'l', 'f')
   local last, first = tonumber(stored[1] or ''), tonumber(stored[2] or '')
-  for index = at + 1, at + 2 * count, 2 do
-    local moment = tonumber(ARGV[index])
-    if redis.call('ZADD', recent, ARGV[index], ARGV[index + 1]) == 1 or moment < oldest then
+  for index = 3, #fields, 2 do
+    local moment = tonumber(fields[index])
+    if redis.call('ZADD', recent, fields[index], fields[index + 1]) == 1 or moment < oldest then
       redis.call('HINCRBY', counters, 'n', 1)
       if first == nil or moment < first then
         first = moment
-        redis.call('HSET', counters, 'f', ARGV[index])
+        redis.call('HSET', counters, 'f', fields[index])
       end
       if last ~= nil and moment < last then
         redis.call('HSET', counters, 'd', 1)
@@ -85,11 +87,10 @@ for person = 1, #KEYS, 2 do
           redis.call('HINCRBY', counters, 'ss', string.format('%.0f', moment - last))
         end
         last = moment
-        redis.call('HSET', counters, 'l', ARGV[index])
+        redis.call('HSET', counters, 'l', fields[index])
       end
     end
   end
-  at = at + 2 * count + 1
   redis.call('ZREMRANGEBYSCORE', recent, '-inf', '(' .. ARGV[3])
   redis.call('ZREMRANGEBYRANK', recent, 0, -1 - limit)
   redis.call('EXPIRE', counters, ARGV[1])
@@ -216,16 +217,18 @@ def apply(
     ttl, oldest = _ttl(), micros(now - timedelta(days=RECENT_DAYS))
     gap = compute.SESSION_GAP // timedelta(microseconds=1)
     commands = []
-    keys, args = [], [ttl, gap, oldest, RECENT_LIMIT]
-    for update in events:
-        keys += [
-            counters_key(update.workspace_id, update.end_user_id),
-            recent_key(update.workspace_id, update.end_user_id),
-        ]
-        args.append(len(update.events))
-        args += [value for moment, name in update.events for value in (moment, name)]
-    if keys:  # one script for the batch: its cost is per call, not per person
-        commands.append(("update", tuple(keys), tuple(args)))
+    lines = [
+        " ".join(
+            [
+                counters_key(update.workspace_id, update.end_user_id),
+                recent_key(update.workspace_id, update.end_user_id),
+                *(f"{moment} {name}" for moment, name in update.events),
+            ]
+        )
+        for update in events
+    ]
+    if lines:  # one script for the batch: its cost is per call, not per person
+        commands.append(("update", (), (ttl, gap, oldest, RECENT_LIMIT, "\n".join(lines))))
     for update in steps:
         keys = (counters_key(update.workspace_id, update.end_user_id),)
         commands.append(("steps", keys, (ttl, update.enrollment_id, update.steps_completed)))
