@@ -54,6 +54,27 @@ _RUNNING = PreparedQuery(
 )
 
 
+def assignments_record(*, chosen: Sequence[tuple[object, AssignmentDraft]]) -> None:
+    """One INSERT for the batch's assignments (path experiments here, model experiments in the ML
+    layer), assigned at the enrolment; a row already there (same user, same experiment) wins: an
+    assignment is never rewritten."""
+    Assignment.objects.bulk_create(
+        [
+            Assignment(
+                workspace_id=enrollment.workspace_id,
+                experiment_id=draft.experiment_id,
+                end_user_id=enrollment.end_user_id,
+                variant_id=draft.variant_id,
+                enrollment_id=enrollment.pk,
+                assigned_at=enrollment.enrolled_at,
+                hash_value=draft.hash_value,
+            )
+            for enrollment, draft in chosen
+        ],
+        ignore_conflicts=True,
+    )
+
+
 def running_path_experiments(*, workspace_id: int) -> list[Experiment]:
     """Compiled once per process (every identify asks); the arms are read only when one runs."""
     experiments = _RUNNING.all(workspace_id, Experiment.Kind.PATH.value, Experiment.Status.RUNNING.value)
@@ -143,23 +164,7 @@ class PathExperimentDecider:
         return deciders.Choice(control.path_version, reason)
 
     def record(self, *, chosen: list[tuple[object, AssignmentDraft]]) -> None:
-        """One INSERT for the batch, assigned at the enrolment; a row already there (same user, same
-        experiment) wins: an assignment is never rewritten."""
-        Assignment.objects.bulk_create(
-            [
-                Assignment(
-                    workspace_id=enrollment.workspace_id,
-                    experiment_id=draft.experiment_id,
-                    end_user_id=enrollment.end_user_id,
-                    variant_id=draft.variant_id,
-                    enrollment_id=enrollment.pk,
-                    assigned_at=enrollment.enrolled_at,
-                    hash_value=draft.hash_value,
-                )
-                for enrollment, draft in chosen
-            ],
-            ignore_conflicts=True,
-        )
+        assignments_record(chosen=chosen)
 
 
 DECIDER = PathExperimentDecider()

@@ -14,22 +14,10 @@ import redis
 from guardrails.gdpr.erasers import ErasureScope, eraser
 from guardrails.gdpr.export import Subject, exporter
 from ml.features import realtime
+from ml.features.derived import SNAPSHOT_FIELDS
 from ml.models import FeatureSnapshot, PathChoice
 
 logger = logging.getLogger(__name__)
-
-SNAPSHOT_FIELDS = (
-    "event_count",
-    "session_count",
-    "session_seconds",
-    "first_event_at",
-    "last_event_at",
-    "steps_completed",
-    "events_7d",
-    "active_days_7d",
-    "engagement_score",
-    "computed_at",
-)
 
 
 @exporter("ml")

@@ -33,13 +33,6 @@ class Arm:
     assign: bool  # write an Assignment with the enrollment
 
 
-@dataclass(frozen=True, slots=True)
-class AssignmentDraft:
-    experiment_id: int
-    variant_id: int
-    hash_value: float
-
-
 def _is_path_classifier(experiment: Experiment) -> bool:
     return any(variant.model_version.startswith(f"{MODEL_NAME}@") for variant in experiment.variants.all())
 
@@ -141,20 +134,3 @@ def arm_reason(arm: Arm) -> str:
         f"experiment {arm.experiment.key}, variant {arm.variant.key} ({arm.variant.model_version})"
         f"{hashed}{arm.how}"
     )
-
-
-def assignments(*, chosen: Sequence[tuple[object, AssignmentDraft]]) -> list[Assignment]:
-    """Unsaved Assignment rows for the enrollments just inserted (written with ignore_conflicts:
-    a row already there wins, an assignment is never rewritten)."""
-    return [
-        Assignment(
-            workspace_id=enrollment.workspace_id,
-            experiment_id=draft.experiment_id,
-            end_user_id=enrollment.end_user_id,
-            variant_id=draft.variant_id,
-            enrollment_id=enrollment.pk,
-            assigned_at=enrollment.enrolled_at,
-            hash_value=draft.hash_value,
-        )
-        for enrollment, draft in chosen
-    ]

@@ -28,7 +28,8 @@ from time import perf_counter
 from django.conf import settings
 from django.utils import timezone
 
-from experiments.models import Assignment, Experiment
+from experiments import deciding
+from experiments.models import Experiment
 from ml.features import store
 from ml.models import ModelName, ModelVersion, PathChoice
 from ml.serving import arms, explain, loaded, policy
@@ -104,7 +105,7 @@ class Draft:
     """The PathChoice fields of one decision and the experiment assignment to write with it."""
 
     values: dict
-    assignment: arms.AssignmentDraft | None = None
+    assignment: deciding.AssignmentDraft | None = None
 
 
 class PathModelDecider:
@@ -194,7 +195,7 @@ class PathModelDecider:
             "latency_ms": round((perf_counter() - started) * 1000, 3),
         }
         assignment = (
-            arms.AssignmentDraft(arm.experiment.pk, arm.variant.pk, arm.hash_value)
+            deciding.AssignmentDraft(arm.experiment.pk, arm.variant.pk, arm.hash_value)
             if arm is not None and arm.assign
             else None
         )
@@ -328,7 +329,7 @@ class PathModelDecider:
         )
         drafts = [(enrollment, draft.assignment) for enrollment, draft in chosen if draft.assignment]
         if drafts:
-            Assignment.objects.bulk_create(arms.assignments(chosen=drafts), ignore_conflicts=True)
+            deciding.assignments_record(chosen=drafts)
 
 
 DECIDER = PathModelDecider()
