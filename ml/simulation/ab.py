@@ -19,6 +19,7 @@ from experiments.stats.frequentist import welch_t_test
 from ml.features import compute
 from ml.simulation import world
 from ml.simulation.journey import DECISION_DELAY, opening
+from ml.simulation.writer import end_user_of
 from paths import planner
 from paths.models import PathVersion
 from tenancy.models import EndUser, Workspace
@@ -62,21 +63,6 @@ def _published(workspace: Workspace) -> list[PathVersion]:
     return published
 
 
-def _end_user(workspace: Workspace, person: world.Person) -> EndUser:
-    traits = person.traits
-    return EndUser(
-        workspace=workspace,
-        external_id=person.external_id,
-        persona=traits["persona"],
-        signup_source=traits["signup_source"],
-        company_size=traits["company_size"],
-        use_case=traits["use_case"],
-        locale=traits["locale"],
-        timezone=traits["timezone"],
-        created_at=person.signed_up_at,
-    )
-
-
 def _served(person: world.Person, end_user: EndUser, policy: Policy, published, seed: int) -> bool:
     """Whether the person activates on the path `policy` gives them."""
     _, activation_draw, _, before = opening(person, seed=seed)
@@ -106,7 +92,7 @@ def simulated_ab(
         person = world.draw_person(seed=seed, index=index, start=AB_START, days=1, prefix="ab")
         arm = index % 2
         policy = choose_model if arm else control
-        activated = _served(person, _end_user(workspace, person), policy, published, seed)
+        activated = _served(person, end_user_of(workspace, person), policy, published, seed)
         counts[arm][0] += 1
         counts[arm][1] += activated
     (n_rules, a_rules), (n_model, a_model) = counts[0], counts[1]

@@ -114,7 +114,8 @@ def simulation_paths_ensure(*, workspace: Workspace) -> list[PathVersion]:
     ]
 
 
-def _end_user(workspace: Workspace, person: world.Person) -> EndUser:
+def end_user_of(workspace: Workspace, person: world.Person) -> EndUser:
+    """The person's EndUser row, unsaved (the writer inserts them in bulk; the A/B keeps them in memory)."""
     traits = person.traits
     return EndUser(
         workspace=workspace,
@@ -132,7 +133,7 @@ def _end_user(workspace: Workspace, person: world.Person) -> EndUser:
 
 def _decide(workspace, person, *, rules, seed: int, share: float, end: datetime) -> _Simulated:
     """The logging policy's choice for one person, and their journey on it."""
-    end_user = _end_user(workspace, person)
+    end_user = end_user_of(workspace, person)
     decision, eligible = rules(end_user)
     explore_draw, pick_draw = person.policy_draws
     chosen, policy, reason = decision.path_version, PathChoice.Policy.RULES, decision.reason
