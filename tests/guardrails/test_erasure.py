@@ -165,6 +165,7 @@ def test_what_stays_is_tombstoned_and_counted(tenant, people):
             "event_rollups": 0,  # no refresh has run: the person has no cohort rows yet
             "rollup_facts": 0,  # no refresh has run: the workspace has no enrollment facts yet
             "signals": 0,
+            "ml": 0,  # path exploration is off in tests and no model is active: no path choice logged
         },
         "events": {"total": 3, "erased": 3},
     }
