@@ -156,4 +156,4 @@ def test_the_dashboard_is_in_the_navigation(workspaces, grace):
     sections = {section["name"]: section for section in index.context["app_list"]}
     assert "Dashboard:ml" in [model["object_name"] for model in sections["Machine learning"]["models"]]
     page = grace.get(PAGE).content.decode()
-    assert "› Machine learning › ML dashboard</div>" in page
+    assert "\u203a Machine learning \u203a ML dashboard</div>" in page
