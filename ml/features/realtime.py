@@ -68,28 +68,36 @@ for line in string.gmatch(ARGV[5], '[^\\n]+') do
   local fields = {}
   for token in string.gmatch(line, '%S+') do fields[#fields + 1] = token end
   local counters, recent = fields[1], fields[2]
-  local stored = redis.call('HMGET', counters, 'l', 'f')
+  local stored = redis.call('HMGET', counters, 'l', 'f', 'n', 's', 'ss')
   local last, first = tonumber(stored[1] or ''), tonumber(stored[2] or '')
+  local last_text, first_text, dirty = stored[1], stored[2], false
+  local events, sessions, session_us = 0, 0, 0
   for index = 3, #fields, 2 do
     local moment = tonumber(fields[index])
     if redis.call('ZADD', recent, fields[index], fields[index + 1]) == 1 or moment < oldest then
-      redis.call('HINCRBY', counters, 'n', 1)
+      events = events + 1
       if first == nil or moment < first then
-        first = moment
-        redis.call('HSET', counters, 'f', fields[index])
+        first, first_text = moment, fields[index]
       end
       if last ~= nil and moment < last then
-        redis.call('HSET', counters, 'd', 1)
+        dirty = true
       else
         if last == nil or moment - last >= gap then
-          redis.call('HINCRBY', counters, 's', 1)
+          sessions = sessions + 1
         else
-          redis.call('HINCRBY', counters, 'ss', string.format('%.0f', moment - last))
+          session_us = session_us + (moment - last)
         end
-        last = moment
-        redis.call('HSET', counters, 'l', fields[index])
+        last, last_text = moment, fields[index]
       end
     end
+  end
+  if events > 0 then  -- one write of the person's new totals (the script runs alone: no race)
+    redis.call('HSET', counters,
+      'n', (tonumber(stored[3] or '') or 0) + events,
+      's', (tonumber(stored[4] or '') or 0) + sessions,
+      'ss', string.format('%.0f', (tonumber(stored[5] or '') or 0) + session_us),
+      'f', first_text, 'l', last_text)
+    if dirty then redis.call('HSET', counters, 'd', 1) end
   end
   redis.call('ZREMRANGEBYSCORE', recent, '-inf', '(' .. ARGV[3])
   redis.call('ZREMRANGEBYRANK', recent, 0, -1 - limit)
