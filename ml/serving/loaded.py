@@ -30,7 +30,6 @@ class Loaded:
 
 
 _predictors: dict[int, Loaded | None] = {}  # version id -> loaded (None: refused)
-_serving: dict[tuple[int, str, str], tuple[float, list[int]]] = {}  # (ws, name, status) -> (checked, ids)
 _looked_up: dict[tuple, tuple[float, object]] = {}  # key -> (checked, value): looked_up()
 _lock = threading.Lock()
 
@@ -72,17 +71,14 @@ def load(model_version: ModelVersion) -> Loaded | None:
 
 
 def _serving_ids(workspace_id: int, name: str, status: str) -> list[int]:
-    key = (workspace_id, name, status)
-    known = _serving.get(key)
-    if known is not None and time.monotonic() - known[0] < CHECK_SECONDS:
-        return known[1]
-    ids = list(
-        ModelVersion.objects.filter(workspace_id=workspace_id, name=name, status=status)
-        .order_by("-major", "-minor", "-patch")
-        .values_list("pk", flat=True)
+    return looked_up(
+        ("serving", workspace_id, name, status),
+        lambda: list(
+            ModelVersion.objects.filter(workspace_id=workspace_id, name=name, status=status)
+            .order_by("-major", "-minor", "-patch")
+            .values_list("pk", flat=True)
+        ),
     )
-    _serving[key] = (time.monotonic(), ids)
-    return ids
 
 
 def _loaded(ids: list[int]) -> list[Loaded]:
@@ -114,8 +110,8 @@ def version(model_version: ModelVersion) -> Loaded | None:
 
 
 def looked_up(key: tuple, read: Callable[[], T]) -> T:
-    """`read()`'s answer, kept CHECK_SECONDS under `key` like the serving versions (the running
-    model experiments: a decision that serves nothing must not cost a query), dropped by forget()."""
+    """`read()`'s answer, kept CHECK_SECONDS under `key` (the serving versions, the running model
+    experiments: a decision that serves nothing must not cost a query), dropped by forget()."""
     known = _looked_up.get(key)
     if known is not None and time.monotonic() - known[0] < CHECK_SECONDS:
         return known[1]
@@ -128,5 +124,4 @@ def forget() -> None:
     """Drop what this process knows (tests; a promotion in this process calls it too)."""
     with _lock:
         _predictors.clear()
-        _serving.clear()
         _looked_up.clear()
